@@ -60,7 +60,7 @@ static void *xcalloc(size_t n, size_t size) {
     return p;
 }
 
-static double now_seconds(void) {
+double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
@@ -818,8 +818,216 @@ void model_update(Model *m, const AdamW *o, double lr) {
 }
 
 // ----------------------------------------------------------------------------
-// measurements: the paper's quantities, read from what forward and backward stored
-// (the probe pass is added here)
+// measurements: the paper's quantities, read from what forward and backward stored.
+// Token 0 is the candidate sink (s = 0). All gradients are of the mean training loss.
+// "Batch-aggregated" (the paper's word): sum a position's gradient over the batch rows, as one
+// optimizer step sees it, then take the norm. Measurements use doubles and never change the model.
+
+#define SINK_EPS 0.3         // a head is a sink head when its sink score alpha > 0.3
+#define SINK_T_EPS 64        // alpha averages a[t,0] over the first min(64, T) queries
+#define PROBE_POSITIONS 32   // per-position quantities are kept for t < 32
+#define RATIO_POSITIONS 16   // "token 0 vs the rest" compares t = 0 with the mean over t = 1..15
+
+// sink score of head h: alpha_h = mean over batch rows and queries t < T_eps of a[t,0].
+// att (B,H,T,T) of one layer.
+double sink_score(const real *att, int B, int H, int T, int h) {
+    int te = T < SINK_T_EPS ? T : SINK_T_EPS;
+    double s = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < te; t++) s += att[(((size_t)b * H + h) * T + t) * T + 0];
+    return s / ((double)B * te);
+}
+
+// fraction of heads with alpha > SINK_EPS
+double sink_rate(const double *alpha, int H) {
+    int n = 0;
+    for (int h = 0; h < H; h++) n += alpha[h] > SINK_EPS;
+    return (double)n / H;
+}
+
+// column mass M_0 = sum_t a[t,0] and second moment S_0 = sum_t a[t,0]^2 (Theorem 1's M_s, S_s
+// for s = 0), averaged over heads and batch rows
+void column_moments(double *M0, double *S0, const real *att, int B, int H, int T) {
+    double m = 0, s = 0;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                double a = att[(((size_t)b * H + h) * T + t) * T + 0];
+                m += a;
+                s += a * a;
+            }
+    *M0 = m / ((double)B * H);
+    *S0 = s / ((double)B * H);
+}
+
+// activation norms: out[t] = mean over batch rows and heads of ||x[b,t,h,:]||, t < P.
+// x (B,T,NH*D); NH = 1, D = C for the residual stream.
+void mean_norms(double *out, const real *x, int B, int T, int NH, int D, int P) {
+    for (int t = 0; t < P; t++) {
+        double acc = 0;
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++) {
+                const real *v = x + (((size_t)b * T + t) * NH + h) * D;
+                double ss = 0;
+                for (int i = 0; i < D; i++) ss += (double)v[i] * v[i];
+                acc += sqrt(ss);
+            }
+        out[t] = acc / ((double)B * NH);
+    }
+}
+
+// batch-aggregated gradient norms: out[t] = mean over heads of ||sum_b (g - minus)[b,t,h,:]||,
+// t < P (minus may be NULL). g (B,T,NH*D).
+void aggregated_norms(double *out, const real *g, const real *minus, int B, int T, int NH, int D, int P) {
+    double *sum = xcalloc(D, sizeof(double));
+    for (int t = 0; t < P; t++) {
+        double acc = 0;
+        for (int h = 0; h < NH; h++) {
+            memset(sum, 0, D * sizeof(double));
+            for (int b = 0; b < B; b++) {
+                size_t off = (((size_t)b * T + t) * NH + h) * D;
+                for (int i = 0; i < D; i++) sum[i] += g[off + i] - (minus ? minus[off + i] : 0);
+            }
+            double ss = 0;
+            for (int i = 0; i < D; i++) ss += sum[i] * sum[i];
+            acc += sqrt(ss);
+        }
+        out[t] = acc / NH;
+    }
+    free(sum);
+}
+
+// gradient-sink ratio R_GS = ||G_0|| / mean_{t=1..n-1} ||G_t||, G the batch-aggregated gradient
+// at the attention input x~. The paper uses n = 32 (needs T >= 32); a shorter T uses 1..T-1.
+double r_gs(const double *G, int n) {
+    if (n < 2) return NAN;
+    double m = 0;
+    for (int t = 1; t < n; t++) m += G[t];
+    return G[0] / (m / (n - 1));
+}
+
+// token 0 against the rest: x[0] / mean(x[1..n-1]), n = min(16, P)
+double tok0_ratio(const double *x, int P) {
+    int n = P < RATIO_POSITIONS ? P : RATIO_POSITIONS;
+    return r_gs(x, n);
+}
+
+double median(const double *x, int n) {
+    double *s = xcalloc(n, sizeof(double));
+    memcpy(s, x, n * sizeof(double));
+    for (int i = 1; i < n; i++) // insertion sort: n is the number of layers
+        for (int j = i; j > 0 && s[j - 1] > s[j]; j--) { double t = s[j]; s[j] = s[j - 1]; s[j - 1] = t; }
+    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    free(s);
+    return m;
+}
+
+// The probe: every quantity of the paper's figures, per layer (and per position t < P).
+// One table names the per-(layer, position) arrays; the JSON writer and the README use its names.
+enum {
+    PQ_NORM_H_IN, PQ_NORM_H_HALF, PQ_NORM_H_OUT, PQ_NORM_R_ATTN, PQ_NORM_R_MLP, PQ_NORM_V, PQ_NORM_VHAT,
+    PQ_GRAD_X_ATTN, PQ_GRAD_X_MLP, PQ_GRAD_Q, PQ_GRAD_K, PQ_GRAD_V,
+    PQ_ATTN_BLOAT, PQ_ATTN_COMPRESS, PQ_ATTN_CHANGE, PQ_MLP_BLOAT, PQ_MLP_COMPRESS, PQ_MLP_CHANGE,
+    NUM_PQ
+};
+static const char *PQ_NAMES[NUM_PQ] = {
+    "norm_h_in", "norm_h_half", "norm_h_out", "norm_r_attn", "norm_r_mlp", "norm_v", "norm_vhat",
+    "grad_x_attn", "grad_x_mlp", "grad_q", "grad_k", "grad_v",
+    "attn_bloat", "attn_compress", "attn_change", "mlp_bloat", "mlp_compress", "mlp_change"};
+
+typedef struct {
+    int L, H, Hkv, P, rgs_n;           // rgs_n: R_gs averages positions 1..rgs_n-1
+    double loss;                       // mean loss on the probe batch
+    double *alpha;                     // (L, H) sink score per head
+    double *sink_rate, *M0, *S0, *R_gs; // (L)
+    double *pq[NUM_PQ];                // (L, P) each, named by PQ_NAMES
+    double *lambda;                    // (L, Hkv) V-scale lambda (0 when off)
+    double *phi0, *phi_rest;           // (L) V-scale factor r/(r+c) at token 0, mean over t = 1..15
+} Probe;
+
+void probe_alloc(Probe *pr, const Config *c, int T) {
+    memset(pr, 0, sizeof(*pr));
+    pr->L = c->n_layer; pr->H = c->n_head; pr->Hkv = c->n_kv_head;
+    pr->P = T < PROBE_POSITIONS ? T : PROBE_POSITIONS;
+    pr->rgs_n = pr->P;
+    pr->alpha = xcalloc((size_t)pr->L * pr->H, sizeof(double));
+    pr->sink_rate = xcalloc(pr->L, sizeof(double)); pr->M0 = xcalloc(pr->L, sizeof(double));
+    pr->S0 = xcalloc(pr->L, sizeof(double)); pr->R_gs = xcalloc(pr->L, sizeof(double));
+    for (int q = 0; q < NUM_PQ; q++) pr->pq[q] = xcalloc((size_t)pr->L * pr->P, sizeof(double));
+    pr->lambda = xcalloc((size_t)pr->L * pr->Hkv, sizeof(double));
+    pr->phi0 = xcalloc(pr->L, sizeof(double)); pr->phi_rest = xcalloc(pr->L, sizeof(double));
+}
+void probe_free(Probe *pr) {
+    free(pr->alpha); free(pr->sink_rate); free(pr->M0); free(pr->S0); free(pr->R_gs);
+    for (int q = 0; q < NUM_PQ; q++) free(pr->pq[q]);
+    free(pr->lambda); free(pr->phi0); free(pr->phi_rest);
+    memset(pr, 0, sizeof(*pr));
+}
+
+static void ratio_of(double *out, const double *num, const double *den, int P) {
+    for (int t = 0; t < P; t++) out[t] = num[t] / den[t];
+}
+
+// fill the probe from the activations and gradients of the last forward + backward (B, T)
+void probe_measure(Probe *pr, const Model *m, int B, int T) {
+    const Config *c = &m->cfg;
+    int C = c->d_model, H = c->n_head, Hkv = c->n_kv_head, D = C / H, P = pr->P;
+    for (int l = 0; l < c->n_layer; l++) {
+        LayerActs s = layer_acts(&m->acts, m, l), g = layer_acts(&m->grads_acts, m, l);
+        double *alpha = pr->alpha + (size_t)l * H, *q[NUM_PQ];
+        for (int k = 0; k < NUM_PQ; k++) q[k] = pr->pq[k] + (size_t)l * P;
+        // attention sink: where the attention weights go
+        for (int h = 0; h < H; h++) alpha[h] = sink_score(s.att, B, H, T, h);
+        pr->sink_rate[l] = sink_rate(alpha, H);
+        column_moments(&pr->M0[l], &pr->S0[l], s.att, B, H, T);
+        // massive activations: norms per position
+        mean_norms(q[PQ_NORM_H_IN], s.h_in, B, T, 1, C, P);
+        mean_norms(q[PQ_NORM_H_HALF], s.h_half, B, T, 1, C, P);
+        mean_norms(q[PQ_NORM_H_OUT], s.h_out, B, T, 1, C, P);
+        mean_norms(q[PQ_NORM_R_ATTN], s.r_attn, B, T, 1, C, P);
+        mean_norms(q[PQ_NORM_R_MLP], s.r_mlp, B, T, 1, C, P);
+        mean_norms(q[PQ_NORM_V], s.v, B, T, Hkv, D, P);
+        mean_norms(q[PQ_NORM_VHAT], s.vhat, B, T, Hkv, D, P);
+        // gradient sink: batch-aggregated gradients at x~, and at q, k (after RoPE), v (before V-scale)
+        aggregated_norms(q[PQ_GRAD_X_ATTN], g.ln1, NULL, B, T, 1, C, P);
+        aggregated_norms(q[PQ_GRAD_X_MLP], g.ln2, NULL, B, T, 1, C, P);
+        aggregated_norms(q[PQ_GRAD_Q], g.q, NULL, B, T, H, D, P);
+        aggregated_norms(q[PQ_GRAD_K], g.k, NULL, B, T, Hkv, D, P);
+        aggregated_norms(q[PQ_GRAD_V], g.v, NULL, B, T, Hkv, D, P);
+        pr->R_gs[l] = r_gs(q[PQ_GRAD_X_ATTN], pr->rgs_n);
+        // gradient reshaping by the pre-norm branch (h -> x~ -> r -> h_half):
+        //   Bloat = |dx~| / |dr|, Compress = |dh - dh_half| / |dx~|, Change = |dh| / |dh_half|
+        // where dr = dh_half (residual) and dh - dh_half is what came back through RMSNorm.
+        double *dh = xcalloc(P, sizeof(double)), *dhh = xcalloc(P, sizeof(double)), *dho = xcalloc(P, sizeof(double));
+        double *dthrough = xcalloc(P, sizeof(double));
+        aggregated_norms(dh, g.h_in, NULL, B, T, 1, C, P);
+        aggregated_norms(dhh, g.h_half, NULL, B, T, 1, C, P);
+        aggregated_norms(dho, g.h_out, NULL, B, T, 1, C, P);
+        aggregated_norms(dthrough, g.h_in, g.h_half, B, T, 1, C, P);
+        ratio_of(q[PQ_ATTN_BLOAT], q[PQ_GRAD_X_ATTN], dhh, P);
+        ratio_of(q[PQ_ATTN_COMPRESS], dthrough, q[PQ_GRAD_X_ATTN], P);
+        ratio_of(q[PQ_ATTN_CHANGE], dh, dhh, P);
+        aggregated_norms(dthrough, g.h_half, g.h_out, B, T, 1, C, P); // the MLP branch: h_half -> h_out
+        ratio_of(q[PQ_MLP_BLOAT], q[PQ_GRAD_X_MLP], dho, P);
+        ratio_of(q[PQ_MLP_COMPRESS], dthrough, q[PQ_GRAD_X_MLP], P);
+        ratio_of(q[PQ_MLP_CHANGE], dhh, dho, P);
+        free(dh); free(dhh); free(dho); free(dthrough);
+        // V-scale: lambda and the factor r/(r+c) it applies at token 0 and (mean) at t = 1..15
+        LayerParams p = layer_params(&m->params, c, l);
+        int nr = P < RATIO_POSITIONS ? P : RATIO_POSITIONS;
+        double f0 = 0, fr = 0;
+        for (int h = 0; h < Hkv; h++) {
+            pr->lambda[(size_t)l * Hkv + h] = c->vscale == VSCALE_OFF ? 0 : c->vscale == VSCALE_FIXED ? 1 : exp(p.theta[h]);
+            for (int b = 0; b < B; b++)
+                for (int t = 0; t < nr; t++) {
+                    double f = s.vphi[((size_t)b * T + t) * Hkv + h];
+                    if (t == 0) f0 += f; else fr += f;
+                }
+        }
+        pr->phi0[l] = f0 / ((double)B * Hkv);
+        pr->phi_rest[l] = nr > 1 ? fr / ((double)B * Hkv * (nr - 1)) : NAN;
+    }
+}
 
 // ----------------------------------------------------------------------------
 // data loader: token files in llm.c's format. Header of 256 int32: magic 20240520,
@@ -841,6 +1049,11 @@ static int errorf(char *err, size_t len, const char *fmt, ...) {
     vsnprintf(err, len, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 // reads a whole file; returns NULL with err set when it cannot
@@ -900,6 +1113,7 @@ int dataloader_open(DataLoader *dl, const char *path, int B, int T, int vocab_si
 // first-token modes: ANY reads the stream as it is (paper-faithful windows, arbitrary first
 // token); EOT replaces the first input of every row by the end-of-text token (a fixed sink candidate)
 enum { FIRST_ANY = 0, FIRST_EOT = 1 };
+static const char *FIRST_TOKEN_NAMES[3] = {"any", "eot", NULL};
 
 void dataloader_batch(const DataLoader *dl, size_t k, int *inputs, int *targets, int first_token, int eot) {
     size_t BT = (size_t)dl->B * dl->T, start = (k % dl->num_batches) * BT;
@@ -1175,6 +1389,162 @@ double evaluate(Model *m, const DataLoader *dl, int n, int first_token, int eot)
 }
 
 // ----------------------------------------------------------------------------
+// the probe pass: forward and backward on a fixed batch exactly as a training step does them,
+// without the update, then the measurements above; one JSON line per probe in probes.jsonl
+
+typedef struct { char *s; size_t n, cap; } StrBuf; // a growing string
+
+static void sb_printf(StrBuf *b, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) return;
+        if (b->s && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
+        b->cap = (b->cap + (size_t)k + 1) * 2;
+        b->s = realloc(b->s, b->cap);
+        if (!b->s) die("out of memory");
+    }
+}
+
+// JSON has no NaN or Infinity: such numbers are written as null, and counted
+static void sb_num(StrBuf *b, double x, int *nonfinite) {
+    if (isfinite(x)) sb_printf(b, "%.6g", x);
+    else { sb_printf(b, "null"); (*nonfinite)++; }
+}
+static void sb_array(StrBuf *b, const char *key, const double *x, int n, int *nonfinite) {
+    sb_printf(b, ", \"%s\": [", key);
+    for (int i = 0; i < n; i++) { if (i) sb_printf(b, ", "); sb_num(b, x[i], nonfinite); }
+    sb_printf(b, "]");
+}
+static void sb_matrix(StrBuf *b, const char *key, const double *x, int rows, int cols, int *nonfinite) {
+    sb_printf(b, ", \"%s\": [", key);
+    for (int r = 0; r < rows; r++) {
+        sb_printf(b, r ? ", [" : "[");
+        for (int i = 0; i < cols; i++) { if (i) sb_printf(b, ", "); sb_num(b, x[(size_t)r * cols + i], nonfinite); }
+        sb_printf(b, "]");
+    }
+    sb_printf(b, "]");
+}
+
+// appends a line to a file so that a kill at any moment leaves either the old or the new
+// complete file: old content + line go to PATH.tmp, which is then renamed over PATH
+int append_line_atomic(const char *path, const char *line, char *err, size_t errlen) {
+    size_t n = 0;
+    unsigned char *old = NULL;
+    if (file_exists(path) && !(old = read_file(path, &n, err, errlen))) return -1;
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) { free(old); return errorf(err, errlen, "cannot write %s: %s", tmp, strerror(errno)); }
+    int bad = (n && fwrite(old, 1, n, f) != n) || fputs(line, f) < 0 || fputc('\n', f) == EOF;
+    bad |= fclose(f) != 0;
+    free(old);
+    if (bad) { remove(tmp); return errorf(err, errlen, "writing %s failed (disk full?)", tmp); }
+    if (rename(tmp, path) != 0) { remove(tmp); return errorf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno)); }
+    return 0;
+}
+
+// the layer where x is largest, and that value
+static int argmax(const double *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++) if (x[i] > x[best] || (!isfinite(x[best]) && isfinite(x[i]))) best = i;
+    return best;
+}
+
+// summaries that the stdout line, train.sh and the README table use
+typedef struct {
+    double sink_mean, M0_mean, R_gs_median, dv_dk_0;
+    double ratio_h_out[64], ratio_r_mlp[64], ratio_r_attn[64], ratio_v[64], ratio_grad_v[64];
+    double grad_mean[3][PROBE_POSITIONS]; // q, k, v gradient norms averaged over layers
+} ProbeSummary;
+
+void probe_summarize(ProbeSummary *s, const Probe *pr) {
+    memset(s, 0, sizeof(*s));
+    int L = pr->L < 64 ? pr->L : 64, P = pr->P;
+    for (int l = 0; l < L; l++) {
+        s->sink_mean += pr->sink_rate[l] / L;
+        s->M0_mean += pr->M0[l] / L;
+        s->ratio_h_out[l] = tok0_ratio(pr->pq[PQ_NORM_H_OUT] + (size_t)l * P, P);
+        s->ratio_r_mlp[l] = tok0_ratio(pr->pq[PQ_NORM_R_MLP] + (size_t)l * P, P);
+        s->ratio_r_attn[l] = tok0_ratio(pr->pq[PQ_NORM_R_ATTN] + (size_t)l * P, P);
+        s->ratio_v[l] = tok0_ratio(pr->pq[PQ_NORM_V] + (size_t)l * P, P);
+        s->ratio_grad_v[l] = tok0_ratio(pr->pq[PQ_GRAD_V] + (size_t)l * P, P);
+        for (int t = 0; t < P; t++) {
+            s->grad_mean[0][t] += pr->pq[PQ_GRAD_Q][(size_t)l * P + t] / L;
+            s->grad_mean[1][t] += pr->pq[PQ_GRAD_K][(size_t)l * P + t] / L;
+            s->grad_mean[2][t] += pr->pq[PQ_GRAD_V][(size_t)l * P + t] / L;
+        }
+    }
+    s->R_gs_median = median(pr->R_gs, pr->L);
+    s->dv_dk_0 = s->grad_mean[2][0] / s->grad_mean[1][0];
+}
+
+// one JSON object on one line; returns how many numbers were not finite (written as null)
+int probe_json(StrBuf *b, const Probe *pr, const Config *c, int step, double train_loss, double val_loss,
+               int val_step, double probe_ms, int first_token) {
+    int bad = 0, absent = 0, L = pr->L, P = pr->P;
+    ProbeSummary s;
+    probe_summarize(&s, pr);
+    sb_printf(b, "{\"step\": %d, \"train_loss\": ", step); // null before the first step / validation
+    sb_num(b, train_loss, &absent);
+    sb_printf(b, ", \"val_loss\": ");
+    sb_num(b, val_loss, &absent);
+    sb_printf(b, ", \"val_loss_step\": %d, \"probe_loss\": ", val_step);
+    sb_num(b, pr->loss, &bad);
+    sb_printf(b, ", \"probe_ms\": %.1f, \"L\": %d, \"H\": %d, \"Hkv\": %d, \"positions\": %d, \"vscale\": \"%s\", "
+                 "\"first_token\": \"%s\", \"rgs_positions\": [1, %d], \"rgs_short_T\": %s",
+              probe_ms, L, pr->H, pr->Hkv, P, VSCALE_NAMES[c->vscale], FIRST_TOKEN_NAMES[first_token], pr->rgs_n - 1,
+              pr->rgs_n < PROBE_POSITIONS ? "true" : "false");
+    sb_matrix(b, "alpha", pr->alpha, L, pr->H, &bad);
+    sb_array(b, "sink_rate", pr->sink_rate, L, &bad);
+    sb_array(b, "M0", pr->M0, L, &bad);
+    sb_array(b, "S0", pr->S0, L, &bad);
+    sb_array(b, "R_gs", pr->R_gs, L, &bad);
+    sb_printf(b, ", \"R_gs_median\": ");
+    sb_num(b, s.R_gs_median, &bad);
+    for (int q = 0; q < NUM_PQ; q++) sb_matrix(b, PQ_NAMES[q], pr->pq[q], L, P, &bad);
+    sb_array(b, "grad_q_mean", s.grad_mean[0], P, &bad);
+    sb_array(b, "grad_k_mean", s.grad_mean[1], P, &bad);
+    sb_array(b, "grad_v_mean", s.grad_mean[2], P, &bad);
+    sb_array(b, "ratio_h_out", s.ratio_h_out, L, &bad);
+    sb_array(b, "ratio_r_mlp", s.ratio_r_mlp, L, &bad);
+    sb_array(b, "ratio_r_attn", s.ratio_r_attn, L, &bad);
+    sb_array(b, "ratio_v", s.ratio_v, L, &bad);
+    sb_array(b, "ratio_grad_v", s.ratio_grad_v, L, &bad);
+    sb_printf(b, ", \"dv_dk_0\": ");
+    sb_num(b, s.dv_dk_0, &bad);
+    sb_matrix(b, "vscale_lambda", pr->lambda, L, pr->Hkv, &bad);
+    sb_array(b, "vscale_phi0", pr->phi0, L, &bad);
+    sb_array(b, "vscale_phi_rest", pr->phi_rest, L, &bad);
+    sb_printf(b, "}");
+    return bad;
+}
+
+// the compact line on stdout
+void probe_print(const Probe *pr, int step, double probe_ms, FILE *out) {
+    ProbeSummary s;
+    probe_summarize(&s, pr);
+    int lh = argmax(s.ratio_h_out, pr->L), lm = argmax(s.ratio_r_mlp, pr->L);
+    fprintf(out, "probe step %d | loss %.4f | sink %.2f | M0 %.2f | R_gs med %.2f%s | h_out tok0/rest max %.2f (L%d) | "
+                 "mlp tok0/rest max %.2f (L%d) | |dv0|/|dk0| %.2f | %.0f ms\n",
+            step, pr->loss, s.sink_mean, s.M0_mean, s.R_gs_median,
+            pr->rgs_n < PROBE_POSITIONS ? " (T<32: over t=1..T-1)" : "", s.ratio_h_out[lh], lh, s.ratio_r_mlp[lm], lm,
+            s.dv_dk_0, probe_ms);
+}
+
+// forward + backward on the probe batch, then measure. Touches gradients, never parameters
+// or optimizer state.
+void probe_run(Probe *pr, Model *m, const DataLoader *dl, int first_token, int eot) {
+    dataloader_batch(dl, 0, m->inputs, m->targets, first_token, eot);
+    pr->loss = model_forward(m, dl->B, dl->T, 1);
+    model_zero_grad(m);
+    model_backward(m, dl->B, dl->T);
+    probe_measure(pr, m, dl->B, dl->T);
+}
+
+// ----------------------------------------------------------------------------
 // command line: one table, parsed in one place
 
 typedef struct {
@@ -1185,18 +1555,18 @@ typedef struct {
     int val_every, val_batches, ckpt_every, resume, eval_only;
     int sample_tokens, top_k, sample_seed;
     double temperature;
+    int probe_every, probe_only;
 } Options;
 
 typedef struct {
     const char *shortf, *longf;
-    char type; // 'i' int, 'f' double, 's' string, 'e' one of names
+    char type; // 'i' int, 'f' double, 's' string, 'e' one of names, 'b' switch (takes no value)
     void *ptr;
     const char *const *names; // for 'e'
     const char *help;
     int given;
 } Flag;
 
-static const char *FIRST_TOKEN_NAMES[3] = {"any", "eot", NULL};
 static const char *VSCALE_FLAG_NAMES[4] = {"off", "fixed", "learned", NULL};
 
 static void options_defaults(Options *o) {
@@ -1206,11 +1576,11 @@ static void options_defaults(Options *o) {
         .ffn_hidden = 352, .vocab_size = 0, .steps = 1000, .warmup = 50, .seed = 1337, .vscale = VSCALE_OFF,
         .first_token = FIRST_ANY, .lr = 3e-3, .min_lr = -1, .weight_decay = 0.1, .grad_clip = 1.0,
         .val_every = 100, .val_batches = 8, .ckpt_every = 0, .resume = 0, .eval_only = 0,
-        .sample_tokens = 200, .top_k = 40, .sample_seed = 42, .temperature = 0.8};
+        .sample_tokens = 200, .top_k = 40, .sample_seed = 42, .temperature = 0.8, .probe_every = 100, .probe_only = 0};
     *o = d;
 }
 
-#define NUM_FLAGS 32
+#define NUM_FLAGS 48 // room in the table below
 static int flag_table(Flag *f, Options *o) {
     Flag t[] = {
         {"-i", "--train", 's', &o->train_path, NULL, "training tokens (llm.c .bin format)", 0},
@@ -1241,12 +1611,15 @@ static int flag_table(Flag *f, Options *o) {
         {"-k", "--ckpt-every", 'i', &o->ckpt_every, NULL, "write a checkpoint every N steps (0: at the end only)", 0},
         {"-x", "--eval-only", 'i', &o->eval_only, NULL, "1: evaluate the checkpoint (-c), do not train", 0},
         {"-G", "--sample", 'i', &o->sample_tokens, NULL, "tokens to generate at the end (0: none)", 0},
-        {"-p", "--temperature", 'f', &o->temperature, NULL, "sampling temperature (0: greedy)", 0},
+        {"-u", "--temperature", 'f', &o->temperature, NULL, "sampling temperature (0: greedy)", 0},
         {"-q", "--top-k", 'i', &o->top_k, NULL, "sample from the k most likely tokens (0: all)", 0},
         {"-y", "--sample-seed", 'i', &o->sample_seed, NULL, "seed of the sampler", 0},
+        {"-P", "--probe-every", 'i', &o->probe_every, NULL, "probe every N steps, and at the first and last (0: never)", 0},
+        {"-p", "--probe", 'b', &o->probe_only, NULL, "probe the checkpoint (-c) once, do not train", 0},
     };
     int n = (int)(sizeof(t) / sizeof(t[0]));
-    memcpy(f, t, sizeof(t));
+    if (n > NUM_FLAGS) die("internal: %d flags, room for %d", n, NUM_FLAGS);
+    memcpy(f, t, n * sizeof(Flag));
     return n;
 }
 
@@ -1257,13 +1630,14 @@ static void print_usage(Flag *f, int n) {
         if (f[i].type == 'i') snprintf(def, sizeof(def), "%d", *(int *)f[i].ptr);
         else if (f[i].type == 'f') snprintf(def, sizeof(def), "%g", *(double *)f[i].ptr);
         else if (f[i].type == 'e') snprintf(def, sizeof(def), "%s", f[i].names[*(int *)f[i].ptr]);
+        else if (f[i].type == 'b') snprintf(def, sizeof(def), "off; takes no value");
         else snprintf(def, sizeof(def), "%s", *(const char **)f[i].ptr);
         printf("  %s %-15s %s [%s]\n", f[i].shortf, f[i].longf, f[i].help, def);
     }
 }
 
 // fills o from argv; every mistake is one line and exit 2
-static void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) {
+void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) {
     options_defaults(o);
     int n = flag_table(f, o);
     *nflags = n;
@@ -1272,6 +1646,8 @@ static void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) 
         int k = 0;
         while (k < n && strcmp(argv[a], f[k].shortf) && strcmp(argv[a], f[k].longf)) k++;
         if (k == n) die("unknown flag %s (see -h)", argv[a]);
+        f[k].given = 1;
+        if (f[k].type == 'b') { *(int *)f[k].ptr = 1; continue; }
         if (a + 1 >= argc) die("flag %s needs a value", argv[a]);
         const char *val = argv[++a];
         char *end;
@@ -1293,7 +1669,6 @@ static void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) 
         } else {
             *(const char **)f[k].ptr = val;
         }
-        f[k].given = 1;
     }
     if (o->n_kv_head == 0) o->n_kv_head = o->n_head;
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
@@ -1307,17 +1682,19 @@ static void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) 
     if (o->val_every < 0 || o->val_batches < 0 || o->ckpt_every < 0) die("flags --val-every, --val-batches, --ckpt-every must be >= 0");
     if (o->resume != 0 && o->resume != 1) die("flag --resume: 0 or 1 (got %d)", o->resume);
     if (o->eval_only != 0 && o->eval_only != 1) die("flag --eval-only: 0 or 1 (got %d)", o->eval_only);
-    if ((o->resume || o->eval_only) && !*o->ckpt_in) die("flags --resume and --eval-only need a checkpoint (-c PATH)");
+    if ((o->resume || o->eval_only || o->probe_only) && !*o->ckpt_in)
+        die("flags --resume, --eval-only and --probe need a checkpoint (-c PATH)");
+    if (o->probe_every < 0) die("flag --probe-every: must be >= 0 (got %d)", o->probe_every);
     if (o->sample_tokens < 0 || o->top_k < 0 || o->temperature < 0) die("flags --sample, --top-k, --temperature must be >= 0");
 }
 
-static int flag_given(const Flag *f, int n, const char *shortf) {
+int flag_given(const Flag *f, int n, const char *shortf) {
     for (int i = 0; i < n; i++) if (!strcmp(f[i].shortf, shortf)) return f[i].given;
     return 0;
 }
 
 // mkdir -p; 0 on success
-static int make_dirs(const char *path) {
+int make_dirs(const char *path) {
     char buf[4096];
     snprintf(buf, sizeof(buf), "%s", path);
     for (char *p = buf + 1; *p; p++)
@@ -1327,10 +1704,6 @@ static int make_dirs(const char *path) {
     return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
 
 #ifndef TESTING
 int main(int argc, char **argv) {
@@ -1339,7 +1712,7 @@ int main(int argc, char **argv) {
     int nflags;
     parse_args(argc, argv, &o, flags, &nflags);
     char err[1024], path[4096];
-    int train = !o.eval_only && o.steps > 0;
+    int train = !o.eval_only && !o.probe_only && o.steps > 0;
 
     // the tokenizer: given, or beside the training file
     Tokenizer tok = {0};
@@ -1388,6 +1761,12 @@ int main(int argc, char **argv) {
     int have_val = *o.val_path && (o.val_batches > 0) && (flag_given(flags, nflags, "-j") || file_exists(o.val_path));
     if (have_val && dataloader_open(&val_dl, o.val_path, o.B, o.T, cfg.vocab_size, err, sizeof(err))) die("%s", err);
     if (o.eval_only && !have_val) die("--eval-only needs validation tokens (-j PATH)");
+    int probing = o.probe_only || (train && o.probe_every > 0);
+    const DataLoader *probe_dl = have_val ? &val_dl : &train_dl;
+    if (probing && !have_val) {
+        if (!train) die("--probe needs validation tokens (-j PATH) for its probe batch");
+        printf("note: no validation file, so probes use the first training batch\n");
+    }
 
     // model
     Model model;
@@ -1415,6 +1794,23 @@ int main(int argc, char **argv) {
         printf("val loss %.4f (%d batches of %s)\n", evaluate(&model, &val_dl, o.val_batches, o.first_token, eot),
                o.val_batches < (int)val_dl.num_batches ? o.val_batches : (int)val_dl.num_batches, o.val_path);
     }
+    Probe probe;
+    probe_alloc(&probe, &cfg, o.T);
+    char probe_path[4096];
+    snprintf(probe_path, sizeof(probe_path), "%s/probes.jsonl", o.out_dir);
+    if (probing && make_dirs(o.out_dir)) die("cannot create output directory %s", o.out_dir);
+    if (o.probe_only) {
+        double t0 = now_seconds();
+        probe_run(&probe, &model, probe_dl, o.first_token, eot);
+        double ms = (now_seconds() - t0) * 1e3;
+        probe_print(&probe, start_step, ms, stdout);
+        StrBuf line = {0};
+        if (probe_json(&line, &probe, &cfg, start_step, NAN, NAN, -1, ms, o.first_token))
+            fprintf(stderr, "gradsink: warning: non-finite probe values written as null\n");
+        if (append_line_atomic(probe_path, line.s, err, sizeof(err))) die("%s", err);
+        printf("appended to %s\n", probe_path);
+        free(line.s);
+    }
     if (train) {
         if (make_dirs(o.out_dir)) die("cannot create output directory %s", o.out_dir);
         snprintf(path, sizeof(path), "%s/log.txt", o.out_dir);
@@ -1426,19 +1822,32 @@ int main(int argc, char **argv) {
         printf("train: %s (%zu tokens, %zu batches of %d x %d) | steps %d..%d | lr %g -> %g | warmup %d\n",
                o.train_path, train_dl.count, train_dl.num_batches, o.B, o.T, start_step, o.steps, o.lr, o.min_lr, o.warmup);
         AdamW opt = {0, 0.9, 0.95, 1e-8, o.weight_decay};
-        int last_saved = -1;
+        int last_saved = -1, val_step = -1;
+        double val_loss = NAN, train_loss = NAN;
         for (int step = start_step; step <= o.steps; step++) {
             int last = step == o.steps;
             if (have_val && (last || (o.val_every > 0 && step % o.val_every == 0))) {
-                double vl = evaluate(&model, &val_dl, o.val_batches, o.first_token, eot);
-                printf("step %5d | val loss %.4f\n", step, vl);
-                fprintf(logf, "s:%d tel:%.6f\n", step, vl);
+                val_loss = evaluate(&model, &val_dl, o.val_batches, o.first_token, eot);
+                val_step = step;
+                printf("step %5d | val loss %.4f\n", step, val_loss);
+                fprintf(logf, "s:%d tel:%.6f\n", step, val_loss);
                 fflush(logf);
+            }
+            if (o.probe_every > 0 && (last || step == start_step || step % o.probe_every == 0)) {
+                double t0 = now_seconds();
+                probe_run(&probe, &model, probe_dl, o.first_token, eot);
+                double ms = (now_seconds() - t0) * 1e3;
+                probe_print(&probe, step, ms, stdout);
+                StrBuf line = {0};
+                if (probe_json(&line, &probe, &cfg, step, train_loss, val_loss, val_step, ms, o.first_token))
+                    fprintf(stderr, "gradsink: warning: step %d: non-finite probe values written as null\n", step);
+                if (append_line_atomic(probe_path, line.s, err, sizeof(err))) die("%s", err);
+                free(line.s);
             }
             if (last) break;
             double t0 = now_seconds();
             dataloader_batch(&train_dl, (size_t)step, model.inputs, model.targets, o.first_token, eot);
-            double loss = model_forward(&model, o.B, o.T, 1);
+            double loss = train_loss = model_forward(&model, o.B, o.T, 1);
             model_zero_grad(&model);
             model_backward(&model, o.B, o.T);
             double norm = clip_grads(model.grads_memory, model.num_parameters, o.grad_clip);
@@ -1470,6 +1879,7 @@ int main(int argc, char **argv) {
         model_sample(&model, have_tok ? &tok : NULL, eot, o.sample_tokens, o.temperature, o.top_k,
                      (uint64_t)o.sample_seed, stdout);
     }
+    probe_free(&probe);
     dataloader_free(&train_dl);
     dataloader_free(&val_dl);
     tokenizer_free(&tok);

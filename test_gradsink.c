@@ -590,6 +590,264 @@ static void test_tokenizer_decode(void) {
 }
 
 // ----------------------------------------------------------------------------
+// measurements: each metric on a hand-built case, then the paper's identities on a model
+
+static void test_sink_metrics(void) {
+    // 8 heads, T 4: heads 1, 4, 6 put 0.5 on token 0 at every query, the others 0.1
+    int B = 1, H = 8, T = 4;
+    real *att = xcalloc((size_t)B * H * T * T, sizeof(real));
+    for (int h = 0; h < H; h++)
+        for (int t = 0; t < T; t++) att[((size_t)h * T + t) * T] = (h == 1 || h == 4 || h == 6) ? 0.5 : 0.1;
+    double alpha[8], M0, S0;
+    for (int h = 0; h < H; h++) alpha[h] = sink_score(att, B, H, T, h);
+    double rate = sink_rate(alpha, H);
+    column_moments(&M0, &S0, att, B, H, T);
+    check(fabs(rate - 0.375) < 1e-12 && fabs(alpha[1] - 0.5) < 1e-7 && fabs(alpha[0] - 0.1) < 1e-7,
+          "sink rate: 3 of 8 heads with alpha 0.5 -> %.3f", rate);
+    check(fabs(M0 - 1.0) < 1e-6 && fabs(S0 - 0.4) < 1e-6, "column mass M0 = %.4f (want 1.0), S0 = %.4f (want 0.4)", M0, S0);
+    free(att);
+    // T_eps = min(64, T): weight on token 0 only after query 64 does not count
+    T = 100;
+    att = xcalloc((size_t)T * T, sizeof(real));
+    for (int t = 64; t < T; t++) att[(size_t)t * T] = 1;
+    double a_late = sink_score(att, 1, 1, T, 0);
+    for (int t = 0; t < T; t++) att[(size_t)t * T] = t < 64;
+    double a_early = sink_score(att, 1, 1, T, 0);
+    check(a_late == 0 && fabs(a_early - 1) < 1e-12, "sink score averages the first min(64, T) queries (%.2f, %.2f)", a_late, a_early);
+    free(att);
+}
+
+static void test_gradient_metrics(void) {
+    // batch-aggregated: rows are summed before the norm. B 2, T 32, C 3.
+    int B = 2, T = 32, C = 3;
+    real *g = xcalloc((size_t)B * T * C, sizeof(real));
+    for (int t = 0; t < T; t++) {
+        double total = t == 0 ? 10 : 2; // |G_0| = 10, |G_t| = 2: R_gs = 5
+        g[((size_t)0 * T + t) * C + 1] = (real)(0.25 * total);
+        g[((size_t)1 * T + t) * C + 1] = (real)(0.75 * total);
+    }
+    g[((size_t)0 * T + 5) * C + 2] = 7; // rows that cancel: no aggregated gradient at t = 5, axis 2
+    g[((size_t)1 * T + 5) * C + 2] = -7;
+    double G[32];
+    aggregated_norms(G, g, NULL, B, T, 1, C, 32);
+    double r = r_gs(G, 32);
+    check(fabs(G[0] - 10) < 1e-6 && fabs(G[5] - 2) < 1e-6 && fabs(r - 5) < 1e-6,
+          "R_gs from batch-aggregated norms: |G_0| 10, |G_t| 2 -> %.4f (opposite rows cancel: |G_5| = %.3f)", r, G[5]);
+    double x[16];
+    for (int t = 0; t < 16; t++) x[t] = t == 0 ? 12 : 3;
+    check(fabs(tok0_ratio(x, 16) - 4) < 1e-12 && fabs(median((double[]){3, 1, 2, 9}, 4) - 2.5) < 1e-12,
+          "token-0/rest ratio (12 vs 3 -> 4) and median of layers");
+    free(g);
+
+    // Bloat, Compress, Change on a layer whose gradients are set by hand (B 1, T 2, C 2)
+    Model m;
+    Config cfg = {5, 2, 1, 1, 1, 2, 2, VSCALE_OFF};
+    model_build(&m, &cfg);
+    model_alloc_acts(&m, 1, 2);
+    ActTensors *ga = &m.grads_acts;
+    real dh_out[2] = {1, 0}, dh_half[2] = {3, 0}, dh_in[2] = {3, 4}, dx1[2] = {0, 2}, dx2[2] = {0, 6};
+    for (int t = 0; t < 2; t++) {
+        memcpy(ga->res + 2 * 2 + 2 * t, dh_out, sizeof(dh_out)); // res[1] = h_out of layer 0
+        memcpy(ga->res + 2 * t, dh_in, sizeof(dh_in));
+        memcpy(ga->h_half + 2 * t, dh_half, sizeof(dh_half));
+        memcpy(ga->ln1 + 2 * t, dx1, sizeof(dx1));
+        memcpy(ga->ln2 + 2 * t, dx2, sizeof(dx2));
+    }
+    Probe pr;
+    probe_alloc(&pr, &cfg, 2);
+    probe_measure(&pr, &m, 1, 2);
+    double *q[NUM_PQ];
+    for (int k = 0; k < NUM_PQ; k++) q[k] = pr.pq[k];
+    check(fabs(q[PQ_ATTN_BLOAT][0] - 2.0 / 3) < 1e-9 && fabs(q[PQ_ATTN_COMPRESS][0] - 2) < 1e-9 &&
+              fabs(q[PQ_ATTN_CHANGE][0] - 5.0 / 3) < 1e-9,
+          "attention branch: Bloat |dx~|/|dr| = %.4f (2/3), Compress |dh-dh_half|/|dx~| = %.4f (2), Change |dh|/|dh_half| = %.4f (5/3)",
+          q[PQ_ATTN_BLOAT][0], q[PQ_ATTN_COMPRESS][0], q[PQ_ATTN_CHANGE][0]);
+    check(fabs(q[PQ_MLP_BLOAT][1] - 6) < 1e-9 && fabs(q[PQ_MLP_COMPRESS][1] - 1.0 / 3) < 1e-9 && fabs(q[PQ_MLP_CHANGE][1] - 3) < 1e-9,
+          "MLP branch: Bloat %.4f (6), Compress %.4f (1/3), Change %.4f (3)", q[PQ_MLP_BLOAT][1], q[PQ_MLP_COMPRESS][1],
+          q[PQ_MLP_CHANGE][1]);
+    check(pr.rgs_n == 2 && fabs(pr.R_gs[0] - 1) < 1e-9, "T < 32: R_gs uses positions 1..T-1 (here %d position)", pr.rgs_n - 1);
+    probe_free(&pr);
+    model_free(&m);
+}
+
+// the paper's exact identities, from the code's own activations and gradients
+static void test_identities(int n_kv_head, int vscale) {
+    Model m;
+    int B = 2, T = 9;
+    tiny_model(&m, n_kv_head, vscale, B, T);
+    model_forward(&m, B, T, 1);
+    model_zero_grad(&m);
+    model_backward(&m, B, T);
+    const Config *c = &m.cfg;
+    int C = c->d_model, H = c->n_head, Hkv = c->n_kv_head, D = C / H, KV = Hkv * D, group = H / Hkv;
+    double scale = 1.0 / sqrt((double)D), err_v = 0, err_k = 0, mag_v = 0, mag_k = 0, dq0 = 0, rowsum = 0;
+    for (int l = 0; l < c->n_layer; l++) {
+        LayerActs s = layer_acts(&m.acts, &m, l), g = layer_acts(&m.grads_acts, &m, l);
+        for (int b = 0; b < B; b++)
+            for (int hk = 0; hk < Hkv; hk++)
+                for (int j = 0; j < T; j++)
+                    for (int i = 0; i < D; i++) {
+                        // value path dV = A^T dY (summed over the query heads that read this kv head)
+                        // key path dk_s = sum_t a_ts <g_t, v_s - y_t> q_t / sqrt(D)
+                        double want_v = 0, want_k = 0;
+                        for (int h = hk * group; h < (hk + 1) * group; h++)
+                            for (int t = j; t < T; t++) {
+                                double a = s.att[(((size_t)b * H + h) * T + t) * T + j];
+                                const real *gt = g.atty + ((size_t)b * T + t) * C + h * D;
+                                const real *yt = s.atty + ((size_t)b * T + t) * C + h * D;
+                                const real *vs = s.vhat + ((size_t)b * T + j) * KV + hk * D;
+                                double beta = 0;
+                                for (int e = 0; e < D; e++) beta += gt[e] * (vs[e] - yt[e]);
+                                want_v += a * gt[i];
+                                want_k += a * beta * s.q[((size_t)b * T + t) * C + h * D + i] * scale;
+                            }
+                        size_t at = ((size_t)b * T + j) * KV + hk * D + i;
+                        err_v = fmax(err_v, fabs(g.vhat[at] - want_v)); mag_v = fmax(mag_v, fabs(want_v));
+                        err_k = fmax(err_k, fabs(g.k[at] - want_k)); mag_k = fmax(mag_k, fabs(want_k));
+                    }
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < C; i++) dq0 = fmax(dq0, fabs(g.q[(size_t)b * T * C + i])); // t = 0
+        // each row of the logit gradient sums to 0
+        real da[16], dl[16];
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++)
+                for (int t = 0; t < T; t++) {
+                    const real *a = s.att + (((size_t)b * H + h) * T + t) * T;
+                    for (int j = 0; j <= t; j++) {
+                        da[j] = 0;
+                        for (int e = 0; e < D; e++)
+                            da[j] += g.atty[((size_t)b * T + t) * C + h * D + e] * s.vhat[((size_t)b * T + j) * KV + (h / group) * D + e];
+                    }
+                    softmax_backward_row(dl, a, da, t + 1);
+                    double sum = 0, mag = 0;
+                    for (int j = 0; j <= t; j++) { sum += dl[j]; mag += fabs(dl[j]); }
+                    rowsum = fmax(rowsum, fabs(sum) / (mag + 1e-300));
+                }
+    }
+    double tol = sizeof(real) == 8 ? 1e-12 : 1e-5;
+    check(err_v <= tol * mag_v, "dV = A^T dY for every head (H %d, Hkv %d, vscale %s): max error %.1e of %.1e", H, Hkv,
+          VSCALE_NAMES[vscale], err_v, mag_v);
+    check(err_k <= tol * mag_k * 10, "key gradient dk_s = sum_t a_ts <g_t, v_s - y_t> q_t / sqrt(D): max error %.1e of %.1e",
+          err_k, mag_k);
+    check(dq0 == 0, "query path: dq_0 = 0 exactly (max |dq_0| = %g)", dq0);
+    check(rowsum < tol, "each row of the logit gradient sums to 0 (worst |sum|/sum|.| = %.1e)", rowsum);
+    model_free(&m);
+}
+
+static void test_rmsnorm_jacobian(void) {
+    // ||J^T u|| <= max|g| / rms(x) ||u|| for random upstream u, on rows of very different norms
+    int N = 50, C = 12;
+    real *x = rand_buf((size_t)N * C, 1), *g = rand_buf(C, 1), *y = rand_buf((size_t)N * C, 0), *rs = rand_buf(N, 0);
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < C; i++) x[(size_t)n * C + i] *= (real)pow(10.0, (n % 5) - 2); // rms from 0.01 to 100
+    rmsnorm_forward(y, rs, x, g, N, C);
+    double gmax = 0, worst = 0;
+    for (int i = 0; i < C; i++) gmax = fmax(gmax, fabs(g[i]));
+    real *u = xcalloc(C, sizeof(real)), *dx = xcalloc(C, sizeof(real)), dg[12];
+    for (int n = 0; n < N; n++)
+        for (int trial = 0; trial < 20; trial++) {
+            fill_normal(u, C, 1);
+            memset(dx, 0, C * sizeof(real));
+            rmsnorm_backward(dx, dg, u, x + (size_t)n * C, g, rs + n, 1, C);
+            double rms = sqrt(dot(x + (size_t)n * C, x + (size_t)n * C, C) / C);
+            double ratio = sqrt(dot(dx, dx, C)) / sqrt(dot(u, u, C)) / (gmax / rms);
+            worst = fmax(worst, ratio);
+        }
+    check(worst <= 1 + 1e-6, "RMSNorm Jacobian norm <= max|g|/rms(x) (worst ratio to the bound %.4f)", worst);
+    free(x); free(g); free(y); free(rs); free(u); free(dx);
+}
+
+static void test_vscale_jacobian(void) {
+    // J = phi I + 2c/(r+c)^2 v v^T: eigenvalue r/(r+c) orthogonal to v, (r^2+3cr)/(r+c)^2 along v,
+    // whose maximum over r is 9/8 at r = 3c. J is applied through vscale_backward (J symmetric).
+    int D = 4, d_model = 8;
+    real theta = 0, c = vscale_c(d_model, D, theta, VSCALE_FIXED);
+    double worst = 0, best_lambda = 0, best_r = 0;
+    for (int k = -20; k <= 20; k++) {
+        double r = 3 * c * pow(2.0, k / 4.0);
+        real v[4] = {1, 2, -1, 0.5}, u[4] = {2, -1, 0, 0}, Jv[4] = {0}, Ju[4] = {0}, dth = 0; // u . v = 0
+        double vn = sqrt(dot(v, v, 4));
+        for (int i = 0; i < 4; i++) v[i] = (real)(v[i] / vn * sqrt(r));
+        vscale_backward(Jv, &dth, v, v, &theta, VSCALE_FIXED, d_model, 1, 1, D);
+        vscale_backward(Ju, &dth, u, v, &theta, VSCALE_FIXED, d_model, 1, 1, D);
+        double lam_par = (r * r + 3 * c * r) / ((r + c) * (r + c)), lam_perp = r / (r + c);
+        for (int i = 0; i < 4; i++) {
+            worst = fmax(worst, fabs(Jv[i] - lam_par * v[i]) / sqrt(r));
+            worst = fmax(worst, fabs(Ju[i] - lam_perp * u[i]));
+        }
+        double measured = dot(Jv, v, 4) / dot(v, v, 4);
+        if (measured > best_lambda) { best_lambda = measured; best_r = r; }
+    }
+    double tol = sizeof(real) == 8 ? 1e-12 : 1e-5;
+    check(worst < tol, "V-scale Jacobian: eigenvalues r/(r+c) orthogonal to v and (r^2+3cr)/(r+c)^2 along v (error %.1e)", worst);
+    check(fabs(best_lambda - 9.0 / 8) < tol && fabs(best_r / (3 * c) - 1) < 1e-9,
+          "V-scale Jacobian's largest eigenvalue is 9/8 = %.6f, at r = 3c (found at r/c = %.3f)", best_lambda, best_r / c);
+}
+
+static void test_probe_is_read_only(void) {
+    char p[512], err[1024];
+    snprintf(p, sizeof(p), "%s/probe_tok.bin", tmpdir);
+    uint16_t tok[400];
+    for (int i = 0; i < 400; i++) tok[i] = (uint16_t)((i * 7 + i / 5) % 37);
+    write_tokens(p, DATA_MAGIC, 1, 400, tok, 400);
+    DataLoader dl;
+    dataloader_open(&dl, p, 2, 9, 37, err, sizeof(err));
+    Model m;
+    tiny_model(&m, 2, VSCALE_LEARNED, 2, 9);
+    AdamW o = {0, 0.9, 0.95, 1e-8, 0.1};
+    for (int s = 0; s < 2; s++) { // give the optimizer a state worth protecting
+        dataloader_batch(&dl, s, m.inputs, m.targets, FIRST_ANY, 36);
+        model_forward(&m, 2, 9, 1);
+        model_zero_grad(&m);
+        model_backward(&m, 2, 9);
+        model_update(&m, &o, 1e-3);
+    }
+    size_t bytes = m.num_parameters * sizeof(real);
+    real *before = xcalloc(3 * m.num_parameters, sizeof(real));
+    memcpy(before, m.params_memory, bytes);
+    memcpy(before + m.num_parameters, m.m_memory, bytes);
+    memcpy(before + 2 * m.num_parameters, m.v_memory, bytes);
+    int t_before = m.adam_t;
+    Probe pr;
+    probe_alloc(&pr, &m.cfg, 9);
+    probe_run(&pr, &m, &dl, FIRST_ANY, 36);
+    int same = !memcmp(before, m.params_memory, bytes) && !memcmp(before + m.num_parameters, m.m_memory, bytes) &&
+               !memcmp(before + 2 * m.num_parameters, m.v_memory, bytes) && t_before == m.adam_t;
+    check(same, "a probe leaves parameters and optimizer state bit-identical");
+
+    // the JSON line: every documented key, no NaN literal, and each key documented in the README
+    StrBuf line = {0};
+    int bad = probe_json(&line, &pr, &m.cfg, 7, 3.5, NAN, -1, 1.0, FIRST_ANY);
+    const char *keys[] = {"step", "train_loss", "val_loss", "val_loss_step", "probe_loss", "probe_ms", "L", "H", "Hkv",
+                          "positions", "vscale", "first_token", "rgs_positions", "rgs_short_T", "alpha", "sink_rate", "M0",
+                          "S0", "R_gs", "R_gs_median", "grad_q_mean", "grad_k_mean", "grad_v_mean", "ratio_h_out",
+                          "ratio_r_mlp", "ratio_r_attn", "ratio_v", "ratio_grad_v", "dv_dk_0", "vscale_lambda",
+                          "vscale_phi0", "vscale_phi_rest"};
+    int nkeys = (int)(sizeof(keys) / sizeof(keys[0])), missing = 0, undocumented = 0;
+    size_t rn;
+    unsigned char *readme = read_file("README.md", &rn, err, sizeof(err));
+    char key[64], tick[70];
+    for (int k = 0; k < nkeys + NUM_PQ; k++) {
+        snprintf(key, sizeof(key), "\"%s\":", k < nkeys ? keys[k] : PQ_NAMES[k - nkeys]);
+        snprintf(tick, sizeof(tick), "`%s`", k < nkeys ? keys[k] : PQ_NAMES[k - nkeys]);
+        if (!strstr(line.s, key)) { missing++; printf("     missing key %s\n", key); }
+        if (!readme || !strstr((char *)readme, tick)) { undocumented++; printf("     README does not document %s\n", tick); }
+    }
+    int has_nan = strstr(line.s, "nan") || strstr(line.s, "inf");
+    check(!missing && !undocumented && !has_nan && bad == 0 && strstr(line.s, "\"val_loss\": null"),
+          "probe JSON has all %d keys, all documented in README.md, no NaN literal (absent val loss -> null)", nkeys + NUM_PQ);
+    free(readme);
+    pr.R_gs[0] = NAN;
+    StrBuf l2 = {0};
+    int bad2 = probe_json(&l2, &pr, &m.cfg, 7, 3.5, 1.0, 0, 1.0, FIRST_ANY);
+    check(bad2 > 0 && strstr(l2.s, "\"R_gs\": [null"), "a non-finite measurement is written as null and counted (%d)", bad2);
+    free(line.s); free(l2.s);
+    probe_free(&pr);
+    model_free(&m);
+    dataloader_free(&dl);
+}
+
+// ----------------------------------------------------------------------------
 // training end to end
 
 static void test_training(void) {
@@ -665,6 +923,12 @@ int main(void) {
     test_checkpoint();
     test_dataloader();
     test_tokenizer_decode();
+    test_sink_metrics();
+    test_gradient_metrics();
+    for (int kv = 4; kv >= 2; kv -= 2) test_identities(kv, kv == 4 ? VSCALE_OFF : VSCALE_LEARNED);
+    test_rmsnorm_jacobian();
+    test_vscale_jacobian();
+    test_probe_is_read_only();
     test_training();
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
