@@ -269,13 +269,14 @@ void rope_backward(real *dinp, const real *dout, const real *cosb, const real *s
 // --- V-scale (the paper's intervention), between the value projection and attention:
 //   v_hat = phi(r) v,  r = ||v||^2 per token and kv head,  phi(r) = r / (r + c),
 //   c = d_model * d_head * sigma^2 * lambda,  sigma = 0.02,
-//   lambda = 1 (fixed) or exp(theta) with one learned theta per layer and kv head.
+//   lambda = exp(theta), one theta per layer and kv head: held fixed in mode "fixed" (theta = 0,
+//   lambda = 1, unless --vscale-lambda sets another), trained in mode "learned" (from theta = 0).
 // Small-norm values (a sink's values are small) are shrunk, and with them their gradient.
 enum { VSCALE_OFF = 0, VSCALE_FIXED = 1, VSCALE_LEARNED = 2 };
 #define VSCALE_SIGMA 0.02
 
 real vscale_c(int d_model, int d_head, real theta, int mode) {
-    real lambda = mode == VSCALE_LEARNED ? (real)exp(theta) : (real)1;
+    real lambda = mode == VSCALE_OFF ? (real)1 : (real)exp(theta);
     return (real)(d_model * d_head * VSCALE_SIGMA * VSCALE_SIGMA) * lambda;
 }
 void vscale_forward(real *vhat, real *phi, const real *v, const real *theta, int mode, int d_model,
@@ -1556,6 +1557,7 @@ typedef struct {
     int sample_tokens, top_k, sample_seed;
     double temperature;
     int probe_every, probe_only;
+    double vscale_lambda;
 } Options;
 
 typedef struct {
@@ -1576,7 +1578,7 @@ static void options_defaults(Options *o) {
         .ffn_hidden = 352, .vocab_size = 0, .steps = 1000, .warmup = 50, .seed = 1337, .vscale = VSCALE_OFF,
         .first_token = FIRST_ANY, .lr = 3e-3, .min_lr = -1, .weight_decay = 0.1, .grad_clip = 1.0,
         .val_every = 100, .val_batches = 8, .ckpt_every = 0, .resume = 0, .eval_only = 0,
-        .sample_tokens = 200, .top_k = 40, .sample_seed = 42, .temperature = 0.8, .probe_every = 100, .probe_only = 0};
+        .sample_tokens = 200, .top_k = 40, .sample_seed = 42, .temperature = 0.8, .probe_every = 100, .probe_only = 0, .vscale_lambda = 1.0};
     *o = d;
 }
 
@@ -1603,6 +1605,7 @@ static int flag_table(Flag *f, Options *o) {
         {"-g", "--grad-clip", 'f', &o->grad_clip, NULL, "global grad-norm clip (0: none)", 0},
         {"-s", "--seed", 'i', &o->seed, NULL, "seed of the initialisation", 0},
         {"-a", "--vscale", 'e', &o->vscale, VSCALE_FLAG_NAMES, "V-scale: off, fixed, learned", 0},
+        {"-A", "--vscale-lambda", 'f', &o->vscale_lambda, NULL, "V-scale's starting lambda (fixed: its value throughout)", 0},
         {"-f", "--first-token", 'e', &o->first_token, FIRST_TOKEN_NAMES, "first input of each row: any (as read), eot", 0},
         {"-v", "--val-every", 'i', &o->val_every, NULL, "validate every N steps (0: only at the end)", 0},
         {"-e", "--val-batches", 'i', &o->val_batches, NULL, "validation batches", 0},
@@ -1685,6 +1688,7 @@ void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) {
     if ((o->resume || o->eval_only || o->probe_only) && !*o->ckpt_in)
         die("flags --resume, --eval-only and --probe need a checkpoint (-c PATH)");
     if (o->probe_every < 0) die("flag --probe-every: must be >= 0 (got %d)", o->probe_every);
+    if (o->vscale_lambda <= 0) die("flag --vscale-lambda: must be > 0 (got %g)", o->vscale_lambda);
     if (o->sample_tokens < 0 || o->top_k < 0 || o->temperature < 0) die("flags --sample, --top-k, --temperature must be >= 0");
 }
 
@@ -1781,6 +1785,8 @@ int main(int argc, char **argv) {
         }
     } else {
         model_init(&model, (uint64_t)o.seed);
+        if (cfg.vscale != VSCALE_OFF) // theta = log lambda
+            for (size_t i = 0; i < model.param_sizes[10]; i++) model.params.vscale_theta[i] = (real)log(o.vscale_lambda);
     }
     int D = cfg.d_model / cfg.n_head;
     printf("model: V %d | C %d | L %d | H %d | Hkv %d | D %d | F %d | vscale %s | %zu parameters\n", cfg.vocab_size,

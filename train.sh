@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# train.sh — gradsink's main job: reproduce the paper's experiment on this machine.
+# Trains a baseline and a V-scale (learned) model with the same seed, data and configuration,
+# probing both as they train, then prints a side-by-side table and one verdict per claim.
+#
+#   ./train.sh                      # PRESET=text when a corpus is at hand, else PRESET=quick
+#   PRESET=quick ./train.sh         # synthetic corpus made here, no file needed
+#   PRESET=text DATA=book.txt ./train.sh
+#   PRESET=paper ./train.sh         # paper-faithful windows, longer
+#
+# Settings (environment): PRESET (quick|text|paper), DATA (a text file or a folder of .txt
+# documents, for text/paper), STEPS (override the preset's), SEEDS (default "1 2"),
+# THREADS (OpenMP threads; default all), OUT (default runs). Every run goes to a new folder
+# OUT/<preset>-<date>-<time>/seed<k>-{baseline,vscale}/ and is never overwritten.
+set -euo pipefail
+cd "$(dirname "$0")"
+start=$SECONDS
+
+die() { echo "train.sh: error: $*" >&2; exit 2; }
+
+PRESET=${PRESET:-}
+SEEDS=${SEEDS:-1 2}
+OUT=${OUT:-runs}
+[ -n "${THREADS:-}" ] && export OMP_NUM_THREADS=$THREADS
+command -v python3 >/dev/null || die "python3 is needed to prepare data and compare runs"
+
+make -s gradsink || die "build failed"
+
+# --- data: the corpus of the preset, prepared once into data/
+text_corpus() { # prints the data folder of the text corpus, preparing it when needed
+    if [ -n "${DATA:-}" ]; then
+        [ -e "$DATA" ] || die "DATA=$DATA does not exist"
+        local name
+        name=$(basename "${DATA%/}"); name=${name%.txt}
+        if [ ! -f "data/$name/train.bin" ]; then
+            python3 tokenizer.py --input "$DATA" --out "data/$name" >&2 || die "tokenizer.py failed on $DATA"
+        fi
+        echo "data/$name"
+    else
+        if [ ! -f data/tinyshakespeare/train.bin ]; then
+            python3 tokenizer.py --dataset tinyshakespeare --out data/tinyshakespeare >&2 || return 1
+        fi
+        echo "data/tinyshakespeare"
+    fi
+}
+
+if [ -z "$PRESET" ]; then
+    if [ -n "${DATA:-}" ] || [ -f data/tinyshakespeare/train.bin ] || [ -f data/tinyshakespeare.txt ]; then
+        PRESET=text
+    elif python3 tokenizer.py --dataset tinyshakespeare --out data/tinyshakespeare >/dev/null 2>&1; then
+        PRESET=text
+    else
+        echo "train.sh: no corpus available offline (pass DATA=path/to/text to use one): running PRESET=quick on a synthetic corpus"
+        PRESET=quick
+    fi
+fi
+
+# --- presets: the settings each one trains with (dev/EXPERIMENTS.md has the evidence for them)
+case "$PRESET" in
+    quick)
+        datadir=data/synthetic
+        [ -f $datadir/train.bin ] || python3 tokenizer.py --synthetic --out $datadir >/dev/null || die "could not make the synthetic corpus"
+        steps=${STEPS:-1500}
+        flags="-L 3 -C 64 -H 4 -K 4 -F 176 -t 128 -b 16 -l 3e-3 -w 100 -f eot -P 250 -v 250 -e 4"
+        ;;
+    text)
+        datadir=$(text_corpus) || die "no corpus: the tinyshakespeare download failed; pass DATA=path/to/text (a file or a folder of .txt files)"
+        steps=${STEPS:-2000}
+        flags="-L 4 -C 128 -H 4 -K 4 -F 352 -t 128 -b 16 -l 3e-3 -w 100 -f eot -P 250 -v 250 -e 4"
+        ;;
+    paper)
+        datadir=$(text_corpus) || die "no corpus: the tinyshakespeare download failed; pass DATA=path/to/text"
+        steps=${STEPS:-6000}
+        flags="-L 4 -C 128 -H 4 -K 4 -F 352 -t 256 -b 16 -l 3e-3 -w 300 -f any -P 500 -v 500 -e 4"
+        ;;
+    *) die "unknown PRESET=$PRESET (quick, text or paper)" ;;
+esac
+[[ "$steps" =~ ^[0-9]+$ ]] || die "STEPS=$steps is not a number"
+for s in $SEEDS; do [[ "$s" =~ ^[0-9]+$ ]] || die "SEEDS holds '$s', not a number"; done
+
+run=$OUT/$PRESET-$(date +%Y%m%d-%H%M%S)
+while [ -e "$run" ]; do run=$run-x; done
+mkdir -p "$run" || die "cannot create $run"
+echo "preset $PRESET | data $datadir | steps $steps | seeds $SEEDS | runs in $run"
+echo "flags: $flags"
+
+pairs=()
+for seed in $SEEDS; do
+    for mode in off learned; do
+        name=seed$seed-$([ $mode = off ] && echo baseline || echo vscale)
+        echo "--- $name"
+        # shellcheck disable=SC2086
+        ./gradsink -i $datadir/train.bin -j $datadir/val.bin $flags -n "$steps" -s "$seed" -a $mode \
+            -G 0 -o "$run/$name" > "$run/$name.log" 2>&1 &
+        pid=$!
+        # show the probe lines as they come
+        tail -n +1 -f "$run/$name.log" --pid=$pid 2>/dev/null | grep --line-buffered -E "^probe|error" || true
+        wait $pid || die "training $name failed; see $run/$name.log"
+    done
+    pairs+=("$run/seed$seed-baseline" "$run/seed$seed-vscale")
+done
+
+python3 dev/compare.py "${pairs[@]}" | tee "$run/compare.txt"
+python3 dev/plot.py --out "$run/figures" "${pairs[0]}" "${pairs[1]}" || true
+echo "total wall time: $((SECONDS - start)) s ($run)"
