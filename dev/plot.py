@@ -55,8 +55,8 @@ def check_probe(p, where):
         if k not in p:
             raise InputError("%s: missing key %r" % (where, k))
     L, P = p["L"], p["positions"]
-    if not isinstance(L, int) or not isinstance(P, int) or L < 1 or P < 1:
-        raise InputError("%s: bad L or positions" % where)
+    if not all(isinstance(x, int) for x in (L, P, p["step"])) or L < 1 or P < 1:
+        raise InputError("%s: bad step, L or positions" % where)
 
     def vec(v, n, k):
         if not isinstance(v, list) or len(v) != n:
@@ -116,6 +116,7 @@ def bars(ax, runs, key, title, ref=None):
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("layer")
     ax.set_xticks(range(runs[0]["last"]["L"]))
+    ax.set_xlim(-0.5, runs[0]["last"]["L"] - 0.5)  # null bars must not shift the axis
 
 
 def fig1(runs, out):
