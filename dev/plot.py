@@ -98,7 +98,10 @@ def load_run(run_dir):
 
 def save(fig, out, fname):
     path = os.path.join(out, fname)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    try:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    except OSError as e:
+        raise InputError("cannot write %s: %s" % (path, e))
     plt.close(fig)
     print(path)
 
@@ -255,11 +258,11 @@ def main():
         if len(runs) == 2 and runs[0]["last"]["L"] != runs[1]["last"]["L"]:
             raise InputError("the two runs have different numbers of layers")
         os.makedirs(args.out, exist_ok=True)
+        for f in (fig1, fig2, fig3, fig4):
+            f(runs, args.out)
     except (InputError, OSError) as e:
         print("dev/plot.py: error: %s" % e, file=sys.stderr)
         return 2
-    for f in (fig1, fig2, fig3, fig4):
-        f(runs, args.out)
     return 0
 
 
