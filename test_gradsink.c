@@ -591,6 +591,272 @@ static void test_tokenizer_decode(void) {
 }
 
 // ----------------------------------------------------------------------------
+// bad input, one case at a time: every reader refuses with a one-line reason naming the file
+
+// err must be one line that names the file and says `what`
+static int names(const char *err, const char *file, const char *what) {
+    return strstr(err, file) && strstr(err, what) && !strchr(err, '\n');
+}
+
+static void test_bad_token_files(void) {
+    char p[512], err[1024];
+    snprintf(p, sizeof(p), "%s/tok.bin", tmpdir);
+    uint16_t tok[50] = {0};
+    DataLoader dl;
+    write_tokens(p, DATA_MAGIC, 1, 0, tok, 0);
+    int r1 = dataloader_open(&dl, p, 1, 1, 13, err, sizeof(err));
+    check(r1 != 0 && names(err, "tok.bin", "at least one"), "token file with zero tokens rejected: %s", err);
+    write_tokens(p, DATA_MAGIC, 1, -5, tok, 0);
+    int r2 = dataloader_open(&dl, p, 1, 1, 13, err, sizeof(err));
+    check(r2 != 0 && names(err, "tok.bin", "-5 tokens"), "token file with a negative count rejected: %s", err);
+    write_tokens(p, DATA_MAGIC, 1, 2147483647, tok, 50);
+    int r3 = dataloader_open(&dl, p, 1, 1, 13, err, sizeof(err));
+    check(r3 != 0 && names(err, "tok.bin", "2147483647 tokens"), "token file with a count of 2^31-1 rejected: %s", err);
+    write_tokens(p, DATA_MAGIC, 1, 10, tok, 10);
+    FILE *f = fopen(p, "ab");
+    fputc(7, f); // an odd byte after the tokens
+    fclose(f);
+    int r4 = dataloader_open(&dl, p, 1, 1, 13, err, sizeof(err));
+    check(r4 != 0 && names(err, "tok.bin", "bytes after the header"), "token file with a stray byte rejected: %s", err);
+    write_bytes(p, "hello", 5);
+    int r5 = dataloader_open(&dl, p, 1, 1, 13, err, sizeof(err));
+    check(r5 != 0 && names(err, "tok.bin", "too short"), "5-byte token file rejected: %s", err);
+    int r6 = dataloader_open(&dl, tmpdir, 1, 1, 13, err, sizeof(err));
+    check(r6 != 0 && names(err, tmpdir, "not a regular file"), "a directory given as a token file rejected: %s", err);
+}
+
+// a tokenizer file: header h, then n entries "x", then merges
+static void write_tokenizer(const char *path, int32_t magic, int32_t version, int32_t V, int32_t eot, int32_t M,
+                            int entries, const int32_t *merges, int nmerge_ints) {
+    FILE *f = fopen(path, "wb");
+    int32_t h[HEADER_INTS] = {magic, version, V, eot, M};
+    fwrite(h, 4, HEADER_INTS, f);
+    for (int i = 0; i < entries; i++) { uint16_t len = 1; fwrite(&len, 2, 1, f); fputc('a' + i % 26, f); }
+    fwrite(merges, 4, nmerge_ints, f);
+    fclose(f);
+}
+
+static void test_bad_tokenizer_files(void) {
+    char p[512], err[1024];
+    snprintf(p, sizeof(p), "%s/bad.tk", tmpdir);
+    Tokenizer tk;
+    int32_t mg[4] = {0, 1, 2, 3};
+    write_tokenizer(p, TOKENIZER_MAGIC, 1, 5, 4, 2, 5, mg, 4);
+    int ok = tokenizer_load(&tk, p, err, sizeof(err)) == 0;
+    check(ok && tk.vocab_size == 5, "a hand-written 5-token tokenizer file with 2 merges loads");
+    if (ok) tokenizer_free(&tk);
+    struct { int32_t magic, version, V, eot, M; int entries, nm; const char *what, *label; } cases[] = {
+        {7, 1, 5, 4, 2, 5, 4, "bad magic", "bad magic"},
+        {TOKENIZER_MAGIC, 9, 5, 4, 2, 5, 4, "version 9", "bad version"},
+        {TOKENIZER_MAGIC, 1, 1, 0, 0, 1, 0, "vocab size 1", "vocab size 1"},
+        {TOKENIZER_MAGIC, 1, 70000, 0, 0, 5, 0, "vocab size 70000", "vocab size above 65536"},
+        {TOKENIZER_MAGIC, 1, 5, 5, 2, 5, 4, "eot id 5", "eot id outside the vocab"},
+        {TOKENIZER_MAGIC, 1, 5, -1, 2, 5, 4, "eot id -1", "negative eot id"},
+        {TOKENIZER_MAGIC, 1, 5, 4, -3, 5, 4, "negative merge count", "negative merge count"},
+        {TOKENIZER_MAGIC, 1, 5, 4, 2147483647, 5, 4, "2147483647 merges", "merge count 2^31-1 (no int overflow)"},
+        {TOKENIZER_MAGIC, 1, 5, 4, 3, 5, 4, "header says 3 merges", "fewer merges than the header says"},
+        {TOKENIZER_MAGIC, 1, 9, 4, 0, 5, 0, "token 5", "a vocabulary cut short"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        write_tokenizer(p, cases[i].magic, cases[i].version, cases[i].V, cases[i].eot, cases[i].M, cases[i].entries, mg,
+                        cases[i].nm);
+        int r = tokenizer_load(&tk, p, err, sizeof(err));
+        check(r != 0 && names(err, "bad.tk", cases[i].what) && !tk.offset, "tokenizer file with %s rejected: %s",
+              cases[i].label, err);
+    }
+    int32_t far[4] = {0, 1, 2, 99};
+    write_tokenizer(p, TOKENIZER_MAGIC, 1, 5, 4, 2, 5, far, 4);
+    int r = tokenizer_load(&tk, p, err, sizeof(err));
+    check(r != 0 && names(err, "bad.tk", "token 99"), "tokenizer file whose merge names token 99 rejected: %s", err);
+}
+
+// the header ints of a valid checkpoint of `m`, for editing
+static void header_of(const Model *m, int32_t *h, int step) {
+    const Config *c = &m->cfg;
+    int32_t g[11] = {CKPT_MAGIC, 1, c->vocab_size, c->d_model, c->n_layer, c->n_head, c->n_kv_head, c->ffn_hidden,
+                     c->max_seq_len, c->vscale, step};
+    memset(h, 0, HEADER_INTS * 4);
+    memcpy(h, g, sizeof(g));
+}
+
+static void test_bad_checkpoints(void) {
+    char p[512], q[512], err[1024];
+    snprintf(p, sizeof(p), "%s/ck.bin", tmpdir);
+    snprintf(q, sizeof(q), "%s/ck.bin.opt", tmpdir);
+    Model m, r;
+    tiny_model(&m, 2, VSCALE_LEARNED, 1, 4);
+    model_build(&r, &m.cfg);
+    checkpoint_write(&m, p, 5, err, sizeof(err));
+    size_t n;
+    unsigned char *good = read_file(p, &n, err, sizeof(err));
+    unsigned char *buf = xcalloc(n + 64, 1);
+    Config c;
+    int step;
+    // each case edits one header int of a valid checkpoint
+    struct { int index; int32_t value; const char *what, *label; } cases[] = {
+        {1, 2, "version 2", "version 2"},
+        {10, -1, "negative step", "a negative step"},
+        {3, 1 << 30, "width (-C)", "width 2^30"},
+        {2, -37, "vocab size (-V)", "a negative vocab"},
+        {4, 100000, "layers (-L)", "100000 layers"},
+        {8, 1 << 30, "sequence length", "max T 2^30"},
+        {9, 3, "V-scale", "V-scale mode 3"},
+        {7, 1000000, "truncated", "a larger F than the payload holds"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memcpy(buf, good, n);
+        memcpy(buf + 4 * cases[i].index, &cases[i].value, 4);
+        write_bytes(p, buf, n);
+        int rc = checkpoint_read_header(p, &c, &step, err, sizeof(err));
+        check(rc != 0 && names(err, "ck.bin", cases[i].what), "checkpoint with %s rejected: %s", cases[i].label, err);
+    }
+    // shapes that are each in range but together overflow the int32 parameter count
+    int32_t h[HEADER_INTS];
+    header_of(&m, h, 0);
+    h[2] = 65536; h[3] = 16384; h[4] = 1024; h[5] = 128; h[6] = 128; h[7] = 1048576;
+    write_bytes(p, h, sizeof(h));
+    int r1 = checkpoint_read_header(p, &c, &step, err, sizeof(err));
+    check(r1 != 0 && names(err, "ck.bin", "2^31-1 parameters"), "checkpoint header with 2^40 parameters rejected before any allocation: %s", err);
+    memcpy(buf, good, n);
+    write_bytes(p, buf, n + 4);
+    int r2 = checkpoint_read_header(p, &c, &step, err, sizeof(err));
+    check(r2 != 0 && names(err, "ck.bin", "truncated or not"), "checkpoint with 4 extra bytes rejected: %s", err);
+    write_bytes(p, buf, 100);
+    int r3 = checkpoint_read_header(p, &c, &step, err, sizeof(err));
+    check(r3 != 0 && names(err, "ck.bin", "too short"), "checkpoint shorter than a header rejected: %s", err);
+    float nan = NAN;
+    memcpy(buf + n - 4, &nan, 4); // the last entry of lm_head
+    write_bytes(p, buf, n);
+    real before = r.params_memory[0] = 42;
+    int r4 = checkpoint_read(&r, p, &step, err, sizeof(err));
+    check(r4 != 0 && names(err, "ck.bin", "lm_head holds a non-finite") && r.params_memory[0] == before,
+          "checkpoint holding a NaN rejected, model left untouched: %s", err);
+    Model other;
+    tiny_model(&other, 4, VSCALE_LEARNED, 1, 4);
+    write_bytes(p, good, n);
+    int r5 = checkpoint_read(&other, p, &step, err, sizeof(err));
+    check(r5 != 0 && names(err, "ck.bin", "does not match"), "checkpoint for another shape refused by a model: %s", err);
+    model_free(&other);
+    int r6 = checkpoint_read_header(tmpdir, &c, &step, err, sizeof(err));
+    check(r6 != 0 && names(err, tmpdir, "not a regular file"), "a directory given as a checkpoint rejected: %s", err);
+
+    // optimizer state: one edit at a time on a valid one; a refused file leaves the model as it was
+    m.adam_t = 5;
+    for (size_t i = 0; i < m.num_parameters; i++) { m.m_memory[i] = (real)(0.1 * i); m.v_memory[i] = (real)(0.01 * i); }
+    optstate_write(&m, q, 5, err, sizeof(err));
+    free(good); free(buf);
+    good = read_file(q, &n, err, sizeof(err));
+    buf = xcalloc(n, 1);
+    r.adam_t = 99;
+    int ok = optstate_read(&r, q, 5, err, sizeof(err)) == 0 && r.adam_t == 5 && r.v_memory[3] == (real)(float)(0.03);
+    check(ok, "optimizer state reads back");
+    struct { size_t offset; int32_t value; size_t len; const char *what, *label; } ocases[] = {
+        {0, 1234, 0, "bad magic", "bad magic"},
+        {4, 3, 0, "version 3", "version 3"},
+        {16, 12, 0, "12 parameters", "another parameter count"},
+        {16, -1, 0, "-1 parameters", "a negative parameter count"},
+        {8, -4, 0, "negative AdamW step", "a negative AdamW step"},
+        {0, OPT_MAGIC, 8, "truncated", "a truncated payload"},
+        {HEADER_INTS * 4 + 8, 0x7fc00000, 0, "first moment 2 is not finite", "a NaN first moment"},
+        {n - 4, (int32_t)0xbf800000, 0, "is negative", "a negative second moment"},
+    };
+    for (size_t i = 0; i < sizeof(ocases) / sizeof(ocases[0]); i++) {
+        memcpy(buf, good, n);
+        memcpy(buf + ocases[i].offset, &ocases[i].value, 4);
+        write_bytes(q, buf, n - ocases[i].len);
+        r.adam_t = 99;
+        int rc = optstate_read(&r, q, 5, err, sizeof(err));
+        check(rc != 0 && names(err, "ck.bin.opt", ocases[i].what) && r.adam_t == 99,
+              "optimizer state with %s rejected, model untouched: %s", ocases[i].label, err);
+    }
+    free(good); free(buf);
+    model_free(&m);
+    model_free(&r);
+}
+
+// the limits on shapes, and the memory estimate that main compares with the machine's memory
+static void test_limits(void) {
+    Config ok = {65536, 1024, 4, 8, 8, 4096, 2048, VSCALE_OFF};
+    Config big = {65536, 16384, 1024, 128, 128, 1048576, 65536, VSCALE_OFF};
+    Config wide = {100, 1 << 30, 1, 1, 1, 1, 1, VSCALE_OFF};
+    const char *w1 = config_check(&ok), *w2 = config_check(&big), *w3 = config_check(&wide);
+    check(!w1 && w2 && strstr(w2, "2^31-1") && w3 && strstr(w3, "-C"), "config limits: a 100M model passes; 2^40 parameters (%s) and width 2^30 (%s) do not",
+          w2 ? w2 : "-", w3 ? w3 : "-");
+    Config deep = ok;
+    deep.n_layer = 1024;
+    double b1 = model_bytes(&ok, 1, 16), b2 = model_bytes(&ok, 1000, 65536), b3 = model_bytes(&deep, 1000, 65536);
+    check(b1 > 4.0 * 4 * config_num_parameters(&ok) && b1 < 1e10 && b2 > 1e14 && b3 > 100 * b2 && isfinite(b3),
+          "model_bytes: %.3g GB for B 1 x T 16, %.3g GB for B 1000 x T 65536, %.3g GB with 1024 layers (no wrap-around)",
+          b1 / 1e9, b2 / 1e9, b3 / 1e9);
+    Model m;
+    tiny_model(&m, 2, VSCALE_OFF, 3, 9);
+    check(config_num_parameters(&m.cfg) == (double)m.num_parameters, "config_num_parameters agrees with the sizes table (%zu)",
+          m.num_parameters);
+    model_free(&m);
+}
+
+// ----------------------------------------------------------------------------
+// writes that a kill or a failure cannot leave half-done
+
+static void test_safe_writes(void) {
+    char p[512], blocker[600], err[1024];
+    snprintf(p, sizeof(p), "%s/w.bin", tmpdir);
+    snprintf(blocker, sizeof(blocker), "%s.tmp", p);
+    int ok = write_file_atomic(p, "old", 3, err, sizeof(err)) == 0;
+    mkdir(blocker, 0755); // PATH.tmp cannot be opened as a file: the write must fail and leave PATH
+    int r1 = write_file_atomic(p, "new!", 4, err, sizeof(err));
+    size_t n;
+    unsigned char *got = read_file(p, &n, err + 512, 512);
+    check(ok && r1 != 0 && got && n == 3 && !memcmp(got, "old", 3), "a failed atomic write leaves the old file: %s", err);
+    free(got);
+    rmdir(blocker);
+    ok = write_file_atomic(p, "new!", 4, err, sizeof(err)) == 0;
+    got = read_file(p, &n, err, sizeof(err));
+    struct stat st;
+    check(ok && n == 4 && !memcmp(got, "new!", 4) && stat(blocker, &st) != 0, "an atomic write replaces the file, no temp file left");
+    free(got);
+
+    // a checkpoint of non-finite parameters is never written over a good one
+    snprintf(p, sizeof(p), "%s/m.bin", tmpdir);
+    Model m;
+    tiny_model(&m, 2, VSCALE_OFF, 1, 4);
+    checkpoint_write(&m, p, 3, err, sizeof(err));
+    unsigned char *before = read_file(p, &n, err, sizeof(err));
+    m.params_memory[17] = (real)NAN;
+    int r2 = checkpoint_write(&m, p, 4, err, sizeof(err));
+    size_t n2;
+    unsigned char *after = read_file(p, &n2, err + 512, 512);
+    check(r2 != 0 && strstr(err, "not finite") && n2 == n && !memcmp(before, after, n),
+          "checkpoint_write refuses a NaN parameter; the file on disk is unchanged: %s", err);
+    free(before); free(after);
+    m.params_memory[17] = 0;
+    m.v_memory[3] = (real)INFINITY;
+    int r3 = optstate_write(&m, p, 4, err, sizeof(err));
+    check(r3 != 0 && strstr(err, "not finite"), "optstate_write refuses an infinite moment: %s", err);
+    model_free(&m);
+
+    // append_line: whole lines; a torn tail from an earlier kill is cut before the next line
+    snprintf(p, sizeof(p), "%s/probes.jsonl", tmpdir);
+    ok = append_line(p, "{\"step\": 0}", err, sizeof(err)) == 0 && append_line(p, "{\"step\": 1}\n", err, sizeof(err)) == 0;
+    FILE *f = fopen(p, "ab");
+    fputs("{\"step\": 2, \"sin", f); // what a kill in the middle of a write leaves
+    fclose(f);
+    ok &= append_line(p, "{\"step\": 2}", err, sizeof(err)) == 0;
+    got = read_file(p, &n, err, sizeof(err));
+    const char *want = "{\"step\": 0}\n{\"step\": 1}\n{\"step\": 2}\n";
+    check(ok && got && n == strlen(want) && !memcmp(got, want, n), "append_line writes whole lines and cuts a torn tail");
+    free(got);
+    write_bytes(p, "no newline at all", 17);
+    ok = append_line(p, "x", err, sizeof(err)) == 0;
+    got = read_file(p, &n, err, sizeof(err));
+    check(ok && n == 2 && !memcmp(got, "x\n", 2), "append_line on a file that is one torn line keeps only the new line");
+    free(got);
+    snprintf(p, sizeof(p), "%s/no/such/dir/p.jsonl", tmpdir);
+    int r4 = append_line(p, "x", err, sizeof(err));
+    check(r4 != 0 && strstr(err, "no/such/dir"), "append_line into a missing directory fails with a reason: %s", err);
+}
+
+// ----------------------------------------------------------------------------
 // training end to end
 
 static void test_training(void) {
@@ -666,6 +932,11 @@ int main(void) {
     test_checkpoint();
     test_dataloader();
     test_tokenizer_decode();
+    test_bad_token_files();
+    test_bad_tokenizer_files();
+    test_bad_checkpoints();
+    test_limits();
+    test_safe_writes();
     test_training();
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
