@@ -1361,7 +1361,7 @@ static const char *VSCALE_FLAG_NAMES[4] = {"off", "fixed", "learned", NULL};
 static void options_defaults(Options *o) {
     Options d = {
         .train_path = "data/train.bin", .val_path = "data/val.bin", .tokenizer_path = "", .out_dir = "out",
-        .ckpt_in = "", .B = 16, .T = 128, .n_layer = 4, .d_model = 128, .n_head = 4, .n_kv_head = 4,
+        .ckpt_in = "", .B = 16, .T = 128, .n_layer = 4, .d_model = 128, .n_head = 4, .n_kv_head = 0,
         .ffn_hidden = 352, .vocab_size = 0, .steps = 1000, .warmup = 50, .seed = 1337, .vscale = VSCALE_OFF,
         .first_token = FIRST_ANY, .lr = 3e-3, .min_lr = -1, .weight_decay = 0.1, .grad_clip = 1.0,
         .val_every = 100, .val_batches = 8, .ckpt_every = 0, .resume = 0, .eval_only = 0, .stop_at = 0,

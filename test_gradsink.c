@@ -7,6 +7,7 @@ Each check prints OK or FAIL and a number; the last line is "N passed, M failed"
 */
 #define TESTING
 #include "gradsink.c"
+#include <sys/wait.h>
 
 static int n_passed = 0, n_failed = 0;
 
@@ -907,37 +908,222 @@ static void test_training(void) {
           (unsigned long long)u1, (unsigned long long)u2);
 }
 
-int main(void) {
+// ----------------------------------------------------------------------------
+// the command line, end to end: `test_gradsink --cli ./gradsink` runs the built binary on
+// files it makes in a temp dir, and reads its exit code and stderr
+
+static const char *cli_bin;
+static char cli_err[4096]; // the last run's stderr, without its final newline
+static int cli_one_line;   // whether that stderr was exactly one line
+
+// runs "BIN args" with OMP_NUM_THREADS=2; returns the exit code, stderr in cli_err
+static int run(const char *fmt, ...) {
+    char args[3000], cmd[4096], ep[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(ep, sizeof(ep), "%s/stderr.txt", tmpdir);
+    snprintf(cmd, sizeof(cmd), "OMP_NUM_THREADS=2 %s %s >%s/stdout.txt 2>%s", cli_bin, args, tmpdir, ep);
+    int st = system(cmd);
+    size_t n = 0;
+    char err[16];
+    unsigned char *e = read_file(ep, &n, err, sizeof(err));
+    snprintf(cli_err, sizeof(cli_err), "%.*s", e ? (int)n : 0, e ? (char *)e : "");
+    free(e);
+    size_t len = strlen(cli_err);
+    cli_one_line = len > 0 && strchr(cli_err, '\n') == cli_err + len - 1;
+    if (len > 0 && cli_err[len - 1] == '\n') cli_err[len - 1] = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// exit code 2 and exactly one line on stderr that contains `what`
+static void expect_refusal(const char *label, const char *what, const char *fmt, ...) {
+    char args[3000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    int rc = run("%s", args);
+    check(rc == 2 && cli_one_line && strstr(cli_err, what), "cli %s: exit %d, %s", label, rc,
+          cli_one_line ? cli_err : "stderr is not one line");
+}
+
+static void test_cli(void) {
+    char d[512], tok[600], tok7[600], big[600], bad[600], tkz[600], ck[600], out[600], file[600];
+    snprintf(d, sizeof(d), "%s", tmpdir);
+    snprintf(tok, sizeof(tok), "%s/train.bin", d);
+    snprintf(tok7, sizeof(tok7), "%s/seven.bin", d);
+    snprintf(big, sizeof(big), "%s/ids.bin", d);
+    snprintf(bad, sizeof(bad), "%s/bad.bin", d);
+    snprintf(tkz, sizeof(tkz), "%s/bad.tk", d);
+    snprintf(ck, sizeof(ck), "%s/ck/model.bin", d);
+    snprintf(out, sizeof(out), "%s/out", d);
+    snprintf(file, sizeof(file), "%s/a_file", d);
+    // 3000 tokens over a vocab of 29 with some structure to learn
+    uint16_t t[3000];
+    for (int i = 0; i < 3000; i++) t[i] = (uint16_t)((i * 7 + (i / 5) * 3) % 29);
+    write_tokens(tok, DATA_MAGIC, 1, 3000, t, 3000);
+    write_tokens(tok7, DATA_MAGIC, 1, 7, t, 7);
+    t[100] = 29;
+    write_tokens(big, DATA_MAGIC, 1, 3000, t, 3000);
+    t[100] = 0;
+    write_tokens(bad, 1234, 1, 3000, t, 3000);
+    write_bytes(tkz, "not a tokenizer", 15);
+    write_bytes(file, "x", 1);
+    // a small model every run below shares: V 29, C 16, L 2, H 2, F 24
+    char model[1200];
+    snprintf(model, sizeof(model), "-i %s -j '' -V 29 -C 16 -L 2 -H 2 -F 24 -b 2 -t 8 -G 0", tok);
+
+    // flags
+    expect_refusal("unknown flag", "unknown flag --bogus", "%s --bogus 1", model);
+    expect_refusal("flag without a value", "needs a value", "%s -n", model);
+    expect_refusal("integer that does not parse", "--batch: 'abc' is not an integer", "%s -b abc", model);
+    expect_refusal("integer out of int range", "is not an integer", "%s -L 99999999999", model);
+    expect_refusal("number that does not parse", "--lr: '1e-3x' is not a number", "%s -l 1e-3x", model);
+    expect_refusal("NaN learning rate", "--lr: 'nan' is not a number", "%s -l nan", model);
+    expect_refusal("negative steps", "--steps", "%s -n -3", model);
+    expect_refusal("T = 0", "--seq-len", "%s -t 0", model);
+    expect_refusal("T above 65536", "--seq-len", "%s -t 100000", model);
+    expect_refusal("B x T too large", "too large", "%s -b 100000 -t 10000", model);
+    expect_refusal("heads not dividing width", "heads (-H) must divide the width (-C)", "%s -H 3", model);
+    expect_refusal("kv heads not dividing heads", "kv heads (-K) must divide heads (-H)", "%s -H 4 -K 3", model);
+    expect_refusal("odd head size", "even", "%s -C 18 -H 2", model);
+    expect_refusal("absurd width", "width (-C)", "%s -C 1000000000", model);
+    expect_refusal("negative layers", "layers (-L)", "%s -L -2", model);
+    expect_refusal("vocab above 65536", "vocab size (-V)", "%s -V 70000", model);
+    expect_refusal("2^40 parameters", "2^31-1 parameters", "%s -V 65536 -C 16384 -L 1024 -F 1048576", model);
+    expect_refusal("a model that needs more memory than the machine", "this machine has", "%s -b 1000 -t 65536 -H 8", model);
+    expect_refusal("unknown V-scale mode", "--vscale: unknown value 'maybe'", "%s -a maybe", model);
+    expect_refusal("--resume without a checkpoint", "need a checkpoint", "%s -r 1", model);
+    expect_refusal("--resume 2", "--resume", "%s -r 2", model);
+    expect_refusal("--sample absurd", "--sample", "%s -G 2000000000", model);
+    expect_refusal("--stop-at negative", "--stop-at", "%s -u -1", model);
+
+    // files
+    expect_refusal("missing train file", "cannot open /nonexistent/train.bin", "%s -i /nonexistent/train.bin", model);
+    expect_refusal("train file with bad magic", "bad.bin: bad magic", "%s -i %s", model, bad);
+    expect_refusal("train file holding id 29 >= vocab 29", "ids.bin: token 29 at position 100", "%s -i %s", model, big);
+    expect_refusal("train file shorter than one batch (T larger than the data)", "seven.bin: 7 tokens is fewer", "%s -i %s", model, tok7);
+    expect_refusal("a directory as the train file", "not a regular file", "%s -i %s", model, d);
+    expect_refusal("val file given but missing", "cannot open /nonexistent/val.bin", "%s -j /nonexistent/val.bin", model);
+    expect_refusal("val file shorter than one batch", "seven.bin: 7 tokens", "%s -j %s", model, tok7);
+    expect_refusal("tokenizer file that is garbage", "bad.tk: too short", "%s -z %s", model, tkz);
+    expect_refusal("tokenizer file missing", "cannot open /nonexistent/tok.bin", "%s -z /nonexistent/tok.bin", model);
+    expect_refusal("output directory under a file", "cannot create output directory", "%s -n 1 -o %s/sub", model, file);
+    expect_refusal("--eval-only without a checkpoint", "need a checkpoint", "%s -x 1", model);
+
+    // checkpoints: make one at step 2, then feed it with flags that disagree
+    int rc = run("%s -n 4 -u 2 -o %s/ck", model, d);
+    check(rc == 0, "cli: a 2-step run (of 4) writes a checkpoint: exit %d %s", rc, cli_err);
+    expect_refusal("missing checkpoint", "cannot open checkpoint /nonexistent/m.bin", "%s -c /nonexistent/m.bin", model);
+    expect_refusal("checkpoint with conflicting width", "flag -C 32 disagrees with checkpoint", "%s -c %s -C 32 -H 2", model, ck);
+    expect_refusal("checkpoint with conflicting V-scale", "flag -a 1 disagrees", "%s -c %s -a fixed", model, ck);
+    expect_refusal("checkpoint with --seed", "--seed has no effect with -c", "%s -c %s -s 3", model, ck);
+    expect_refusal("T above the checkpoint's max", "above checkpoint", "%s -c %s -t 9", model, ck);
+    expect_refusal("resume past --steps", "beyond --steps 1", "%s -c %s -r 1 -n 1", model, ck);
+    expect_refusal("--stop-at before the checkpoint", "--stop-at 1 is before", "%s -c %s -r 1 -n 4 -u 1", model, ck);
+    expect_refusal("--eval-only without val tokens", "needs validation tokens", "%s -c %s -x 1", model, ck);
+    expect_refusal("checkpoint given as train data", "bad magic 20261128", "%s -i %s", model, ck);
+    expect_refusal("train data given as a checkpoint", "bad magic 20240520", "%s -c %s", model, tok);
+    char cp[700], cpo[700], cmd[4000];
+    snprintf(cp, sizeof(cp), "%s/cut.bin", d);
+    snprintf(cpo, sizeof(cpo), "%s/cut.bin.opt", d);
+    snprintf(cmd, sizeof(cmd), "head -c 2000 %s > %s && head -c 1100 %s.opt > %s", ck, cp, ck, cpo);
+    if (system(cmd) != 0) check(0, "cli: could not make truncated files");
+    expect_refusal("truncated checkpoint", "cut.bin: 2000 bytes, but its header implies", "%s -c %s", model, cp);
+    snprintf(cmd, sizeof(cmd), "cp %s %s", ck, cp);
+    if (system(cmd) != 0) check(0, "cli: could not copy a checkpoint");
+    expect_refusal("truncated optimizer state", "cut.bin.opt: 1100 bytes", "%s -c %s -r 1", model, cp);
+    remove(cpo);
+    expect_refusal("resume without the optimizer state", "cannot open", "%s -c %s -r 1", model, cp);
+    snprintf(cmd, sizeof(cmd), "%s/ck2", d);
+    run("%s -n 4 -u 3 -o %s", model, cmd);
+    snprintf(cmd, sizeof(cmd), "cp %s/ck2/model.bin.opt %s", d, cpo);
+    if (system(cmd) != 0) check(0, "cli: could not copy an optimizer state");
+    expect_refusal("optimizer state from another step", "is from step 3, the checkpoint from step 2", "%s -c %s -r 1", model, cp);
+
+    // a run that blows up stops with the step and the last good checkpoint, which stays as it was
+    size_t n0, n1;
+    char err[256];
+    unsigned char *before = read_file(ck, &n0, err, sizeof(err));
+    rc = run("%s -c %s -r 1 -n 4 -k 1 -l 1e300 -o %s/ck", model, ck, d);
+    unsigned char *after = read_file(ck, &n1, err, sizeof(err));
+    check(rc == 3 && cli_one_line && strstr(cli_err, "step 2:") && strstr(cli_err, "not finite") &&
+              strstr(cli_err, "last good checkpoint: ") && strstr(cli_err, "ck/model.bin (step 2") && n0 == n1 &&
+              !memcmp(before, after, n0),
+          "cli: lr 1e300 makes the parameters infinite at step 2: exit %d, checkpoint unchanged, %s", rc, cli_err);
+    free(after);
+    rc = run("%s -c %s -r 1 -n 4 -k 1 -l 1e30 -o %s/ck2", model, ck, d);
+    check(rc == 3 && cli_one_line && strstr(cli_err, "loss") && strstr(cli_err, "last good checkpoint: "),
+          "cli: lr 1e30 overflows the forward pass: exit %d, %s", rc, cli_err);
+    free(before);
+
+    // resume: 8 steps in one run == 4 steps, checkpoint, resume for 4, bit for bit
+    rc = run("%s -n 8 -w 2 -o %s/full", model, d);
+    int rc2 = run("%s -n 8 -w 2 -u 4 -o %s/half", model, d);
+    char resume_from[700];
+    snprintf(resume_from, sizeof(resume_from), "%s/half/model.bin", d);
+    int rc3 = run("-i %s -j '' -b 2 -t 8 -G 0 -n 8 -w 2 -c %s -r 1 -o %s/half", tok, resume_from, d);
+    const char *files[3] = {"model.bin", "model.bin.opt", "log.txt"};
+    char a[700], b[700];
+    int same = 1;
+    for (int i = 0; i < 3; i++) {
+        snprintf(a, sizeof(a), "%s/full/%s", d, files[i]);
+        snprintf(b, sizeof(b), "%s/half/%s", d, files[i]);
+        same &= files_equal(a, b);
+    }
+    snprintf(a, sizeof(a), "%s/full/log.txt", d);
+    unsigned char *log = read_file(a, &n0, err, sizeof(err));
+    int lines = 0;
+    for (size_t i = 0; log && i < n0; i++) lines += log[i] == '\n';
+    free(log);
+    check(rc == 0 && rc2 == 0 && rc3 == 0 && same && lines == 8,
+          "cli: 8 steps == 4 steps + checkpoint + resume for 4: model.bin, model.bin.opt and the 8 logged losses are bit-identical");
+}
+
+// no arguments: the unit tests. --cli BIN: the command-line tests against the built binary BIN.
+// --quick: skip the slow whole-model finite differences (make test-asan uses it).
+int main(int argc, char **argv) {
     rng_seed(&trng, 2026);
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/gradsink_test_XXXXXX");
     if (!mkdtemp(tmpdir)) die("cannot make a temp dir");
-    printf("gradsink tests (%s build)\n", PRECISION);
-    test_encoder();
-    test_rmsnorm();
-    test_matmul(7, 5, 3);
-    test_matmul(1, 16, 9);
-    test_matmul(13, 33, 17);
-    test_rope();
-    test_attention(4, 4);
-    test_attention(4, 2);
-    test_attention(3, 1);
-    test_vscale(VSCALE_OFF);
-    test_vscale(VSCALE_FIXED);
-    test_vscale(VSCALE_LEARNED);
-    test_swiglu();
-    test_crossentropy();
-    for (int kv = 4; kv >= 2; kv -= 2)
-        for (int mode = VSCALE_OFF; mode <= VSCALE_LEARNED; mode++) test_model_gradients(kv, mode);
-    test_adamw();
-    test_checkpoint();
-    test_dataloader();
-    test_tokenizer_decode();
-    test_bad_token_files();
-    test_bad_tokenizer_files();
-    test_bad_checkpoints();
-    test_limits();
-    test_safe_writes();
-    test_training();
+    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    if (argc > 2 && !strcmp(argv[1], "--cli")) {
+        cli_bin = argv[2];
+        printf("gradsink command-line tests (%s)\n", cli_bin);
+        test_cli();
+    } else {
+        printf("gradsink tests (%s build%s)\n", PRECISION, quick ? ", --quick: whole-model finite differences on one config" : "");
+        test_encoder();
+        test_rmsnorm();
+        test_matmul(7, 5, 3);
+        test_matmul(1, 16, 9);
+        test_matmul(13, 33, 17);
+        test_rope();
+        test_attention(4, 4);
+        test_attention(4, 2);
+        test_attention(3, 1);
+        test_vscale(VSCALE_OFF);
+        test_vscale(VSCALE_FIXED);
+        test_vscale(VSCALE_LEARNED);
+        test_swiglu();
+        test_crossentropy();
+        if (quick) test_model_gradients(2, VSCALE_LEARNED);
+        else
+            for (int kv = 4; kv >= 2; kv -= 2)
+                for (int mode = VSCALE_OFF; mode <= VSCALE_LEARNED; mode++) test_model_gradients(kv, mode);
+        test_adamw();
+        test_checkpoint();
+        test_dataloader();
+        test_tokenizer_decode();
+        test_bad_token_files();
+        test_bad_tokenizer_files();
+        test_bad_checkpoints();
+        test_limits();
+        test_safe_writes();
+        test_training();
+    }
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
