@@ -109,16 +109,23 @@ static FILE *atomic_begin(const char *path, char *tmp, size_t tmplen, char *err,
     if (!f) errorf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
     return f;
 }
-static int atomic_commit(FILE *f, const char *tmp, const char *path, char *err, size_t errlen) {
+// atomic_commit in two halves, for writing several files and then renaming them together:
+// atomic_close makes PATH.tmp complete on disk (or removes it), atomic_rename puts it in place
+static int atomic_close(FILE *f, const char *tmp, const char *path, char *err, size_t errlen) {
     int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
     if (bad) { remove(tmp); return errorf(err, errlen, "writing %s failed (disk full?); %s is unchanged", tmp, path); }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return errorf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(e));
-    }
     return 0;
+}
+static int atomic_rename(const char *tmp, const char *path, char *err, size_t errlen) {
+    if (rename(tmp, path) == 0) return 0;
+    int e = errno;
+    remove(tmp);
+    return errorf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(e));
+}
+static int atomic_commit(FILE *f, const char *tmp, const char *path, char *err, size_t errlen) {
+    if (atomic_close(f, tmp, path, err, errlen)) return -1;
+    return atomic_rename(tmp, path, err, errlen);
 }
 // the whole of data[0..n) as PATH, atomically (for small files rewritten whole)
 int write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen) {
@@ -1055,30 +1062,43 @@ static size_t first_nonfinite(const real *x, size_t n) {
     return i;
 }
 
-// header + float arrays to path, atomically. Refuses non-finite values, so a diverged run can
-// never replace a good checkpoint with a bad one.
-static int write_atomic(const char *path, const int32_t *header, const real **arrays, const size_t *lens, int n,
-                        char *err, size_t errlen) {
+// header + float arrays to PATH.tmp, complete and synced (the caller renames it into place).
+// Refuses non-finite values, so a diverged run can never replace a good checkpoint.
+static int write_tmp(const char *path, char *tmp, size_t tmplen, const int32_t *header, const real **arrays,
+                     const size_t *lens, int n, char *err, size_t errlen) {
     for (int i = 0; i < n; i++) {
         size_t j = first_nonfinite(arrays[i], lens[i]);
         if (j < lens[i]) return errorf(err, errlen, "refusing to write %s: value %zu of array %d is not finite", path, j, i);
     }
-    char tmp[4096];
-    FILE *f = atomic_begin(path, tmp, sizeof(tmp), err, errlen);
+    FILE *f = atomic_begin(path, tmp, tmplen, err, errlen);
     if (!f) return -1;
     int bad = fwrite(header, sizeof(int32_t), HEADER_INTS, f) != HEADER_INTS;
     for (int i = 0; i < n && !bad; i++) bad = write_floats(f, arrays[i], lens[i]) != 0;
     if (bad) { fclose(f); remove(tmp); return errorf(err, errlen, "writing %s failed (disk full?); %s is unchanged", tmp, path); }
-    return atomic_commit(f, tmp, path, err, errlen);
+    return atomic_close(f, tmp, path, err, errlen);
+}
+
+static void checkpoint_header(const Model *m, int step, int32_t *h) {
+    const Config *c = &m->cfg;
+    int32_t v[11] = {CKPT_MAGIC, 1, c->vocab_size, c->d_model, c->n_layer, c->n_head, c->n_kv_head, c->ffn_hidden,
+                     c->max_seq_len, c->vscale, step};
+    memset(h, 0, HEADER_INTS * sizeof(int32_t));
+    memcpy(h, v, sizeof(v));
+}
+static void optstate_header(const Model *m, int step, int32_t *h) {
+    int32_t v[5] = {OPT_MAGIC, 1, m->adam_t, step, (int32_t)m->num_parameters};
+    memset(h, 0, HEADER_INTS * sizeof(int32_t));
+    memcpy(h, v, sizeof(v));
 }
 
 int checkpoint_write(const Model *m, const char *path, int step, char *err, size_t errlen) {
-    const Config *c = &m->cfg;
-    int32_t h[HEADER_INTS] = {CKPT_MAGIC, 1, c->vocab_size, c->d_model, c->n_layer, c->n_head, c->n_kv_head,
-                              c->ffn_hidden, c->max_seq_len, c->vscale, step};
+    int32_t h[HEADER_INTS];
+    checkpoint_header(m, step, h);
     const real *arrays[1] = {m->params_memory};
     size_t lens[1] = {m->num_parameters};
-    return write_atomic(path, h, arrays, lens, 1, err, errlen);
+    char tmp[4096];
+    if (write_tmp(path, tmp, sizeof(tmp), h, arrays, lens, 1, err, errlen)) return -1;
+    return atomic_rename(tmp, path, err, errlen);
 }
 
 // Checks a model file's header (the first bytes of the file, head[0..headlen)) and that the
@@ -1147,10 +1167,29 @@ int checkpoint_read(Model *m, const char *path, int *step, char *err, size_t err
 }
 
 int optstate_write(const Model *m, const char *path, int step, char *err, size_t errlen) {
-    int32_t h[HEADER_INTS] = {OPT_MAGIC, 1, m->adam_t, step, (int32_t)m->num_parameters};
+    int32_t h[HEADER_INTS];
+    optstate_header(m, step, h);
     const real *arrays[2] = {m->m_memory, m->v_memory};
     size_t lens[2] = {m->num_parameters, m->num_parameters};
-    return write_atomic(path, h, arrays, lens, 2, err, errlen);
+    char tmp[4096];
+    if (write_tmp(path, tmp, sizeof(tmp), h, arrays, lens, 2, err, errlen)) return -1;
+    return atomic_rename(tmp, path, err, errlen);
+}
+
+// What a training run saves: PATH and PATH.opt. Both temp files are written and synced before
+// either is renamed, so a kill or a full disk while writing leaves the previous pair intact.
+int checkpoint_save(const Model *m, const char *path, int step, char *err, size_t errlen) {
+    char opt_path[4096], tmp[4096], opt_tmp[4096];
+    if (snprintf(opt_path, sizeof(opt_path), "%s.opt", path) >= (int)sizeof(opt_path)) return errorf(err, errlen, "path too long: %s", path);
+    int32_t h[HEADER_INTS], ho[HEADER_INTS];
+    checkpoint_header(m, step, h);
+    optstate_header(m, step, ho);
+    const real *arrays[2] = {m->params_memory}, *opt_arrays[2] = {m->m_memory, m->v_memory};
+    size_t lens[2] = {m->num_parameters}, opt_lens[2] = {m->num_parameters, m->num_parameters};
+    if (write_tmp(path, tmp, sizeof(tmp), h, arrays, lens, 1, err, errlen)) return -1;
+    if (write_tmp(opt_path, opt_tmp, sizeof(opt_tmp), ho, opt_arrays, opt_lens, 2, err, errlen)) { remove(tmp); return -1; }
+    if (atomic_rename(opt_tmp, opt_path, err, errlen)) { remove(tmp); return -1; }
+    return atomic_rename(tmp, path, err, errlen);
 }
 
 // Parses an optimizer-state file held in memory into m, which already holds the checkpoint
@@ -1592,9 +1631,8 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof(path), "%s/log.txt", o.out_dir);
         FILE *logf = fopen(path, "a");
         if (!logf) die("cannot write %s: %s", path, strerror(errno));
-        char ckpt_path[4096], opt_path[4096];
+        char ckpt_path[4096]; // and ckpt_path.opt beside it
         snprintf(ckpt_path, sizeof(ckpt_path), "%s/model.bin", o.out_dir);
-        snprintf(opt_path, sizeof(opt_path), "%s/model.bin.opt", o.out_dir);
         printf("train: %s (%zu tokens, %zu batches of %d x %d) | steps %d..%d | lr %g -> %g | warmup %d\n",
                o.train_path, train_dl.count, train_dl.num_batches, o.B, o.T, start_step, o.steps, o.lr, o.min_lr, o.warmup);
         AdamW opt = {0, 0.9, 0.95, 1e-8, o.weight_decay};
@@ -1638,14 +1676,12 @@ int main(int argc, char **argv) {
                    norm, dt * 1e3, o.B * o.T / dt);
             fprintf(logf, "s:%d trl:%.9g\n", step, loss); // %.9g: a float loss, exactly
             if (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0 && step + 1 < end) {
-                if (checkpoint_write(&model, ckpt_path, step + 1, err, sizeof(err)) ||
-                    optstate_write(&model, opt_path, step + 1, err, sizeof(err))) die("%s", err);
+                if (checkpoint_save(&model, ckpt_path, step + 1, err, sizeof(err))) die("%s", err);
                 snprintf(last_good, sizeof(last_good), "%s (step %d)", ckpt_path, step + 1);
             }
         }
         fclose(logf);
-        if (checkpoint_write(&model, ckpt_path, end, err, sizeof(err)) ||
-            optstate_write(&model, opt_path, end, err, sizeof(err))) die("%s", err);
+        if (checkpoint_save(&model, ckpt_path, end, err, sizeof(err))) die("%s", err);
         printf("wrote %s (step %d)\n", ckpt_path, end);
     }
     if (o.sample_tokens > 0 && (train || *o.ckpt_in)) {

@@ -831,6 +831,34 @@ static void test_safe_writes(void) {
           "checkpoint_write refuses a NaN parameter; the file on disk is unchanged: %s", err);
     free(before); free(after);
     m.params_memory[17] = 0;
+
+    // checkpoint_save writes PATH and PATH.opt as a pair: when the second cannot be written,
+    // neither file changes and no temp file is left
+    char po[600], pot[600], pt[600];
+    snprintf(po, sizeof(po), "%s.opt", p);
+    snprintf(pot, sizeof(pot), "%s.opt.tmp", p);
+    snprintf(pt, sizeof(pt), "%s.tmp", p);
+    ok = checkpoint_save(&m, p, 3, err, sizeof(err)) == 0;
+    unsigned char *ck0 = read_file(p, &n, err, sizeof(err)), *op0 = read_file(po, &n2, err, sizeof(err));
+    m.params_memory[0] += 1;
+    m.adam_t = 4;
+    mkdir(pot, 0755);
+    int r5 = checkpoint_save(&m, p, 4, err, sizeof(err));
+    rmdir(pot);
+    size_t n3, n4;
+    unsigned char *ck1 = read_file(p, &n3, err + 512, 512), *op1 = read_file(po, &n4, err + 512, 512);
+    check(ok && r5 != 0 && n3 == n && n4 == n2 && !memcmp(ck0, ck1, n) && !memcmp(op0, op1, n2) && stat(pt, &st) != 0,
+          "checkpoint_save: a failure writing PATH.opt leaves both PATH and PATH.opt as they were: %s", err);
+    free(ck0); free(ck1); free(op0); free(op1);
+    int step4 = -1;
+    Config c4;
+    ok = checkpoint_save(&m, p, 4, err, sizeof(err)) == 0 && checkpoint_read_header(p, &c4, &step4, err, sizeof(err)) == 0;
+    Model r;
+    model_build(&r, &m.cfg);
+    ok &= checkpoint_read(&r, p, &step4, err, sizeof(err)) == 0 && optstate_read(&r, po, 4, err, sizeof(err)) == 0;
+    check(ok && step4 == 4 && r.adam_t == 4 && r.params_memory[0] == (real)(float)m.params_memory[0],
+          "checkpoint_save then checkpoint_read + optstate_read: step 4, AdamW step 4, parameters back");
+    model_free(&r);
     m.v_memory[3] = (real)INFINITY;
     int r3 = optstate_write(&m, p, 4, err, sizeof(err));
     check(r3 != 0 && strstr(err, "not finite"), "optstate_write refuses an infinite moment: %s", err);
