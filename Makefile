@@ -7,6 +7,10 @@ LDLIBS = -lm
 ifeq ($(NO_OMP),)
   OMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo -fopenmp)
 endif
+# without OpenMP its pragmas are simply ignored, by design
+ifeq ($(OMP),)
+  WARN += -Wno-unknown-pragmas
+endif
 # a portable fallback when -march=native is not understood
 ifeq ($(shell echo 'int main(void){return 0;}' | $(CC) -march=native -x c - -o /dev/null 2>/dev/null && echo ok),)
   CFLAGS := $(filter-out -march=native,$(CFLAGS))
