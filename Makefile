@@ -7,12 +7,16 @@ LDLIBS = -lm
 ifeq ($(NO_OMP),)
   OMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo -fopenmp)
 endif
+# without OpenMP its pragmas are simply ignored, by design
+ifeq ($(OMP),)
+  WARN += -Wno-unknown-pragmas
+endif
 # a portable fallback when -march=native is not understood
 ifeq ($(shell echo 'int main(void){return 0;}' | $(CC) -march=native -x c - -o /dev/null 2>/dev/null && echo ok),)
   CFLAGS := $(filter-out -march=native,$(CFLAGS))
 endif
 
-.PHONY: all test test-c clean
+.PHONY: all test test-c test-asan fuzz clean
 all: gradsink
 
 gradsink: gradsink.c
@@ -30,10 +34,32 @@ test: gradsink test_gradsink_double test_gradsink_float
 	@rc=0; log=$$(mktemp); \
 	./test_gradsink_double | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	./test_gradsink_float | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	./test_gradsink_float --cli ./gradsink | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	python3 test_tokenizer.py 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	python3 dev/readme_map.py | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	awk '/^[0-9]+ passed, [0-9]+ failed$$/ {p += $$1; f += $$3} END {printf "%d passed, %d failed\n", p, f + (p == 0)}' $$log; \
 	rm -f $$log; exit $$rc
 
+# the same tests under AddressSanitizer + UndefinedBehaviorSanitizer (any report fails the run):
+# the double build of the unit tests (one thread: on a busy machine OpenMP's spinning threads
+# make it minutes slower), and the command-line tests against a sanitized binary (two threads)
+SAN = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+gradsink_asan: gradsink.c
+	$(CC) $(SAN) $(WARN) $(OMP) -o $@ $< $(LDLIBS)
+test_gradsink_asan: test_gradsink.c gradsink.c
+	$(CC) $(SAN) $(WARN) $(OMP) -DGRADSINK_DOUBLE -o $@ $< $(LDLIBS)
+test-asan: gradsink_asan test_gradsink_asan
+	@rc=0; log=$$(mktemp); export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1; \
+	OMP_NUM_THREADS=1 ./test_gradsink_asan | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	./test_gradsink_asan --cli ./gradsink_asan | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	awk '/^[0-9]+ passed, [0-9]+ failed$$/ {p += $$1; f += $$3} END {printf "%d passed, %d failed\n", p, f + (p == 0)}' $$log; \
+	rm -f $$log; exit $$rc
+
+# fuzz harnesses for the three file readers (clang's libFuzzer; see dev/fuzz/README.md; not run by CI)
+FUZZ = dev/fuzz/fuzz_tokens dev/fuzz/fuzz_tokenizer dev/fuzz/fuzz_checkpoint
+fuzz: $(FUZZ)
+dev/fuzz/fuzz_%: dev/fuzz/fuzz_%.c gradsink.c
+	clang -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< $(LDLIBS)
+
 clean:
-	rm -f gradsink test_gradsink_double test_gradsink_float
+	rm -f gradsink test_gradsink_double test_gradsink_float gradsink_asan test_gradsink_asan $(FUZZ)

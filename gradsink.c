@@ -26,6 +26,8 @@ differences are exact enough to check the backward pass tightly).
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -64,6 +66,104 @@ double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// --- files. Readers return 0 (or a pointer) on success; on failure -1 (or NULL) with a
+// one-line reason, naming the file, in err. main turns that reason into die().
+
+static int errorf(char *err, size_t len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+// reads a whole regular file; returns NULL with err set when it cannot
+static unsigned char *read_file(const char *path, size_t *size, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { errorf(err, errlen, "cannot open %s: %s", path, strerror(errno)); return NULL; }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f); errorf(err, errlen, "%s is not a regular file", path); return NULL;
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *buf = xcalloc(n + 1, 1);
+    if (fread(buf, 1, n, f) != n) { fclose(f); free(buf); errorf(err, errlen, "cannot read %s", path); return NULL; }
+    fclose(f);
+    *size = n;
+    return buf;
+}
+
+// Writing a file that must never be seen half-written (a checkpoint, or any file a later run
+// reads whole), in two calls:
+//     char tmp[4096];
+//     FILE *f = atomic_begin(path, tmp, sizeof(tmp), err, errlen);   // opens PATH.tmp
+//     ... fwrite / fprintf to f ...
+//     if (atomic_commit(f, tmp, path, err, errlen)) ...              // flush, fsync, rename
+// rename() replaces PATH in one step, so a kill or a full disk at any moment leaves either the
+// previous complete PATH or the new complete one; on failure PATH is untouched and PATH.tmp removed.
+static FILE *atomic_begin(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen) {
+    if (snprintf(tmp, tmplen, "%s.tmp", path) >= (int)tmplen) { errorf(err, errlen, "path too long: %s", path); return NULL; }
+    FILE *f = fopen(tmp, "wb");
+    if (!f) errorf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+    return f;
+}
+// atomic_commit in two halves, for writing several files and then renaming them together:
+// atomic_close makes PATH.tmp complete on disk (or removes it), atomic_rename puts it in place
+static int atomic_close(FILE *f, const char *tmp, const char *path, char *err, size_t errlen) {
+    int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad) { remove(tmp); return errorf(err, errlen, "writing %s failed (disk full?); %s is unchanged", tmp, path); }
+    return 0;
+}
+static int atomic_rename(const char *tmp, const char *path, char *err, size_t errlen) {
+    if (rename(tmp, path) == 0) return 0;
+    int e = errno;
+    remove(tmp);
+    return errorf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(e));
+}
+static int atomic_commit(FILE *f, const char *tmp, const char *path, char *err, size_t errlen) {
+    if (atomic_close(f, tmp, path, err, errlen)) return -1;
+    return atomic_rename(tmp, path, err, errlen);
+}
+// the whole of data[0..n) as PATH, atomically (for small files rewritten whole)
+int write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen) {
+    char tmp[4096];
+    FILE *f = atomic_begin(path, tmp, sizeof(tmp), err, errlen);
+    if (!f) return -1;
+    fwrite(data, 1, n, f); // a short write sets ferror(f), which atomic_commit reports
+    return atomic_commit(f, tmp, path, err, errlen);
+}
+
+// Appends one line (a '\n' is added if missing) to a log that grows during a run, e.g. one JSON
+// object per line. The line goes out in a single write() on an O_APPEND descriptor and is
+// fsync'ed, so complete lines already in the file are never touched. A kill during the write
+// can leave a partial last line; the next append_line cuts such a tail off before writing, so
+// the file is always complete lines plus at most one torn tail that readers should skip.
+int append_line(const char *path, const char *line, char *err, size_t errlen) {
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND, 0644);
+    if (fd < 0) return errorf(err, errlen, "cannot append to %s: %s", path, strerror(errno));
+    off_t end = lseek(fd, 0, SEEK_END), keep = end;
+    char chunk[4096];
+    while (keep > 0) { // find the last '\n', reading backwards a chunk at a time
+        off_t from = keep > (off_t)sizeof(chunk) ? keep - (off_t)sizeof(chunk) : 0;
+        ssize_t got = pread(fd, chunk, (size_t)(keep - from), from);
+        if (got != keep - from) { close(fd); return errorf(err, errlen, "cannot read %s", path); }
+        while (keep > from && chunk[keep - from - 1] != '\n') keep--;
+        if (keep > from) break;
+    }
+    if (keep < end && ftruncate(fd, keep) != 0) { close(fd); return errorf(err, errlen, "cannot repair %s", path); }
+    size_t n = strlen(line), total = n + (n == 0 || line[n - 1] != '\n');
+    char *buf = xcalloc(total, 1);
+    memcpy(buf, line, n);
+    buf[total - 1] = '\n';
+    int bad = write(fd, buf, total) != (ssize_t)total;
+    if (bad && ftruncate(fd, keep) != 0) { /* the torn tail is cut by the next append */ }
+    bad |= fsync(fd) != 0;
+    bad |= close(fd) != 0;
+    free(buf);
+    return bad ? errorf(err, errlen, "appending to %s failed (disk full?)", path) : 0;
 }
 
 // RNG: splitmix64 (Steele, Lea, Flood 2014) over a 64-bit state; uniform doubles from its
@@ -569,17 +669,51 @@ typedef struct {
 
 static const char *VSCALE_NAMES[3] = {"off", "fixed", "learned"};
 
-// returns NULL when the configuration is valid, else what is wrong with it
+// Limits that keep every size and index computation in range: token ids are uint16, a
+// checkpoint counts its parameters in an int32, and within these bounds no product of
+// dimensions the code forms in int or size_t can overflow (B*T is capped by the flags).
+#define MAX_VOCAB 65536
+#define MAX_WIDTH 16384
+#define MAX_LAYERS 1024
+#define MAX_FFN 1048576
+#define MAX_SEQ_LEN 65536
+#define MAX_PARAMETERS 2147483647.0
+
+// the parameter count, in double so that absurd shapes come out huge instead of wrapping
+static double config_num_parameters(const Config *c) {
+    double V = c->vocab_size, C = c->d_model, L = c->n_layer, F = c->ffn_hidden;
+    double KV = (double)c->n_kv_head * (c->d_model / (c->n_head > 0 ? c->n_head : 1));
+    return 2 * V * C + L * (2 * C + 2 * C * C + 2 * KV * C + 3 * F * C + c->n_kv_head) + C;
+}
+
+// returns NULL when the configuration is valid, else what is wrong with it (naming the flag)
 const char *config_check(const Config *c) {
-    if (c->vocab_size < 2) return "vocab size must be at least 2";
-    if (c->d_model < 2 || c->n_layer < 1 || c->n_head < 1 || c->n_kv_head < 1 || c->ffn_hidden < 1)
-        return "width, layers, heads, kv heads and MLP size must be positive";
-    if (c->d_model % c->n_head) return "heads must divide the width";
+    if (c->vocab_size < 2 || c->vocab_size > MAX_VOCAB) return "vocab size (-V) must be in 2..65536";
+    if (c->d_model < 2 || c->d_model > MAX_WIDTH) return "width (-C) must be in 2..16384";
+    if (c->n_layer < 1 || c->n_layer > MAX_LAYERS) return "layers (-L) must be in 1..1024";
+    if (c->n_head < 1 || c->n_kv_head < 1) return "heads (-H) and kv heads (-K) must be positive";
+    if (c->ffn_hidden < 1 || c->ffn_hidden > MAX_FFN) return "MLP size (-F) must be in 1..1048576";
+    if (c->d_model % c->n_head) return "heads (-H) must divide the width (-C)";
     if ((c->d_model / c->n_head) % 2) return "head size (width / heads) must be even for RoPE";
-    if (c->n_head % c->n_kv_head) return "kv heads must divide heads";
-    if (c->max_seq_len < 1) return "sequence length must be at least 1";
+    if (c->n_head % c->n_kv_head) return "kv heads (-K) must divide heads (-H)";
+    if (c->max_seq_len < 1 || c->max_seq_len > MAX_SEQ_LEN) return "sequence length (-t) must be in 1..65536";
     if (c->vscale < VSCALE_OFF || c->vscale > VSCALE_LEARNED) return "unknown V-scale mode";
+    if (config_num_parameters(c) > MAX_PARAMETERS) return "more than 2^31-1 parameters (make -V, -C, -L or -F smaller)";
     return NULL;
+}
+
+// Bytes a model of this configuration needs to train on B x T batches: parameters, their
+// gradients, AdamW's m and v, activations and activation gradients. In double: an absurd
+// configuration gives a huge number, which main compares with the machine's memory.
+double model_bytes(const Config *c, int B, int T) {
+    double att = (double)c->n_layer * B * c->n_head * T * T; // the attention weights, the largest activation
+    if (att > 1e15) return att * sizeof(real);             // beyond any machine; and size_t sums could wrap
+    size_t as[NUM_ACT_TENSORS], gs[NUM_ACT_TENSORS];
+    act_sizes(as, c, B, T, 0);
+    act_sizes(gs, c, B, T, 1);
+    double acts = 0;
+    for (int i = 0; i < NUM_ACT_TENSORS; i++) acts += (double)as[i] + gs[i];
+    return sizeof(real) * (4 * config_num_parameters(c) + acts + (double)c->max_seq_len * c->d_model);
 }
 
 // allocate parameters, gradients and optimizer state; activations come with model_alloc_acts
@@ -1044,71 +1178,47 @@ typedef struct {
     int B, T;
 } DataLoader;
 
-static int errorf(char *err, size_t len, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return -1;
+// Parses a token file held in memory (name is only for messages): 0 on success, -1 with a
+// one-line reason in err. Every header field is checked before it is used.
+int dataloader_parse(DataLoader *dl, const char *name, const unsigned char *buf, size_t size, int B, int T,
+                     int vocab_size, char *err, size_t errlen) {
+    memset(dl, 0, sizeof(*dl));
+    int32_t h[HEADER_INTS];
+    if (size < sizeof(h)) return errorf(err, errlen, "%s: too short for a token file header (%zu bytes)", name, size);
+    memcpy(h, buf, sizeof(h));
+    if (h[0] != DATA_MAGIC) return errorf(err, errlen, "%s: bad magic %d (expected %d: an llm.c token file)", name, h[0], DATA_MAGIC);
+    if (h[1] != 1) return errorf(err, errlen, "%s: unsupported version %d (expected 1)", name, h[1]);
+    if (h[2] <= 0) return errorf(err, errlen, "%s: header says %d tokens (a token file needs at least one)", name, h[2]);
+    size_t count = (size_t)h[2], have = (size_t)(size - sizeof(h)) / 2;
+    if (count != have || (size - sizeof(h)) % 2)
+        return errorf(err, errlen, "%s: header says %zu tokens (%zu bytes) but the file has %zu bytes after the header",
+                      name, count, count * 2, size - sizeof(h));
+    if (count < (size_t)B * T + 1)
+        return errorf(err, errlen, "%s: %zu tokens is fewer than one batch needs (B*T+1 = %zu; make -b or -t smaller)",
+                      name, count, (size_t)B * T + 1);
+    uint16_t *tokens = xcalloc(count, sizeof(uint16_t));
+    memcpy(tokens, buf + sizeof(h), count * sizeof(uint16_t));
+    for (size_t i = 0; i < count; i++)
+        if (tokens[i] >= vocab_size) {
+            int t = tokens[i];
+            free(tokens);
+            return errorf(err, errlen, "%s: token %d at position %zu is not below the vocab size %d", name, t, i, vocab_size);
+        }
+    dl->tokens = tokens;
+    dl->count = count;
+    dl->B = B; dl->T = T;
+    dl->num_batches = (count - 1) / ((size_t)B * T);
+    return 0;
 }
 
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-// reads a whole file; returns NULL with err set when it cannot
-static unsigned char *read_file(const char *path, size_t *size, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { errorf(err, errlen, "cannot open %s: %s", path, strerror(errno)); return NULL; }
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); errorf(err, errlen, "cannot seek in %s", path); return NULL; }
-    long n = ftell(f);
-    if (n < 0) { fclose(f); errorf(err, errlen, "cannot size %s (is it a directory?)", path); return NULL; }
-    rewind(f);
-    unsigned char *buf = xcalloc((size_t)n + 1, 1);
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f); free(buf); errorf(err, errlen, "cannot read %s", path); return NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
-}
-
-// 0 on success; -1 with a one-line reason in err
 int dataloader_open(DataLoader *dl, const char *path, int B, int T, int vocab_size, char *err, size_t errlen) {
     memset(dl, 0, sizeof(*dl));
     size_t size;
     unsigned char *buf = read_file(path, &size, err, errlen);
     if (!buf) return -1;
-    int32_t h[HEADER_INTS];
-    int rc = 0;
-    if (size < sizeof(h)) rc = errorf(err, errlen, "%s: too short for a token file header (%zu bytes)", path, size);
-    else {
-        memcpy(h, buf, sizeof(h));
-        if (h[0] != DATA_MAGIC) rc = errorf(err, errlen, "%s: bad magic %d (expected %d: an llm.c token file)", path, h[0], DATA_MAGIC);
-        else if (h[1] != 1) rc = errorf(err, errlen, "%s: unsupported version %d (expected 1)", path, h[1]);
-        else if (h[2] <= 0) rc = errorf(err, errlen, "%s: header says %d tokens", path, h[2]);
-        else if (size != sizeof(h) + (size_t)h[2] * 2)
-            rc = errorf(err, errlen, "%s: header says %d tokens (%zu bytes) but the file has %zu bytes after the header",
-                        path, h[2], (size_t)h[2] * 2, size - sizeof(h));
-    }
-    if (rc == 0) {
-        dl->count = (size_t)h[2];
-        dl->tokens = xcalloc(dl->count, sizeof(uint16_t));
-        memcpy(dl->tokens, buf + sizeof(h), dl->count * sizeof(uint16_t));
-        for (size_t i = 0; i < dl->count && rc == 0; i++)
-            if (dl->tokens[i] >= vocab_size)
-                rc = errorf(err, errlen, "%s: token %d at position %zu is not below the vocab size %d", path,
-                            dl->tokens[i], i, vocab_size);
-        if (rc == 0 && dl->count < (size_t)B * T + 1)
-            rc = errorf(err, errlen, "%s: %zu tokens is fewer than one batch needs (B*T+1 = %zu)", path, dl->count,
-                        (size_t)B * T + 1);
-    }
+    int rc = dataloader_parse(dl, path, buf, size, B, T, vocab_size, err, errlen);
     free(buf);
-    if (rc) { free(dl->tokens); dl->tokens = NULL; return rc; }
-    dl->B = B; dl->T = T;
-    dl->num_batches = (dl->count - 1) / ((size_t)B * T);
-    return 0;
+    return rc;
 }
 
 // first-token modes: ANY reads the stream as it is (paper-faithful windows, arbitrary first
@@ -1155,103 +1265,180 @@ static void read_floats(real *x, const unsigned char *src, size_t n) {
         x[i] = v;
     }
 }
+// index of the first NaN or infinity in x[0..n), or n when all are finite
+static size_t first_nonfinite(const real *x, size_t n) {
+    size_t i = 0;
+    while (i < n && isfinite(x[i])) i++;
+    return i;
+}
 
-// writes header + float arrays to path atomically (temp file, then rename)
-static int write_atomic(const char *path, const int32_t *header, const real **arrays, const size_t *lens, int n,
-                        char *err, size_t errlen) {
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return errorf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+// header + float arrays to PATH.tmp, complete and synced (the caller renames it into place).
+// Refuses non-finite values, so a diverged run can never replace a good checkpoint.
+static int write_tmp(const char *path, char *tmp, size_t tmplen, const int32_t *header, const real **arrays,
+                     const size_t *lens, int n, char *err, size_t errlen) {
+    for (int i = 0; i < n; i++) {
+        size_t j = first_nonfinite(arrays[i], lens[i]);
+        if (j < lens[i]) return errorf(err, errlen, "refusing to write %s: value %zu of array %d is not finite", path, j, i);
+    }
+    FILE *f = atomic_begin(path, tmp, tmplen, err, errlen);
+    if (!f) return -1;
     int bad = fwrite(header, sizeof(int32_t), HEADER_INTS, f) != HEADER_INTS;
     for (int i = 0; i < n && !bad; i++) bad = write_floats(f, arrays[i], lens[i]) != 0;
-    bad |= fclose(f) != 0;
-    if (bad) { remove(tmp); return errorf(err, errlen, "writing %s failed (disk full?)", tmp); }
-    if (rename(tmp, path) != 0) { remove(tmp); return errorf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno)); }
-    return 0;
+    if (bad) { fclose(f); remove(tmp); return errorf(err, errlen, "writing %s failed (disk full?); %s is unchanged", tmp, path); }
+    return atomic_close(f, tmp, path, err, errlen);
+}
+
+static void checkpoint_header(const Model *m, int step, int32_t *h) {
+    const Config *c = &m->cfg;
+    int32_t v[11] = {CKPT_MAGIC, 1, c->vocab_size, c->d_model, c->n_layer, c->n_head, c->n_kv_head, c->ffn_hidden,
+                     c->max_seq_len, c->vscale, step};
+    memset(h, 0, HEADER_INTS * sizeof(int32_t));
+    memcpy(h, v, sizeof(v));
+}
+static void optstate_header(const Model *m, int step, int32_t *h) {
+    int32_t v[5] = {OPT_MAGIC, 1, m->adam_t, step, (int32_t)m->num_parameters};
+    memset(h, 0, HEADER_INTS * sizeof(int32_t));
+    memcpy(h, v, sizeof(v));
 }
 
 int checkpoint_write(const Model *m, const char *path, int step, char *err, size_t errlen) {
-    const Config *c = &m->cfg;
-    int32_t h[HEADER_INTS] = {CKPT_MAGIC, 1, c->vocab_size, c->d_model, c->n_layer, c->n_head, c->n_kv_head,
-                              c->ffn_hidden, c->max_seq_len, c->vscale, step};
+    int32_t h[HEADER_INTS];
+    checkpoint_header(m, step, h);
     const real *arrays[1] = {m->params_memory};
     size_t lens[1] = {m->num_parameters};
-    return write_atomic(path, h, arrays, lens, 1, err, errlen);
+    char tmp[4096];
+    if (write_tmp(path, tmp, sizeof(tmp), h, arrays, lens, 1, err, errlen)) return -1;
+    return atomic_rename(tmp, path, err, errlen);
 }
 
-// reads the model file's header into cfg and step, checking it is one of ours
-int checkpoint_read_header(const char *path, Config *cfg, int *step, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return errorf(err, errlen, "cannot open checkpoint %s: %s", path, strerror(errno));
+// Checks a model file's header (the first bytes of the file, head[0..headlen)) and that the
+// file's size, file_size, is exactly what the header implies, before anything is allocated
+// for it. Fills cfg and step. name is only for messages.
+int checkpoint_parse_header(const char *name, const unsigned char *head, size_t headlen, size_t file_size, Config *cfg,
+                            int *step, char *err, size_t errlen) {
     int32_t h[HEADER_INTS];
-    size_t got = fread(h, sizeof(int32_t), HEADER_INTS, f);
-    fclose(f);
-    if (got != HEADER_INTS) return errorf(err, errlen, "%s: too short for a checkpoint header", path);
-    if (h[0] != CKPT_MAGIC) return errorf(err, errlen, "%s: bad magic %d (expected %d: a gradsink checkpoint)", path, h[0], CKPT_MAGIC);
-    if (h[1] != 1) return errorf(err, errlen, "%s: unsupported checkpoint version %d", path, h[1]);
+    if (headlen < sizeof(h)) return errorf(err, errlen, "%s: too short for a checkpoint header (%zu bytes)", name, headlen);
+    memcpy(h, head, sizeof(h));
+    if (h[0] != CKPT_MAGIC) return errorf(err, errlen, "%s: bad magic %d (expected %d: a gradsink checkpoint)", name, h[0], CKPT_MAGIC);
+    if (h[1] != 1) return errorf(err, errlen, "%s: unsupported checkpoint version %d (expected 1)", name, h[1]);
     Config c = {h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]};
     const char *why = config_check(&c);
-    if (why) return errorf(err, errlen, "%s: header describes an impossible model (%s)", path, why);
-    if (h[10] < 0) return errorf(err, errlen, "%s: negative step %d in header", path, h[10]);
+    if (why) return errorf(err, errlen, "%s: header describes an impossible model (%s)", name, why);
+    if (h[10] < 0) return errorf(err, errlen, "%s: negative step %d in header", name, h[10]);
+    double want = sizeof(h) + config_num_parameters(&c) * sizeof(float);
+    if ((double)file_size != want)
+        return errorf(err, errlen, "%s: %zu bytes, but its header implies %.0f (truncated or not a checkpoint)", name,
+                      file_size, want);
     *cfg = c;
     *step = h[10];
     return 0;
 }
 
-// reads the parameters into a model built from the same header
-int checkpoint_read(Model *m, const char *path, int *step, char *err, size_t errlen) {
+// reads the model file's header into cfg and step, checking it is one of ours and complete
+int checkpoint_read_header(const char *path, Config *cfg, int *step, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return errorf(err, errlen, "cannot open checkpoint %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) { fclose(f); return errorf(err, errlen, "%s is not a regular file", path); }
+    unsigned char head[HEADER_INTS * sizeof(int32_t)];
+    size_t got = fread(head, 1, sizeof(head), f);
+    fclose(f);
+    return checkpoint_parse_header(path, head, got, (size_t)st.st_size, cfg, step, err, errlen);
+}
+
+// Parses a whole model file held in memory into a model built for the same configuration.
+int checkpoint_parse(Model *m, const char *name, const unsigned char *buf, size_t size, int *step, char *err,
+                     size_t errlen) {
     Config c;
-    if (checkpoint_read_header(path, &c, step, err, errlen)) return -1;
-    if (memcmp(&c, &m->cfg, sizeof(c)) != 0) return errorf(err, errlen, "%s: header does not match the model", path);
-    size_t size;
-    unsigned char *buf = read_file(path, &size, err, errlen);
-    if (!buf) return -1;
-    size_t want = HEADER_INTS * sizeof(int32_t) + m->num_parameters * sizeof(float);
-    if (size != want) {
-        free(buf);
-        return errorf(err, errlen, "%s: %zu bytes, but its header implies %zu (truncated or not a checkpoint)", path, size, want);
-    }
-    read_floats(m->params_memory, buf + HEADER_INTS * sizeof(int32_t), m->num_parameters);
-    free(buf);
+    if (checkpoint_parse_header(name, buf, size, size, &c, step, err, errlen)) return -1;
+    if (memcmp(&c, &m->cfg, sizeof(c)) != 0) return errorf(err, errlen, "%s: header does not match the model", name);
+    real *params = xcalloc(m->num_parameters, sizeof(real)); // the model is changed only when all is well
+    read_floats(params, buf + HEADER_INTS * sizeof(int32_t), m->num_parameters);
     size_t off = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; off += m->param_sizes[i], i++)
-        for (size_t j = 0; j < m->param_sizes[i]; j++)
-            if (!isfinite(m->params_memory[off + j]))
-                return errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", path, PARAM_NAMES[i], j);
+    for (int i = 0; i < NUM_PARAM_TENSORS; off += m->param_sizes[i], i++) {
+        size_t j = first_nonfinite(params + off, m->param_sizes[i]);
+        if (j < m->param_sizes[i]) {
+            free(params);
+            return errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", name, PARAM_NAMES[i], j);
+        }
+    }
+    memcpy(m->params_memory, params, m->num_parameters * sizeof(real));
+    free(params);
     return 0;
 }
 
+int checkpoint_read(Model *m, const char *path, int *step, char *err, size_t errlen) {
+    size_t size;
+    unsigned char *buf = read_file(path, &size, err, errlen);
+    if (!buf) return -1;
+    int rc = checkpoint_parse(m, path, buf, size, step, err, errlen);
+    free(buf);
+    return rc;
+}
+
 int optstate_write(const Model *m, const char *path, int step, char *err, size_t errlen) {
-    int32_t h[HEADER_INTS] = {OPT_MAGIC, 1, m->adam_t, step, (int32_t)m->num_parameters};
+    int32_t h[HEADER_INTS];
+    optstate_header(m, step, h);
     const real *arrays[2] = {m->m_memory, m->v_memory};
     size_t lens[2] = {m->num_parameters, m->num_parameters};
-    return write_atomic(path, h, arrays, lens, 2, err, errlen);
+    char tmp[4096];
+    if (write_tmp(path, tmp, sizeof(tmp), h, arrays, lens, 2, err, errlen)) return -1;
+    return atomic_rename(tmp, path, err, errlen);
+}
+
+// What a training run saves: PATH and PATH.opt. Both temp files are written and synced before
+// either is renamed, so a kill or a full disk while writing leaves the previous pair intact.
+int checkpoint_save(const Model *m, const char *path, int step, char *err, size_t errlen) {
+    char opt_path[4096], tmp[4096], opt_tmp[4096];
+    if (snprintf(opt_path, sizeof(opt_path), "%s.opt", path) >= (int)sizeof(opt_path)) return errorf(err, errlen, "path too long: %s", path);
+    int32_t h[HEADER_INTS], ho[HEADER_INTS];
+    checkpoint_header(m, step, h);
+    optstate_header(m, step, ho);
+    const real *arrays[2] = {m->params_memory}, *opt_arrays[2] = {m->m_memory, m->v_memory};
+    size_t lens[2] = {m->num_parameters}, opt_lens[2] = {m->num_parameters, m->num_parameters};
+    if (write_tmp(path, tmp, sizeof(tmp), h, arrays, lens, 1, err, errlen)) return -1;
+    if (write_tmp(opt_path, opt_tmp, sizeof(opt_tmp), ho, opt_arrays, opt_lens, 2, err, errlen)) { remove(tmp); return -1; }
+    if (atomic_rename(opt_tmp, opt_path, err, errlen)) { remove(tmp); return -1; }
+    return atomic_rename(tmp, path, err, errlen);
+}
+
+// Parses an optimizer-state file held in memory into m, which already holds the checkpoint
+// from step expect_step. The model is changed only when every check passes.
+int optstate_parse(Model *m, const char *name, const unsigned char *buf, size_t size, int expect_step, char *err,
+                   size_t errlen) {
+    int32_t h[HEADER_INTS];
+    size_t P = m->num_parameters;
+    if (size < sizeof(h)) return errorf(err, errlen, "%s: too short for an optimizer-state header (%zu bytes)", name, size);
+    memcpy(h, buf, sizeof(h));
+    if (h[0] != OPT_MAGIC) return errorf(err, errlen, "%s: bad magic %d (expected %d: a gradsink optimizer state)", name, h[0], OPT_MAGIC);
+    if (h[1] != 1) return errorf(err, errlen, "%s: unsupported optimizer-state version %d (expected 1)", name, h[1]);
+    if (h[4] < 0 || (size_t)h[4] != P)
+        return errorf(err, errlen, "%s: holds state for %d parameters, the checkpoint has %zu", name, h[4], P);
+    if (h[3] != expect_step) return errorf(err, errlen, "%s: is from step %d, the checkpoint from step %d", name, h[3], expect_step);
+    if (h[2] < 0) return errorf(err, errlen, "%s: negative AdamW step count %d", name, h[2]);
+    if (size != sizeof(h) + 2 * P * sizeof(float))
+        return errorf(err, errlen, "%s: %zu bytes, expected %zu (truncated?)", name, size, sizeof(h) + 2 * P * sizeof(float));
+    real *mv = xcalloc(2 * P, sizeof(real));
+    read_floats(mv, buf + sizeof(h), 2 * P);
+    size_t bad = first_nonfinite(mv, 2 * P);
+    for (size_t i = P; i < 2 * P && bad == 2 * P; i++) if (mv[i] < 0) bad = i;
+    if (bad < 2 * P) {
+        const char *what = bad < P || !isfinite(mv[bad]) ? "not finite" : "negative";
+        free(mv);
+        return errorf(err, errlen, "%s: AdamW %s moment %zu is %s", name, bad < P ? "first" : "second", bad % P, what);
+    }
+    m->adam_t = h[2];
+    memcpy(m->m_memory, mv, P * sizeof(real));
+    memcpy(m->v_memory, mv + P, P * sizeof(real));
+    free(mv);
+    return 0;
 }
 
 int optstate_read(Model *m, const char *path, int expect_step, char *err, size_t errlen) {
     size_t size;
     unsigned char *buf = read_file(path, &size, err, errlen);
     if (!buf) return -1;
-    int32_t h[HEADER_INTS];
-    int rc = 0;
-    size_t want = HEADER_INTS * sizeof(int32_t) + 2 * m->num_parameters * sizeof(float);
-    if (size < sizeof(h)) rc = errorf(err, errlen, "%s: too short for an optimizer-state header", path);
-    else {
-        memcpy(h, buf, sizeof(h));
-        if (h[0] != OPT_MAGIC || h[1] != 1) rc = errorf(err, errlen, "%s: not a gradsink optimizer state (bad magic/version)", path);
-        else if (h[4] != (int32_t)m->num_parameters)
-            rc = errorf(err, errlen, "%s: holds state for %d parameters, the checkpoint has %zu", path, h[4], m->num_parameters);
-        else if (h[3] != expect_step)
-            rc = errorf(err, errlen, "%s: is from step %d, the checkpoint from step %d", path, h[3], expect_step);
-        else if (h[2] < 0) rc = errorf(err, errlen, "%s: negative AdamW step count", path);
-        else if (size != want) rc = errorf(err, errlen, "%s: %zu bytes, expected %zu (truncated?)", path, size, want);
-    }
-    if (rc == 0) {
-        m->adam_t = h[2];
-        read_floats(m->m_memory, buf + sizeof(h), m->num_parameters);
-        read_floats(m->v_memory, buf + sizeof(h) + m->num_parameters * sizeof(float), m->num_parameters);
-    }
+    int rc = optstate_parse(m, path, buf, size, expect_step, err, errlen);
     free(buf);
     return rc;
 }
@@ -1270,50 +1457,56 @@ typedef struct {
     size_t *offset;       // (V+1) token i is bytes[offset[i] .. offset[i+1])
 } Tokenizer;
 
+// Parses a tokenizer file held in memory (name is only for messages): 0 on success, -1 with
+// a one-line reason in err. Walks the entries once to check them all, then copies them out.
+int tokenizer_parse(Tokenizer *tk, const char *name, const unsigned char *buf, size_t size, char *err, size_t errlen) {
+    memset(tk, 0, sizeof(*tk));
+    int32_t h[HEADER_INTS];
+    if (size < sizeof(h)) return errorf(err, errlen, "%s: too short for a tokenizer header (%zu bytes)", name, size);
+    memcpy(h, buf, sizeof(h));
+    if (h[0] != TOKENIZER_MAGIC) return errorf(err, errlen, "%s: bad magic %d (expected %d: a tokenizer.py file)", name, h[0], TOKENIZER_MAGIC);
+    if (h[1] != 1) return errorf(err, errlen, "%s: unsupported tokenizer version %d (expected 1)", name, h[1]);
+    if (h[2] < 2 || h[2] > MAX_VOCAB) return errorf(err, errlen, "%s: vocab size %d out of range 2..%d", name, h[2], MAX_VOCAB);
+    if (h[3] < 0 || h[3] >= h[2]) return errorf(err, errlen, "%s: eot id %d outside the vocab of %d", name, h[3], h[2]);
+    if (h[4] < 0) return errorf(err, errlen, "%s: negative merge count %d", name, h[4]);
+    int V = h[2];
+    size_t pos = sizeof(h), total = 0;
+    for (int i = 0; i < V; i++) {
+        if (size - pos < 2) return errorf(err, errlen, "%s: ends inside the entry of token %d", name, i);
+        size_t len = buf[pos] | (size_t)buf[pos + 1] << 8;
+        if (size - pos - 2 < len) return errorf(err, errlen, "%s: ends inside the bytes of token %d", name, i);
+        pos += 2 + len;
+        total += len;
+    }
+    if (size - pos != (size_t)h[4] * 8)
+        return errorf(err, errlen, "%s: %zu bytes after the vocabulary, but the header says %d merges (%zu bytes)", name,
+                      size - pos, h[4], (size_t)h[4] * 8);
+    for (size_t k = 0; k < 2 * (size_t)h[4]; k++) {
+        int32_t id;
+        memcpy(&id, buf + pos + 4 * k, 4);
+        if (id < 0 || id >= V) return errorf(err, errlen, "%s: merge %zu refers to token %d, outside the vocab", name, k / 2, id);
+    }
+    tk->vocab_size = V;
+    tk->eot = h[3];
+    tk->offset = xcalloc((size_t)V + 1, sizeof(size_t));
+    tk->bytes = xcalloc(total, 1);
+    pos = sizeof(h);
+    for (int i = 0; i < V; i++) {
+        size_t len = buf[pos] | (size_t)buf[pos + 1] << 8;
+        memcpy(tk->bytes + tk->offset[i], buf + pos + 2, len);
+        tk->offset[i + 1] = tk->offset[i] + len;
+        pos += 2 + len;
+    }
+    return 0;
+}
+
 int tokenizer_load(Tokenizer *tk, const char *path, char *err, size_t errlen) {
     memset(tk, 0, sizeof(*tk));
     size_t size;
     unsigned char *buf = read_file(path, &size, err, errlen);
     if (!buf) return -1;
-    int32_t h[HEADER_INTS];
-    int rc = 0;
-    if (size < sizeof(h)) rc = errorf(err, errlen, "%s: too short for a tokenizer header", path);
-    else {
-        memcpy(h, buf, sizeof(h));
-        if (h[0] != TOKENIZER_MAGIC) rc = errorf(err, errlen, "%s: bad magic %d (expected %d: a tokenizer.py file)", path, h[0], TOKENIZER_MAGIC);
-        else if (h[1] != 1) rc = errorf(err, errlen, "%s: unsupported tokenizer version %d", path, h[1]);
-        else if (h[2] < 1 || h[2] > 65536) rc = errorf(err, errlen, "%s: vocab size %d out of range", path, h[2]);
-        else if (h[3] < 0 || h[3] >= h[2]) rc = errorf(err, errlen, "%s: eot id %d outside the vocab", path, h[3]);
-        else if (h[4] < 0) rc = errorf(err, errlen, "%s: negative merge count", path);
-    }
-    if (rc == 0) {
-        tk->vocab_size = h[2];
-        tk->eot = h[3];
-        tk->offset = xcalloc((size_t)tk->vocab_size + 1, sizeof(size_t));
-        size_t pos = sizeof(h), total = 0;
-        for (int i = 0; i < tk->vocab_size && rc == 0; i++) {
-            if (pos + 2 > size) { rc = errorf(err, errlen, "%s: ends inside the entry of token %d", path, i); break; }
-            size_t len = buf[pos] | (size_t)buf[pos + 1] << 8;
-            if (pos + 2 + len > size) { rc = errorf(err, errlen, "%s: ends inside the bytes of token %d", path, i); break; }
-            pos += 2 + len;
-            total += len;
-        }
-        if (rc == 0 && size - pos != (size_t)h[4] * 8)
-            rc = errorf(err, errlen, "%s: %zu bytes after the vocabulary, expected %d merges (%d bytes)", path,
-                        size - pos, h[4], h[4] * 8);
-        if (rc == 0) { // second pass: copy the bytes out
-            tk->bytes = xcalloc(total, 1);
-            pos = sizeof(h);
-            for (int i = 0; i < tk->vocab_size; i++) {
-                size_t len = buf[pos] | (size_t)buf[pos + 1] << 8;
-                memcpy(tk->bytes + tk->offset[i], buf + pos + 2, len);
-                tk->offset[i + 1] = tk->offset[i] + len;
-                pos += 2 + len;
-            }
-        }
-    }
+    int rc = tokenizer_parse(tk, path, buf, size, err, errlen);
     free(buf);
-    if (rc) { free(tk->offset); tk->offset = NULL; }
     return rc;
 }
 
@@ -1429,24 +1622,6 @@ static void sb_matrix(StrBuf *b, const char *key, const double *x, int rows, int
     sb_printf(b, "]");
 }
 
-// appends a line to a file so that a kill at any moment leaves either the old or the new
-// complete file: old content + line go to PATH.tmp, which is then renamed over PATH
-int append_line_atomic(const char *path, const char *line, char *err, size_t errlen) {
-    size_t n = 0;
-    unsigned char *old = NULL;
-    if (file_exists(path) && !(old = read_file(path, &n, err, errlen))) return -1;
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { free(old); return errorf(err, errlen, "cannot write %s: %s", tmp, strerror(errno)); }
-    int bad = (n && fwrite(old, 1, n, f) != n) || fputs(line, f) < 0 || fputc('\n', f) == EOF;
-    bad |= fclose(f) != 0;
-    free(old);
-    if (bad) { remove(tmp); return errorf(err, errlen, "writing %s failed (disk full?)", tmp); }
-    if (rename(tmp, path) != 0) { remove(tmp); return errorf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno)); }
-    return 0;
-}
-
 // the layer where x is largest, and that value
 static int argmax(const double *x, int n) {
     int best = 0;
@@ -1553,7 +1728,7 @@ typedef struct {
     int B, T, n_layer, d_model, n_head, n_kv_head, ffn_hidden, vocab_size;
     int steps, warmup, seed, vscale, first_token;
     double lr, min_lr, weight_decay, grad_clip;
-    int val_every, val_batches, ckpt_every, resume, eval_only;
+    int val_every, val_batches, ckpt_every, resume, eval_only, stop_at;
     int sample_tokens, top_k, sample_seed;
     double temperature;
     int probe_every, probe_only;
@@ -1577,8 +1752,9 @@ static void options_defaults(Options *o) {
         .ckpt_in = "", .B = 16, .T = 128, .n_layer = 4, .d_model = 128, .n_head = 4, .n_kv_head = 0,
         .ffn_hidden = 352, .vocab_size = 0, .steps = 1000, .warmup = 50, .seed = 1337, .vscale = VSCALE_OFF,
         .first_token = FIRST_ANY, .lr = 3e-3, .min_lr = -1, .weight_decay = 0.1, .grad_clip = 1.0,
-        .val_every = 100, .val_batches = 8, .ckpt_every = 0, .resume = 0, .eval_only = 0,
-        .sample_tokens = 200, .top_k = 40, .sample_seed = 42, .temperature = 0.8, .probe_every = 100, .probe_only = 0, .vscale_lambda = 1.0};
+        .val_every = 100, .val_batches = 8, .ckpt_every = 0, .resume = 0, .eval_only = 0, .stop_at = 0,
+        .sample_tokens = 200, .top_k = 40, .sample_seed = 42, .temperature = 0.8, .probe_every = 100, .probe_only = 0,
+        .vscale_lambda = 1.0};
     *o = d;
 }
 
@@ -1612,6 +1788,7 @@ static int flag_table(Flag *f, Options *o) {
         {"-c", "--ckpt", 's', &o->ckpt_in, NULL, "start from this checkpoint instead of random init", 0},
         {"-r", "--resume", 'i', &o->resume, NULL, "1: also load CKPT.opt and continue at its step", 0},
         {"-k", "--ckpt-every", 'i', &o->ckpt_every, NULL, "write a checkpoint every N steps (0: at the end only)", 0},
+        {"-S", "--stop-at", 'i', &o->stop_at, NULL, "stop after this step and checkpoint; the schedule still ends at --steps (0: off)", 0},
         {"-x", "--eval-only", 'i', &o->eval_only, NULL, "1: evaluate the checkpoint (-c), do not train", 0},
         {"-G", "--sample", 'i', &o->sample_tokens, NULL, "tokens to generate at the end (0: none)", 0},
         {"-u", "--temperature", 'f', &o->temperature, NULL, "sampling temperature (0: greedy)", 0},
@@ -1677,7 +1854,7 @@ void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) {
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
     // ranges of the values that are not part of the model's configuration
     if (o->B < 1) die("flag --batch: must be at least 1 (got %d)", o->B);
-    if (o->T < 1) die("flag --seq-len: must be at least 1 (got %d)", o->T);
+    if (o->T < 1 || o->T > MAX_SEQ_LEN) die("flag --seq-len: must be in 1..%d (got %d)", MAX_SEQ_LEN, o->T);
     if ((double)o->B * o->T > 1e8) die("flag --batch x --seq-len: %d x %d is too large", o->B, o->T);
     if (o->steps < 0) die("flag --steps: must be >= 0 (got %d)", o->steps);
     if (o->warmup < 0) die("flag --warmup: must be >= 0 (got %d)", o->warmup);
@@ -1689,7 +1866,11 @@ void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) {
         die("flags --resume, --eval-only and --probe need a checkpoint (-c PATH)");
     if (o->probe_every < 0) die("flag --probe-every: must be >= 0 (got %d)", o->probe_every);
     if (o->vscale_lambda <= 0) die("flag --vscale-lambda: must be > 0 (got %g)", o->vscale_lambda);
+    if (o->stop_at < 0) die("flag --stop-at: must be >= 0 (got %d)", o->stop_at);
     if (o->sample_tokens < 0 || o->top_k < 0 || o->temperature < 0) die("flags --sample, --top-k, --temperature must be >= 0");
+    if (o->sample_tokens > 10000000) die("flag --sample: at most 10000000 tokens (got %d)", o->sample_tokens);
+    if (strlen(o->out_dir) > 3000 || strlen(o->ckpt_in) > 3000 || strlen(o->train_path) > 3000)
+        die("flags --out, --ckpt, --train: path longer than 3000 characters");
 }
 
 int flag_given(const Flag *f, int n, const char *shortf) {
@@ -1708,6 +1889,10 @@ int make_dirs(const char *path) {
     return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
+int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
 
 #ifndef TESTING
 int main(int argc, char **argv) {
@@ -1744,6 +1929,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 8; i++)
             if (arch[i] && flag_given(flags, nflags, arch[i]) && *vals[i] != *have[i])
                 die("flag %s %d disagrees with checkpoint %s (which has %d)", arch[i], *vals[i], o.ckpt_in, *have[i]);
+        if (flag_given(flags, nflags, "-s")) die("flag --seed has no effect with -c %s (the model comes from the checkpoint)", o.ckpt_in);
         if (o.T > cfg.max_seq_len) die("flag --seq-len %d is above checkpoint %s's max sequence length %d", o.T, o.ckpt_in, cfg.max_seq_len);
         if (!o.resume) start_step = 0;
     } else {
@@ -1754,10 +1940,16 @@ int main(int argc, char **argv) {
     }
     const char *why = config_check(&cfg);
     if (why) die("%s", why);
+    double need = model_bytes(&cfg, o.B, o.T), have_mem = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE);
+    if (have_mem > 0 && need > have_mem)
+        die("the model needs %.3g GB (parameters, AdamW state, activations for -b %d -t %d), this machine has %.3g GB",
+            need / 1e9, o.B, o.T, have_mem / 1e9);
     if (have_tok && tok.vocab_size != cfg.vocab_size)
         die("tokenizer %s has vocab %d but the model has %d", tok_path, tok.vocab_size, cfg.vocab_size);
     int eot = have_tok ? tok.eot : cfg.vocab_size - 1;
     if (o.resume && start_step > o.steps) die("checkpoint %s is at step %d, beyond --steps %d", o.ckpt_in, start_step, o.steps);
+    int end = o.stop_at > 0 && o.stop_at < o.steps ? o.stop_at : o.steps; // this run trains steps start_step..end-1
+    if (o.stop_at > 0 && o.stop_at < start_step) die("flag --stop-at %d is before the checkpoint's step %d", o.stop_at, start_step);
 
     // data
     DataLoader train_dl = {0}, val_dl = {0};
@@ -1813,7 +2005,7 @@ int main(int argc, char **argv) {
         StrBuf line = {0};
         if (probe_json(&line, &probe, &cfg, start_step, NAN, NAN, -1, ms, o.first_token))
             fprintf(stderr, "gradsink: warning: non-finite probe values written as null\n");
-        if (append_line_atomic(probe_path, line.s, err, sizeof(err))) die("%s", err);
+        if (append_line(probe_path, line.s, err, sizeof(err))) die("%s", err);
         printf("appended to %s\n", probe_path);
         free(line.s);
     }
@@ -1822,16 +2014,19 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof(path), "%s/log.txt", o.out_dir);
         FILE *logf = fopen(path, "a");
         if (!logf) die("cannot write %s: %s", path, strerror(errno));
-        char ckpt_path[4096], opt_path[4096];
+        char ckpt_path[4096]; // and ckpt_path.opt beside it
         snprintf(ckpt_path, sizeof(ckpt_path), "%s/model.bin", o.out_dir);
-        snprintf(opt_path, sizeof(opt_path), "%s/model.bin.opt", o.out_dir);
         printf("train: %s (%zu tokens, %zu batches of %d x %d) | steps %d..%d | lr %g -> %g | warmup %d\n",
                o.train_path, train_dl.count, train_dl.num_batches, o.B, o.T, start_step, o.steps, o.lr, o.min_lr, o.warmup);
         AdamW opt = {0, 0.9, 0.95, 1e-8, o.weight_decay};
-        int last_saved = -1, val_step = -1;
+        int val_step = -1;
         double val_loss = NAN, train_loss = NAN;
-        for (int step = start_step; step <= o.steps; step++) {
-            int last = step == o.steps;
+        // the newest complete checkpoint, named when training has to stop because numbers blew up
+        char last_good[4200];
+        if (*o.ckpt_in) snprintf(last_good, sizeof(last_good), "%s (step %d, where this run started)", o.ckpt_in, start_step);
+        else snprintf(last_good, sizeof(last_good), "none (this run has not written one yet)");
+        for (int step = start_step; step <= end; step++) {
+            int last = step == end;
             if (have_val && (last || (o.val_every > 0 && step % o.val_every == 0))) {
                 val_loss = evaluate(&model, &val_dl, o.val_batches, o.first_token, eot);
                 val_step = step;
@@ -1847,7 +2042,7 @@ int main(int argc, char **argv) {
                 StrBuf line = {0};
                 if (probe_json(&line, &probe, &cfg, step, train_loss, val_loss, val_step, ms, o.first_token))
                     fprintf(stderr, "gradsink: warning: step %d: non-finite probe values written as null\n", step);
-                if (append_line_atomic(probe_path, line.s, err, sizeof(err))) die("%s", err);
+                if (append_line(probe_path, line.s, err, sizeof(err))) die("%s", err);
                 free(line.s);
             }
             if (last) break;
@@ -1857,28 +2052,34 @@ int main(int argc, char **argv) {
             model_zero_grad(&model);
             model_backward(&model, o.B, o.T);
             double norm = clip_grads(model.grads_memory, model.num_parameters, o.grad_clip);
+            // a NaN or infinity stops the run before it reaches the parameters or any file (exit 3)
             if (!isfinite(loss) || !isfinite(norm)) {
-                fprintf(stderr, "gradsink: error: step %d: loss %g, grad norm %g is not finite; stopping. Last good checkpoint: %s\n",
-                        step, loss, norm, last_saved >= 0 ? ckpt_path : "none written in this run");
+                fprintf(stderr, "gradsink: error: step %d: loss %g, grad norm %g: not finite, training stopped; last good checkpoint: %s\n",
+                        step, loss, norm, last_good);
                 fclose(logf);
-                return 1;
+                exit(3);
             }
             double lr = lr_at(step, o.steps, o.warmup, o.lr, o.min_lr);
             model_update(&model, &opt, lr);
+            size_t bad = first_nonfinite(model.params_memory, model.num_parameters);
+            if (bad < model.num_parameters) {
+                fprintf(stderr, "gradsink: error: step %d: the update (lr %g) made parameter %zu not finite, training stopped; last good checkpoint: %s\n",
+                        step, lr, bad, last_good);
+                fclose(logf);
+                exit(3);
+            }
             double dt = now_seconds() - t0;
             printf("step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s\n", step + 1, o.steps, loss, lr,
                    norm, dt * 1e3, o.B * o.T / dt);
-            fprintf(logf, "s:%d trl:%.6f\n", step, loss);
-            if (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0 && step + 1 < o.steps) {
-                if (checkpoint_write(&model, ckpt_path, step + 1, err, sizeof(err)) ||
-                    optstate_write(&model, opt_path, step + 1, err, sizeof(err))) die("%s", err);
-                last_saved = step + 1;
+            fprintf(logf, "s:%d trl:%.9g\n", step, loss); // %.9g: a float loss, exactly
+            if (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0 && step + 1 < end) {
+                if (checkpoint_save(&model, ckpt_path, step + 1, err, sizeof(err))) die("%s", err);
+                snprintf(last_good, sizeof(last_good), "%s (step %d)", ckpt_path, step + 1);
             }
         }
         fclose(logf);
-        if (checkpoint_write(&model, ckpt_path, o.steps, err, sizeof(err)) ||
-            optstate_write(&model, opt_path, o.steps, err, sizeof(err))) die("%s", err);
-        printf("wrote %s (step %d)\n", ckpt_path, o.steps);
+        if (checkpoint_save(&model, ckpt_path, end, err, sizeof(err))) die("%s", err);
+        printf("wrote %s (step %d)\n", ckpt_path, end);
     }
     if (o.sample_tokens > 0 && (train || *o.ckpt_in)) {
         printf("sample (temperature %g, top-k %d, seed %d):\n", o.temperature, o.top_k, o.sample_seed);

@@ -7,6 +7,7 @@ Each check prints OK or FAIL and a number; the last line is "N passed, M failed"
 */
 #define TESTING
 #include "gradsink.c"
+#include <sys/wait.h>
 
 static int n_passed = 0, n_failed = 0;
 
@@ -500,6 +501,7 @@ static void test_checkpoint(void) {
     m.adam_t = 17;
     fill_normal(m.m_memory, m.num_parameters, 1);
     fill_normal(m.v_memory, m.num_parameters, 1);
+    for (size_t i = 0; i < m.num_parameters; i++) m.v_memory[i] = fabs(m.v_memory[i]); // second moments are >= 0
     snprintf(p2, sizeof(p2), "%s/a.bin.opt", tmpdir);
     ok = optstate_write(&m, p2, 17, err, sizeof(err)) == 0 && optstate_read(&r, p2, 17, err, sizeof(err)) == 0;
     same = r.adam_t == 17;
@@ -851,6 +853,300 @@ static void test_probe_is_read_only(void) {
 }
 
 // ----------------------------------------------------------------------------
+// bad input, one case at a time: every reader refuses with a one-line reason naming the file
+
+// err must be one line that names the file and says `what`
+static int names(const char *err, const char *file, const char *what) {
+    return strstr(err, file) && strstr(err, what) && !strchr(err, '\n');
+}
+
+static void test_bad_token_files(void) {
+    char p[512], err[1024];
+    snprintf(p, sizeof(p), "%s/tok.bin", tmpdir);
+    uint16_t tok[50] = {0};
+    DataLoader dl;
+    write_tokens(p, DATA_MAGIC, 1, 0, tok, 0);
+    int r1 = dataloader_open(&dl, p, 1, 1, 13, err, sizeof(err));
+    check(r1 != 0 && names(err, "tok.bin", "at least one"), "token file with zero tokens rejected: %s", err);
+    write_tokens(p, DATA_MAGIC, 1, -5, tok, 0);
+    int r2 = dataloader_open(&dl, p, 1, 1, 13, err, sizeof(err));
+    check(r2 != 0 && names(err, "tok.bin", "-5 tokens"), "token file with a negative count rejected: %s", err);
+    write_tokens(p, DATA_MAGIC, 1, 2147483647, tok, 50);
+    int r3 = dataloader_open(&dl, p, 1, 1, 13, err, sizeof(err));
+    check(r3 != 0 && names(err, "tok.bin", "2147483647 tokens"), "token file with a count of 2^31-1 rejected: %s", err);
+    write_tokens(p, DATA_MAGIC, 1, 10, tok, 10);
+    FILE *f = fopen(p, "ab");
+    fputc(7, f); // an odd byte after the tokens
+    fclose(f);
+    int r4 = dataloader_open(&dl, p, 1, 1, 13, err, sizeof(err));
+    check(r4 != 0 && names(err, "tok.bin", "bytes after the header"), "token file with a stray byte rejected: %s", err);
+    write_bytes(p, "hello", 5);
+    int r5 = dataloader_open(&dl, p, 1, 1, 13, err, sizeof(err));
+    check(r5 != 0 && names(err, "tok.bin", "too short"), "5-byte token file rejected: %s", err);
+    int r6 = dataloader_open(&dl, tmpdir, 1, 1, 13, err, sizeof(err));
+    check(r6 != 0 && names(err, tmpdir, "not a regular file"), "a directory given as a token file rejected: %s", err);
+}
+
+// a tokenizer file: header h, then n entries "x", then merges
+static void write_tokenizer(const char *path, int32_t magic, int32_t version, int32_t V, int32_t eot, int32_t M,
+                            int entries, const int32_t *merges, int nmerge_ints) {
+    FILE *f = fopen(path, "wb");
+    int32_t h[HEADER_INTS] = {magic, version, V, eot, M};
+    fwrite(h, 4, HEADER_INTS, f);
+    for (int i = 0; i < entries; i++) { uint16_t len = 1; fwrite(&len, 2, 1, f); fputc('a' + i % 26, f); }
+    fwrite(merges, 4, nmerge_ints, f);
+    fclose(f);
+}
+
+static void test_bad_tokenizer_files(void) {
+    char p[512], err[1024];
+    snprintf(p, sizeof(p), "%s/bad.tk", tmpdir);
+    Tokenizer tk;
+    int32_t mg[4] = {0, 1, 2, 3};
+    write_tokenizer(p, TOKENIZER_MAGIC, 1, 5, 4, 2, 5, mg, 4);
+    int ok = tokenizer_load(&tk, p, err, sizeof(err)) == 0;
+    check(ok && tk.vocab_size == 5, "a hand-written 5-token tokenizer file with 2 merges loads");
+    if (ok) tokenizer_free(&tk);
+    struct { int32_t magic, version, V, eot, M; int entries, nm; const char *what, *label; } cases[] = {
+        {7, 1, 5, 4, 2, 5, 4, "bad magic", "bad magic"},
+        {TOKENIZER_MAGIC, 9, 5, 4, 2, 5, 4, "version 9", "bad version"},
+        {TOKENIZER_MAGIC, 1, 1, 0, 0, 1, 0, "vocab size 1", "vocab size 1"},
+        {TOKENIZER_MAGIC, 1, 70000, 0, 0, 5, 0, "vocab size 70000", "vocab size above 65536"},
+        {TOKENIZER_MAGIC, 1, 5, 5, 2, 5, 4, "eot id 5", "eot id outside the vocab"},
+        {TOKENIZER_MAGIC, 1, 5, -1, 2, 5, 4, "eot id -1", "negative eot id"},
+        {TOKENIZER_MAGIC, 1, 5, 4, -3, 5, 4, "negative merge count", "negative merge count"},
+        {TOKENIZER_MAGIC, 1, 5, 4, 2147483647, 5, 4, "2147483647 merges", "merge count 2^31-1 (no int overflow)"},
+        {TOKENIZER_MAGIC, 1, 5, 4, 3, 5, 4, "header says 3 merges", "fewer merges than the header says"},
+        {TOKENIZER_MAGIC, 1, 9, 4, 0, 5, 0, "token 5", "a vocabulary cut short"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        write_tokenizer(p, cases[i].magic, cases[i].version, cases[i].V, cases[i].eot, cases[i].M, cases[i].entries, mg,
+                        cases[i].nm);
+        int r = tokenizer_load(&tk, p, err, sizeof(err));
+        check(r != 0 && names(err, "bad.tk", cases[i].what) && !tk.offset, "tokenizer file with %s rejected: %s",
+              cases[i].label, err);
+    }
+    int32_t far[4] = {0, 1, 2, 99};
+    write_tokenizer(p, TOKENIZER_MAGIC, 1, 5, 4, 2, 5, far, 4);
+    int r = tokenizer_load(&tk, p, err, sizeof(err));
+    check(r != 0 && names(err, "bad.tk", "token 99"), "tokenizer file whose merge names token 99 rejected: %s", err);
+}
+
+// the header ints of a valid checkpoint of `m`, for editing
+static void header_of(const Model *m, int32_t *h, int step) {
+    const Config *c = &m->cfg;
+    int32_t g[11] = {CKPT_MAGIC, 1, c->vocab_size, c->d_model, c->n_layer, c->n_head, c->n_kv_head, c->ffn_hidden,
+                     c->max_seq_len, c->vscale, step};
+    memset(h, 0, HEADER_INTS * 4);
+    memcpy(h, g, sizeof(g));
+}
+
+static void test_bad_checkpoints(void) {
+    char p[512], q[512], err[1024];
+    snprintf(p, sizeof(p), "%s/ck.bin", tmpdir);
+    snprintf(q, sizeof(q), "%s/ck.bin.opt", tmpdir);
+    Model m, r;
+    tiny_model(&m, 2, VSCALE_LEARNED, 1, 4);
+    model_build(&r, &m.cfg);
+    checkpoint_write(&m, p, 5, err, sizeof(err));
+    size_t n;
+    unsigned char *good = read_file(p, &n, err, sizeof(err));
+    unsigned char *buf = xcalloc(n + 64, 1);
+    Config c;
+    int step;
+    // each case edits one header int of a valid checkpoint
+    struct { int index; int32_t value; const char *what, *label; } cases[] = {
+        {1, 2, "version 2", "version 2"},
+        {10, -1, "negative step", "a negative step"},
+        {3, 1 << 30, "width (-C)", "width 2^30"},
+        {2, -37, "vocab size (-V)", "a negative vocab"},
+        {4, 100000, "layers (-L)", "100000 layers"},
+        {8, 1 << 30, "sequence length", "max T 2^30"},
+        {9, 3, "V-scale", "V-scale mode 3"},
+        {7, 1000000, "truncated", "a larger F than the payload holds"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memcpy(buf, good, n);
+        memcpy(buf + 4 * cases[i].index, &cases[i].value, 4);
+        write_bytes(p, buf, n);
+        int rc = checkpoint_read_header(p, &c, &step, err, sizeof(err));
+        check(rc != 0 && names(err, "ck.bin", cases[i].what), "checkpoint with %s rejected: %s", cases[i].label, err);
+    }
+    // shapes that are each in range but together overflow the int32 parameter count
+    int32_t h[HEADER_INTS];
+    header_of(&m, h, 0);
+    h[2] = 65536; h[3] = 16384; h[4] = 1024; h[5] = 128; h[6] = 128; h[7] = 1048576;
+    write_bytes(p, h, sizeof(h));
+    int r1 = checkpoint_read_header(p, &c, &step, err, sizeof(err));
+    check(r1 != 0 && names(err, "ck.bin", "2^31-1 parameters"), "checkpoint header with 2^40 parameters rejected before any allocation: %s", err);
+    memcpy(buf, good, n);
+    write_bytes(p, buf, n + 4);
+    int r2 = checkpoint_read_header(p, &c, &step, err, sizeof(err));
+    check(r2 != 0 && names(err, "ck.bin", "truncated or not"), "checkpoint with 4 extra bytes rejected: %s", err);
+    write_bytes(p, buf, 100);
+    int r3 = checkpoint_read_header(p, &c, &step, err, sizeof(err));
+    check(r3 != 0 && names(err, "ck.bin", "too short"), "checkpoint shorter than a header rejected: %s", err);
+    float nan = NAN;
+    memcpy(buf + n - 4, &nan, 4); // the last entry of lm_head
+    write_bytes(p, buf, n);
+    real before = r.params_memory[0] = 42;
+    int r4 = checkpoint_read(&r, p, &step, err, sizeof(err));
+    check(r4 != 0 && names(err, "ck.bin", "lm_head holds a non-finite") && r.params_memory[0] == before,
+          "checkpoint holding a NaN rejected, model left untouched: %s", err);
+    Model other;
+    tiny_model(&other, 4, VSCALE_LEARNED, 1, 4);
+    write_bytes(p, good, n);
+    int r5 = checkpoint_read(&other, p, &step, err, sizeof(err));
+    check(r5 != 0 && names(err, "ck.bin", "does not match"), "checkpoint for another shape refused by a model: %s", err);
+    model_free(&other);
+    int r6 = checkpoint_read_header(tmpdir, &c, &step, err, sizeof(err));
+    check(r6 != 0 && names(err, tmpdir, "not a regular file"), "a directory given as a checkpoint rejected: %s", err);
+
+    // optimizer state: one edit at a time on a valid one; a refused file leaves the model as it was
+    m.adam_t = 5;
+    for (size_t i = 0; i < m.num_parameters; i++) { m.m_memory[i] = (real)(0.1 * i); m.v_memory[i] = (real)(0.01 * i); }
+    optstate_write(&m, q, 5, err, sizeof(err));
+    free(good); free(buf);
+    good = read_file(q, &n, err, sizeof(err));
+    buf = xcalloc(n, 1);
+    r.adam_t = 99;
+    int ok = optstate_read(&r, q, 5, err, sizeof(err)) == 0 && r.adam_t == 5 && r.v_memory[3] == (real)(float)(0.03);
+    check(ok, "optimizer state reads back");
+    struct { size_t offset; int32_t value; size_t len; const char *what, *label; } ocases[] = {
+        {0, 1234, 0, "bad magic", "bad magic"},
+        {4, 3, 0, "version 3", "version 3"},
+        {16, 12, 0, "12 parameters", "another parameter count"},
+        {16, -1, 0, "-1 parameters", "a negative parameter count"},
+        {8, -4, 0, "negative AdamW step", "a negative AdamW step"},
+        {0, OPT_MAGIC, 8, "truncated", "a truncated payload"},
+        {HEADER_INTS * 4 + 8, 0x7fc00000, 0, "first moment 2 is not finite", "a NaN first moment"},
+        {n - 4, (int32_t)0xbf800000, 0, "is negative", "a negative second moment"},
+    };
+    for (size_t i = 0; i < sizeof(ocases) / sizeof(ocases[0]); i++) {
+        memcpy(buf, good, n);
+        memcpy(buf + ocases[i].offset, &ocases[i].value, 4);
+        write_bytes(q, buf, n - ocases[i].len);
+        r.adam_t = 99;
+        int rc = optstate_read(&r, q, 5, err, sizeof(err));
+        check(rc != 0 && names(err, "ck.bin.opt", ocases[i].what) && r.adam_t == 99,
+              "optimizer state with %s rejected, model untouched: %s", ocases[i].label, err);
+    }
+    free(good); free(buf);
+    model_free(&m);
+    model_free(&r);
+}
+
+// the limits on shapes, and the memory estimate that main compares with the machine's memory
+static void test_limits(void) {
+    Config ok = {65536, 1024, 4, 8, 8, 4096, 2048, VSCALE_OFF};
+    Config big = {65536, 16384, 1024, 128, 128, 1048576, 65536, VSCALE_OFF};
+    Config wide = {100, 1 << 30, 1, 1, 1, 1, 1, VSCALE_OFF};
+    const char *w1 = config_check(&ok), *w2 = config_check(&big), *w3 = config_check(&wide);
+    check(!w1 && w2 && strstr(w2, "2^31-1") && w3 && strstr(w3, "-C"), "config limits: a 100M model passes; 2^40 parameters (%s) and width 2^30 (%s) do not",
+          w2 ? w2 : "-", w3 ? w3 : "-");
+    Config deep = ok;
+    deep.n_layer = 1024;
+    double b1 = model_bytes(&ok, 1, 16), b2 = model_bytes(&ok, 1000, 65536), b3 = model_bytes(&deep, 1000, 65536);
+    check(b1 > 4.0 * 4 * config_num_parameters(&ok) && b1 < 1e10 && b2 > 1e14 && b3 > 100 * b2 && isfinite(b3),
+          "model_bytes: %.3g GB for B 1 x T 16, %.3g GB for B 1000 x T 65536, %.3g GB with 1024 layers (no wrap-around)",
+          b1 / 1e9, b2 / 1e9, b3 / 1e9);
+    Model m;
+    tiny_model(&m, 2, VSCALE_OFF, 3, 9);
+    check(config_num_parameters(&m.cfg) == (double)m.num_parameters, "config_num_parameters agrees with the sizes table (%zu)",
+          m.num_parameters);
+    model_free(&m);
+}
+
+// ----------------------------------------------------------------------------
+// writes that a kill or a failure cannot leave half-done
+
+static void test_safe_writes(void) {
+    char p[512], blocker[600], err[1024];
+    snprintf(p, sizeof(p), "%s/w.bin", tmpdir);
+    snprintf(blocker, sizeof(blocker), "%s.tmp", p);
+    int ok = write_file_atomic(p, "old", 3, err, sizeof(err)) == 0;
+    mkdir(blocker, 0755); // PATH.tmp cannot be opened as a file: the write must fail and leave PATH
+    int r1 = write_file_atomic(p, "new!", 4, err, sizeof(err));
+    size_t n;
+    unsigned char *got = read_file(p, &n, err + 512, 512);
+    check(ok && r1 != 0 && got && n == 3 && !memcmp(got, "old", 3), "a failed atomic write leaves the old file: %s", err);
+    free(got);
+    rmdir(blocker);
+    ok = write_file_atomic(p, "new!", 4, err, sizeof(err)) == 0;
+    got = read_file(p, &n, err, sizeof(err));
+    struct stat st;
+    check(ok && n == 4 && !memcmp(got, "new!", 4) && stat(blocker, &st) != 0, "an atomic write replaces the file, no temp file left");
+    free(got);
+
+    // a checkpoint of non-finite parameters is never written over a good one
+    snprintf(p, sizeof(p), "%s/m.bin", tmpdir);
+    Model m;
+    tiny_model(&m, 2, VSCALE_OFF, 1, 4);
+    checkpoint_write(&m, p, 3, err, sizeof(err));
+    unsigned char *before = read_file(p, &n, err, sizeof(err));
+    m.params_memory[17] = (real)NAN;
+    int r2 = checkpoint_write(&m, p, 4, err, sizeof(err));
+    size_t n2;
+    unsigned char *after = read_file(p, &n2, err + 512, 512);
+    check(r2 != 0 && strstr(err, "not finite") && n2 == n && !memcmp(before, after, n),
+          "checkpoint_write refuses a NaN parameter; the file on disk is unchanged: %s", err);
+    free(before); free(after);
+    m.params_memory[17] = 0;
+
+    // checkpoint_save writes PATH and PATH.opt as a pair: when the second cannot be written,
+    // neither file changes and no temp file is left
+    char po[600], pot[600], pt[600];
+    snprintf(po, sizeof(po), "%s.opt", p);
+    snprintf(pot, sizeof(pot), "%s.opt.tmp", p);
+    snprintf(pt, sizeof(pt), "%s.tmp", p);
+    ok = checkpoint_save(&m, p, 3, err, sizeof(err)) == 0;
+    unsigned char *ck0 = read_file(p, &n, err, sizeof(err)), *op0 = read_file(po, &n2, err, sizeof(err));
+    m.params_memory[0] += 1;
+    m.adam_t = 4;
+    mkdir(pot, 0755);
+    int r5 = checkpoint_save(&m, p, 4, err, sizeof(err));
+    rmdir(pot);
+    size_t n3, n4;
+    unsigned char *ck1 = read_file(p, &n3, err + 512, 512), *op1 = read_file(po, &n4, err + 512, 512);
+    check(ok && r5 != 0 && n3 == n && n4 == n2 && !memcmp(ck0, ck1, n) && !memcmp(op0, op1, n2) && stat(pt, &st) != 0,
+          "checkpoint_save: a failure writing PATH.opt leaves both PATH and PATH.opt as they were: %s", err);
+    free(ck0); free(ck1); free(op0); free(op1);
+    int step4 = -1;
+    Config c4;
+    ok = checkpoint_save(&m, p, 4, err, sizeof(err)) == 0 && checkpoint_read_header(p, &c4, &step4, err, sizeof(err)) == 0;
+    Model r;
+    model_build(&r, &m.cfg);
+    ok &= checkpoint_read(&r, p, &step4, err, sizeof(err)) == 0 && optstate_read(&r, po, 4, err, sizeof(err)) == 0;
+    check(ok && step4 == 4 && r.adam_t == 4 && r.params_memory[0] == (real)(float)m.params_memory[0],
+          "checkpoint_save then checkpoint_read + optstate_read: step 4, AdamW step 4, parameters back");
+    model_free(&r);
+    m.v_memory[3] = (real)INFINITY;
+    int r3 = optstate_write(&m, p, 4, err, sizeof(err));
+    check(r3 != 0 && strstr(err, "not finite"), "optstate_write refuses an infinite moment: %s", err);
+    model_free(&m);
+
+    // append_line: whole lines; a torn tail from an earlier kill is cut before the next line
+    snprintf(p, sizeof(p), "%s/probes.jsonl", tmpdir);
+    ok = append_line(p, "{\"step\": 0}", err, sizeof(err)) == 0 && append_line(p, "{\"step\": 1}\n", err, sizeof(err)) == 0;
+    FILE *f = fopen(p, "ab");
+    fputs("{\"step\": 2, \"sin", f); // what a kill in the middle of a write leaves
+    fclose(f);
+    ok &= append_line(p, "{\"step\": 2}", err, sizeof(err)) == 0;
+    got = read_file(p, &n, err, sizeof(err));
+    const char *want = "{\"step\": 0}\n{\"step\": 1}\n{\"step\": 2}\n";
+    check(ok && got && n == strlen(want) && !memcmp(got, want, n), "append_line writes whole lines and cuts a torn tail");
+    free(got);
+    write_bytes(p, "no newline at all", 17);
+    ok = append_line(p, "x", err, sizeof(err)) == 0;
+    got = read_file(p, &n, err, sizeof(err));
+    check(ok && n == 2 && !memcmp(got, "x\n", 2), "append_line on a file that is one torn line keeps only the new line");
+    free(got);
+    snprintf(p, sizeof(p), "%s/no/such/dir/p.jsonl", tmpdir);
+    int r4 = append_line(p, "x", err, sizeof(err));
+    check(r4 != 0 && strstr(err, "no/such/dir"), "append_line into a missing directory fails with a reason: %s", err);
+}
+
+// ----------------------------------------------------------------------------
 // training end to end
 
 static void test_training(void) {
@@ -901,38 +1197,228 @@ static void test_training(void) {
           (unsigned long long)u1, (unsigned long long)u2);
 }
 
-int main(void) {
+// ----------------------------------------------------------------------------
+// the command line, end to end: `test_gradsink --cli ./gradsink` runs the built binary on
+// files it makes in a temp dir, and reads its exit code and stderr
+
+static const char *cli_bin;
+static char cli_err[4096]; // the last run's stderr, without its final newline
+static int cli_one_line;   // whether that stderr was exactly one line
+
+// runs "BIN args" with OMP_NUM_THREADS=2; returns the exit code, stderr in cli_err
+static int run(const char *fmt, ...) {
+    char args[3000], cmd[4096], ep[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(ep, sizeof(ep), "%s/stderr.txt", tmpdir);
+    snprintf(cmd, sizeof(cmd), "OMP_NUM_THREADS=2 %s %s >%s/stdout.txt 2>%s", cli_bin, args, tmpdir, ep);
+    int st = system(cmd);
+    size_t n = 0;
+    char err[16];
+    unsigned char *e = read_file(ep, &n, err, sizeof(err));
+    snprintf(cli_err, sizeof(cli_err), "%.*s", e ? (int)n : 0, e ? (char *)e : "");
+    free(e);
+    size_t len = strlen(cli_err);
+    cli_one_line = len > 0 && strchr(cli_err, '\n') == cli_err + len - 1;
+    if (len > 0 && cli_err[len - 1] == '\n') cli_err[len - 1] = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// exit code 2 and exactly one line on stderr that contains `what`
+static void expect_refusal(const char *label, const char *what, const char *fmt, ...) {
+    char args[3000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    int rc = run("%s", args);
+    check(rc == 2 && cli_one_line && strstr(cli_err, what), "cli %s: exit %d, %s", label, rc,
+          cli_one_line ? cli_err : "stderr is not one line");
+}
+
+static void test_cli(void) {
+    char d[512], tok[600], tok7[600], big[600], bad[600], tkz[600], ck[600], out[600], file[600];
+    snprintf(d, sizeof(d), "%s", tmpdir);
+    snprintf(tok, sizeof(tok), "%s/train.bin", d);
+    snprintf(tok7, sizeof(tok7), "%s/seven.bin", d);
+    snprintf(big, sizeof(big), "%s/ids.bin", d);
+    snprintf(bad, sizeof(bad), "%s/bad.bin", d);
+    snprintf(tkz, sizeof(tkz), "%s/bad.tk", d);
+    snprintf(ck, sizeof(ck), "%s/ck/model.bin", d);
+    snprintf(out, sizeof(out), "%s/out", d);
+    snprintf(file, sizeof(file), "%s/a_file", d);
+    // 3000 tokens over a vocab of 29 with some structure to learn
+    uint16_t t[3000];
+    for (int i = 0; i < 3000; i++) t[i] = (uint16_t)((i * 7 + (i / 5) * 3) % 29);
+    write_tokens(tok, DATA_MAGIC, 1, 3000, t, 3000);
+    write_tokens(tok7, DATA_MAGIC, 1, 7, t, 7);
+    t[100] = 29;
+    write_tokens(big, DATA_MAGIC, 1, 3000, t, 3000);
+    t[100] = 0;
+    write_tokens(bad, 1234, 1, 3000, t, 3000);
+    write_bytes(tkz, "not a tokenizer", 15);
+    write_bytes(file, "x", 1);
+    // a small model every run below shares: V 29, C 16, L 2, H 2, F 24
+    char model[1200];
+    snprintf(model, sizeof(model), "-i %s -j '' -V 29 -C 16 -L 2 -H 2 -F 24 -b 2 -t 8 -G 0", tok);
+
+    // flags
+    expect_refusal("unknown flag", "unknown flag --bogus", "%s --bogus 1", model);
+    expect_refusal("flag without a value", "needs a value", "%s -n", model);
+    expect_refusal("integer that does not parse", "--batch: 'abc' is not an integer", "%s -b abc", model);
+    expect_refusal("integer out of int range", "is not an integer", "%s -L 99999999999", model);
+    expect_refusal("number that does not parse", "--lr: '1e-3x' is not a number", "%s -l 1e-3x", model);
+    expect_refusal("NaN learning rate", "--lr: 'nan' is not a number", "%s -l nan", model);
+    expect_refusal("negative steps", "--steps", "%s -n -3", model);
+    expect_refusal("T = 0", "--seq-len", "%s -t 0", model);
+    expect_refusal("T above 65536", "--seq-len", "%s -t 100000", model);
+    expect_refusal("B x T too large", "too large", "%s -b 100000 -t 10000", model);
+    expect_refusal("heads not dividing width", "heads (-H) must divide the width (-C)", "%s -H 3", model);
+    expect_refusal("kv heads not dividing heads", "kv heads (-K) must divide heads (-H)", "%s -H 4 -K 3", model);
+    expect_refusal("odd head size", "even", "%s -C 18 -H 2", model);
+    expect_refusal("absurd width", "width (-C)", "%s -C 1000000000", model);
+    expect_refusal("negative layers", "layers (-L)", "%s -L -2", model);
+    expect_refusal("vocab above 65536", "vocab size (-V)", "%s -V 70000", model);
+    expect_refusal("2^40 parameters", "2^31-1 parameters", "%s -V 65536 -C 16384 -L 1024 -F 1048576", model);
+    expect_refusal("a model that needs more memory than the machine", "this machine has", "%s -b 1000 -t 65536 -H 8", model);
+    expect_refusal("unknown V-scale mode", "--vscale: unknown value 'maybe'", "%s -a maybe", model);
+    expect_refusal("--resume without a checkpoint", "need a checkpoint", "%s -r 1", model);
+    expect_refusal("--resume 2", "--resume", "%s -r 2", model);
+    expect_refusal("--sample absurd", "--sample", "%s -G 2000000000", model);
+    expect_refusal("--stop-at negative", "--stop-at", "%s -S -1", model);
+
+    // files
+    expect_refusal("missing train file", "cannot open /nonexistent/train.bin", "%s -i /nonexistent/train.bin", model);
+    expect_refusal("train file with bad magic", "bad.bin: bad magic", "%s -i %s", model, bad);
+    expect_refusal("train file holding id 29 >= vocab 29", "ids.bin: token 29 at position 100", "%s -i %s", model, big);
+    expect_refusal("train file shorter than one batch (T larger than the data)", "seven.bin: 7 tokens is fewer", "%s -i %s", model, tok7);
+    expect_refusal("a directory as the train file", "not a regular file", "%s -i %s", model, d);
+    expect_refusal("val file given but missing", "cannot open /nonexistent/val.bin", "%s -j /nonexistent/val.bin", model);
+    expect_refusal("val file shorter than one batch", "seven.bin: 7 tokens", "%s -j %s", model, tok7);
+    expect_refusal("tokenizer file that is garbage", "bad.tk: too short", "%s -z %s", model, tkz);
+    expect_refusal("tokenizer file missing", "cannot open /nonexistent/tok.bin", "%s -z /nonexistent/tok.bin", model);
+    expect_refusal("output directory under a file", "cannot create output directory", "%s -n 1 -o %s/sub", model, file);
+    expect_refusal("--eval-only without a checkpoint", "need a checkpoint", "%s -x 1", model);
+
+    // checkpoints: make one at step 2, then feed it with flags that disagree
+    int rc = run("%s -n 4 -S 2 -o %s/ck", model, d);
+    check(rc == 0, "cli: a 2-step run (of 4) writes a checkpoint: exit %d %s", rc, cli_err);
+    expect_refusal("missing checkpoint", "cannot open checkpoint /nonexistent/m.bin", "%s -c /nonexistent/m.bin", model);
+    expect_refusal("checkpoint with conflicting width", "flag -C 32 disagrees with checkpoint", "%s -c %s -C 32 -H 2", model, ck);
+    expect_refusal("checkpoint with conflicting V-scale", "flag -a 1 disagrees", "%s -c %s -a fixed", model, ck);
+    expect_refusal("checkpoint with --seed", "--seed has no effect with -c", "%s -c %s -s 3", model, ck);
+    expect_refusal("T above the checkpoint's max", "above checkpoint", "%s -c %s -t 9", model, ck);
+    expect_refusal("resume past --steps", "beyond --steps 1", "%s -c %s -r 1 -n 1", model, ck);
+    expect_refusal("--stop-at before the checkpoint", "--stop-at 1 is before", "%s -c %s -r 1 -n 4 -S 1", model, ck);
+    expect_refusal("--eval-only without val tokens", "needs validation tokens", "%s -c %s -x 1", model, ck);
+    expect_refusal("checkpoint given as train data", "bad magic 20261128", "%s -i %s", model, ck);
+    expect_refusal("train data given as a checkpoint", "bad magic 20240520", "%s -c %s", model, tok);
+    char cp[700], cpo[700], cmd[4000];
+    snprintf(cp, sizeof(cp), "%s/cut.bin", d);
+    snprintf(cpo, sizeof(cpo), "%s/cut.bin.opt", d);
+    snprintf(cmd, sizeof(cmd), "head -c 2000 %s > %s && head -c 1100 %s.opt > %s", ck, cp, ck, cpo);
+    if (system(cmd) != 0) check(0, "cli: could not make truncated files");
+    expect_refusal("truncated checkpoint", "cut.bin: 2000 bytes, but its header implies", "%s -c %s", model, cp);
+    snprintf(cmd, sizeof(cmd), "cp %s %s", ck, cp);
+    if (system(cmd) != 0) check(0, "cli: could not copy a checkpoint");
+    expect_refusal("truncated optimizer state", "cut.bin.opt: 1100 bytes", "%s -c %s -r 1", model, cp);
+    remove(cpo);
+    expect_refusal("resume without the optimizer state", "cannot open", "%s -c %s -r 1", model, cp);
+    snprintf(cmd, sizeof(cmd), "%s/ck2", d);
+    run("%s -n 4 -S 3 -o %s", model, cmd);
+    snprintf(cmd, sizeof(cmd), "cp %s/ck2/model.bin.opt %s", d, cpo);
+    if (system(cmd) != 0) check(0, "cli: could not copy an optimizer state");
+    expect_refusal("optimizer state from another step", "is from step 3, the checkpoint from step 2", "%s -c %s -r 1", model, cp);
+
+    // a run that blows up stops with the step and the last good checkpoint, which stays as it was
+    size_t n0, n1;
+    char err[256];
+    unsigned char *before = read_file(ck, &n0, err, sizeof(err));
+    rc = run("%s -c %s -r 1 -n 4 -k 1 -l 1e300 -o %s/ck", model, ck, d);
+    unsigned char *after = read_file(ck, &n1, err, sizeof(err));
+    check(rc == 3 && cli_one_line && strstr(cli_err, "step 2:") && strstr(cli_err, "not finite") &&
+              strstr(cli_err, "last good checkpoint: ") && strstr(cli_err, "ck/model.bin (step 2") && n0 == n1 &&
+              !memcmp(before, after, n0),
+          "cli: lr 1e300 makes the parameters infinite at step 2: exit %d, checkpoint unchanged, %s", rc, cli_err);
+    free(after);
+    rc = run("%s -c %s -r 1 -n 4 -k 1 -l 1e30 -o %s/ck2", model, ck, d);
+    check(rc == 3 && cli_one_line && strstr(cli_err, "loss") && strstr(cli_err, "last good checkpoint: "),
+          "cli: lr 1e30 overflows the forward pass: exit %d, %s", rc, cli_err);
+    free(before);
+
+    // resume: 8 steps in one run == 4 steps, checkpoint, resume for 4, bit for bit
+    rc = run("%s -n 8 -w 2 -o %s/full", model, d);
+    int rc2 = run("%s -n 8 -w 2 -S 4 -o %s/half", model, d);
+    char resume_from[700];
+    snprintf(resume_from, sizeof(resume_from), "%s/half/model.bin", d);
+    int rc3 = run("-i %s -j '' -b 2 -t 8 -G 0 -n 8 -w 2 -c %s -r 1 -o %s/half", tok, resume_from, d);
+    const char *files[3] = {"model.bin", "model.bin.opt", "log.txt"};
+    char a[700], b[700];
+    int same = 1;
+    for (int i = 0; i < 3; i++) {
+        snprintf(a, sizeof(a), "%s/full/%s", d, files[i]);
+        snprintf(b, sizeof(b), "%s/half/%s", d, files[i]);
+        same &= files_equal(a, b);
+    }
+    snprintf(a, sizeof(a), "%s/full/log.txt", d);
+    unsigned char *log = read_file(a, &n0, err, sizeof(err));
+    int lines = 0;
+    for (size_t i = 0; log && i < n0; i++) lines += log[i] == '\n';
+    free(log);
+    check(rc == 0 && rc2 == 0 && rc3 == 0 && same && lines == 8,
+          "cli: 8 steps == 4 steps + checkpoint + resume for 4: model.bin, model.bin.opt and the 8 logged losses are bit-identical");
+}
+
+// no arguments: the unit tests. --cli BIN: the command-line tests against the built binary BIN.
+// --quick: skip the slow whole-model finite differences (make test-asan uses it).
+int main(int argc, char **argv) {
     rng_seed(&trng, 2026);
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/gradsink_test_XXXXXX");
     if (!mkdtemp(tmpdir)) die("cannot make a temp dir");
-    printf("gradsink tests (%s build)\n", PRECISION);
-    test_encoder();
-    test_rmsnorm();
-    test_matmul(7, 5, 3);
-    test_matmul(1, 16, 9);
-    test_matmul(13, 33, 17);
-    test_rope();
-    test_attention(4, 4);
-    test_attention(4, 2);
-    test_attention(3, 1);
-    test_vscale(VSCALE_OFF);
-    test_vscale(VSCALE_FIXED);
-    test_vscale(VSCALE_LEARNED);
-    test_swiglu();
-    test_crossentropy();
-    for (int kv = 4; kv >= 2; kv -= 2)
-        for (int mode = VSCALE_OFF; mode <= VSCALE_LEARNED; mode++) test_model_gradients(kv, mode);
-    test_adamw();
-    test_checkpoint();
-    test_dataloader();
-    test_tokenizer_decode();
-    test_sink_metrics();
-    test_gradient_metrics();
-    for (int kv = 4; kv >= 2; kv -= 2) test_identities(kv, kv == 4 ? VSCALE_OFF : VSCALE_LEARNED);
-    test_rmsnorm_jacobian();
-    test_vscale_jacobian();
-    test_probe_is_read_only();
-    test_training();
+    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    if (argc > 2 && !strcmp(argv[1], "--cli")) {
+        cli_bin = argv[2];
+        printf("gradsink command-line tests (%s)\n", cli_bin);
+        test_cli();
+    } else {
+        printf("gradsink tests (%s build%s)\n", PRECISION, quick ? ", --quick: whole-model finite differences on one config" : "");
+        test_encoder();
+        test_rmsnorm();
+        test_matmul(7, 5, 3);
+        test_matmul(1, 16, 9);
+        test_matmul(13, 33, 17);
+        test_rope();
+        test_attention(4, 4);
+        test_attention(4, 2);
+        test_attention(3, 1);
+        test_vscale(VSCALE_OFF);
+        test_vscale(VSCALE_FIXED);
+        test_vscale(VSCALE_LEARNED);
+        test_swiglu();
+        test_crossentropy();
+        if (quick) test_model_gradients(2, VSCALE_LEARNED);
+        else
+            for (int kv = 4; kv >= 2; kv -= 2)
+                for (int mode = VSCALE_OFF; mode <= VSCALE_LEARNED; mode++) test_model_gradients(kv, mode);
+        test_adamw();
+        test_checkpoint();
+        test_dataloader();
+        test_tokenizer_decode();
+        test_bad_token_files();
+        test_bad_tokenizer_files();
+        test_bad_checkpoints();
+        test_limits();
+        test_safe_writes();
+        test_sink_metrics();
+        test_gradient_metrics();
+        for (int kv = 4; kv >= 2; kv -= 2) test_identities(kv, kv == 4 ? VSCALE_OFF : VSCALE_LEARNED);
+        test_rmsnorm_jacobian();
+        test_vscale_jacobian();
+        test_probe_is_read_only();
+        test_training();
+    }
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
