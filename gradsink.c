@@ -24,6 +24,7 @@ differences are exact enough to check the backward pass tightly).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <fcntl.h>
@@ -55,10 +56,22 @@ static void die(const char *fmt, ...) {
     exit(2);
 }
 
+// zeroed memory, aligned to a cache line (64 bytes) so vector loads of a row do not straddle two
 static void *xcalloc(size_t n, size_t size) {
     if (n == 0) n = 1;
-    void *p = calloc(n, size);
+    if (size && n > SIZE_MAX / size - 64) die("out of memory: %zu x %zu bytes", n, size);
+    size_t bytes = (n * size + 63) / 64 * 64, align = 64;
+#ifdef MADV_HUGEPAGE
+    // big blocks (activations, their gradients, the LM head) in 2 MB pages where the kernel
+    // allows it: a matmul walking a column of a large matrix then touches one page, not hundreds
+    if (bytes >= ((size_t)4 << 20)) { align = (size_t)2 << 20; bytes = (bytes + align - 1) / align * align; }
+#endif
+    void *p = aligned_alloc(align, bytes);
     if (!p) die("out of memory allocating %zu bytes", n * size);
+#ifdef MADV_HUGEPAGE
+    if (align > 64) madvise(p, bytes, MADV_HUGEPAGE); // a hint: failure changes nothing
+#endif
+    memset(p, 0, bytes);
     return p;
 }
 
@@ -164,6 +177,25 @@ int append_line(const char *path, const char *line, char *err, size_t errlen) {
     bad |= close(fd) != 0;
     free(buf);
     return bad ? errorf(err, errlen, "appending to %s failed (disk full?)", path) : 0;
+}
+
+// e^x for the softmaxes and sigmoids, in plain arithmetic that vectorizes (libm's exp is a
+// call per element): x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
+// (relative error below 2e-7, float rounding), 2^n written into the exponent bits. Inputs
+// are clamped to [-87, 88], where e^x stays a normal float. The double build uses libm.
+static inline real exp_fast(real x) {
+#ifdef GRADSINK_DOUBLE
+    return exp(x);
+#else
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; // round(x / ln2): 1.5 * 2^23 trick
+    float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-6f; // ln2 split in two
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float two_n;
+    memcpy(&two_n, &bits, sizeof(two_n));
+    return p * two_n;
+#endif
 }
 
 // RNG: splitmix64 (Steele, Lea, Flood 2014) over a 64-bit state; uniform doubles from its
@@ -277,49 +309,156 @@ void matmul_backward_naive(real *dinp, real *dweight, const real *dout, const re
         }
 }
 
-#define MM_ROWS 4 // rows of the output computed together, so each weight row is loaded once per 4
-void matmul_forward(real *out, const real *inp, const real *weight, int N, int IC, int OC) {
-    #pragma omp parallel for schedule(static)
-    for (int n0 = 0; n0 < N; n0 += MM_ROWS) {
-        int nr = N - n0 < MM_ROWS ? N - n0 : MM_ROWS;
-        for (int o = 0; o < OC; o++) {
-            const real *w = weight + (size_t)o * IC;
-            real acc[MM_ROWS] = {0};
-            for (int r = 0; r < nr; r++) {
-                const real *x = inp + (size_t)(n0 + r) * IC;
-                real a = 0;
-                #pragma omp simd reduction(+ : a)
-                for (int i = 0; i < IC; i++) a += x[i] * w[i];
-                acc[r] = a;
+// The fast versions share one engine, a register-tiled product C (M,N) = or += A (M,K) B (K,N):
+//   - B is first packed into column panels MM_NR wide (zero-padded past N), each panel
+//     K x MM_NR contiguous, so the inner loop reads two 16-float vectors per k;
+//   - a register tile of MM_MR rows x MM_NR columns (16 vector accumulators) then walks k,
+//     one broadcast of A(r,k) times a panel row per FMA: plain loops over constant bounds
+//     that gcc/clang unroll into 512-bit FMAs (-O3 -march=native -mprefer-vector-width=512);
+//   - threads split the output tiles, so each C element is summed by one thread, over k in
+//     order: no atomics, and the result does not depend on the number of threads.
+// A is read in place through strides (A(m,k) = A[m*am + k*ak]); in the rows past M of a
+// ragged last tile the kernel re-reads row M-1 and throws the result away.
+#ifndef MM_MR
+#define MM_MR 8
+#endif
+#ifndef MM_NR
+#define MM_NR 32
+#endif
+
+// scratch for packed panels (matmuls) and per-thread tiles (attention): grown on first use,
+// then reused, so later steps allocate nothing. Called only outside parallel regions.
+static real *kernel_scratch(size_t n) {
+    static real *buf = NULL;
+    static size_t cap = 0;
+    if (n > cap) {
+        free(buf);
+        buf = xcalloc(n, sizeof(real));
+        cap = n;
+    }
+    return buf;
+}
+
+// Bp (panels, K, MM_NR): Bp[p][k][j] = B(k, p*MM_NR + j), or 0 past N; B(k,n) = B[k*bk + n*bn]
+static void mm_pack_panels(real *bp, const real *b, size_t bk, size_t bn, int K, int N) {
+    int np = (N + MM_NR - 1) / MM_NR;
+    #pragma omp for schedule(static)
+    for (int p = 0; p < np; p++)
+        for (int k = 0; k < K; k++) {
+            real *dst = bp + ((size_t)p * K + k) * MM_NR;
+            for (int j = 0; j < MM_NR; j++) {
+                int n = p * MM_NR + j;
+                dst[j] = n < N ? b[(size_t)k * bk + (size_t)n * bn] : 0;
             }
-            for (int r = 0; r < nr; r++) out[(size_t)(n0 + r) * OC + o] = acc[r];
+        }
+}
+
+// one register tile: C[r][j] (+)= sum_k A(r,k) Bp[k*ldb + j] for r < mr, j < nr
+static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
+                           size_t ak, const real *bp, size_t ldb, int K) {
+    real acc[MM_MR][MM_NR];
+    const real *ar[MM_MR];
+    for (int r = 0; r < MM_MR; r++) {
+        ar[r] = a + (size_t)(r < mr ? r : mr - 1) * am;
+        for (int j = 0; j < MM_NR; j++) acc[r][j] = 0;
+    }
+    for (int k = 0; k < K; k++) {
+        const real *b = bp + (size_t)k * ldb;
+        for (int r = 0; r < MM_MR; r++) {
+            real x = ar[r][(size_t)k * ak];
+            for (int j = 0; j < MM_NR; j++) acc[r][j] += x * b[j];
         }
     }
+    for (int r = 0; r < mr; r++) {
+        real *cr = c + (size_t)r * ldc;
+        if (nr == MM_NR && accumulate) for (int j = 0; j < MM_NR; j++) cr[j] += acc[r][j];
+        else if (nr == MM_NR) for (int j = 0; j < MM_NR; j++) cr[j] = acc[r][j];
+        else for (int j = 0; j < nr; j++) cr[j] = accumulate ? cr[j] + acc[r][j] : acc[r][j];
+    }
+}
+
+// C (M,N), row stride ldc (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B(k,n) = b[k*bk + n*bn].
+// Cache blocking: threads take blocks of MM_MC rows; in a block, k runs in chunks of MM_KC,
+// and for each chunk every panel's MM_KC x MM_NR slice (in L1) serves all the block's tiles,
+// whose rows of A (in L2) serve every panel.
+#ifndef MM_MC
+#define MM_MC 64
+#endif
+#ifndef MM_KC
+#define MM_KC 256
+#endif
+static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
+                       size_t bk, size_t bn, int M, int N, int K) {
+    int np = (N + MM_NR - 1) / MM_NR, nblocks = (M + MM_MC - 1) / MM_MC, nthreads = 1;
+#ifdef _OPENMP
+    nthreads = omp_get_max_threads();
+#endif
+    // B with contiguous rows is read in place, except a ragged last panel; otherwise packed
+    int in_place = bn == 1, first_packed = in_place ? N / MM_NR : 0;
+    size_t bsize = (size_t)(np - first_packed) * K * MM_NR;
+    // A read down its columns (ak > 1, as dW = dout^T inp) is first copied, one block of
+    // MM_MC x MM_KC at a time, into tiles of MM_MR interleaved rows: walking a column of a
+    // wide matrix in place would touch a new cache line, all in the same cache set, every k
+#ifndef MM_PACKA
+#define MM_PACKA 1
+#endif
+    int pack_a = MM_PACKA && ak != 1;
+    real *scratch = kernel_scratch(bsize + (pack_a ? (size_t)nthreads * MM_MC * MM_KC : 0) + 1), *bp = scratch;
+    #pragma omp parallel
+    {
+        if (first_packed < np) // ends with a barrier
+            mm_pack_panels(bp, b + (size_t)first_packed * MM_NR * bn, bk, bn, K, N - first_packed * MM_NR);
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        real *ap = scratch + bsize + (size_t)tid * MM_MC * MM_KC;
+        #pragma omp for schedule(static)
+        for (int blk = 0; blk < nblocks; blk++)
+            for (int k0 = 0; k0 < K; k0 += MM_KC) {
+                int kc = K - k0 < MM_KC ? K - k0 : MM_KC, mend = M < (blk + 1) * MM_MC ? M : (blk + 1) * MM_MC;
+                if (pack_a) // ap[tile][k][r] = A(m0 + r, k0 + k), rows past M repeat row M-1
+                    for (int m0 = blk * MM_MC; m0 < mend; m0 += MM_MR) {
+                        real *dst = ap + (size_t)(m0 - blk * MM_MC) / MM_MR * kc * MM_MR;
+                        const real *src = a + (size_t)m0 * am + (size_t)k0 * ak;
+                        if (m0 + MM_MR <= M)
+                            for (int k = 0; k < kc; k++)
+                                for (int r = 0; r < MM_MR; r++) dst[k * MM_MR + r] = src[(size_t)k * ak + r * am];
+                        else
+                            for (int k = 0; k < kc; k++)
+                                for (int r = 0; r < MM_MR; r++)
+                                    dst[k * MM_MR + r] = src[(size_t)k * ak + (size_t)(m0 + r < M ? r : M - 1 - m0) * am];
+                    }
+                for (int p = 0; p < np; p++) {
+                    int n0 = p * MM_NR, nr = N - n0 < MM_NR ? N - n0 : MM_NR;
+                    const real *panel = p < first_packed ? b + (size_t)k0 * bk + n0
+                                                         : bp + ((size_t)(p - first_packed) * K + k0) * MM_NR;
+                    size_t ldb = p < first_packed ? bk : MM_NR;
+                    for (int m0 = blk * MM_MC; m0 < mend; m0 += MM_MR) {
+                        int mr = M - m0 < MM_MR ? M - m0 : MM_MR;
+                        real *ct = c + (size_t)m0 * ldc + n0;
+                        if (pack_a)
+                            mm_tile(ct, ldc, mr, nr, accumulate || k0 > 0,
+                                    ap + (size_t)(m0 - blk * MM_MC) / MM_MR * kc * MM_MR, 1, MM_MR, panel, ldb, kc);
+                        else
+                            mm_tile(ct, ldc, mr, nr, accumulate || k0 > 0, a + (size_t)m0 * am + (size_t)k0 * ak, am,
+                                    ak, panel, ldb, kc);
+                    }
+                }
+            }
+    }
+}
+
+void matmul_forward(real *out, const real *inp, const real *weight, int N, int IC, int OC) {
+    // out (N,OC) = inp (N,IC) W^T: A = inp, B(i,o) = W[o,i]
+    mm_product(out, OC, 0, inp, IC, 1, weight, 1, IC, N, OC, IC);
 }
 void matmul_backward(real *dinp, real *dweight, const real *dout, const real *inp, const real *weight,
                      int N, int IC, int OC) {
-    // dinp: rows are independent, so split rows across threads
-    #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        real *dx = dinp + (size_t)n * IC;
-        for (int o = 0; o < OC; o++) {
-            real d = dout[(size_t)n * OC + o];
-            const real *w = weight + (size_t)o * IC;
-            #pragma omp simd
-            for (int i = 0; i < IC; i++) dx[i] += d * w[i];
-        }
-    }
-    // dweight: each output channel's row is owned by one thread (no atomics, no races)
-    #pragma omp parallel for schedule(static)
-    for (int o = 0; o < OC; o++) {
-        real *dw = dweight + (size_t)o * IC;
-        for (int n = 0; n < N; n++) {
-            real d = dout[(size_t)n * OC + o];
-            const real *x = inp + (size_t)n * IC;
-            #pragma omp simd
-            for (int i = 0; i < IC; i++) dw[i] += d * x[i];
-        }
-    }
+    // dinp (N,IC) += dout (N,OC) W (OC,IC)
+    mm_product(dinp, IC, 1, dout, OC, 1, weight, IC, 1, N, IC, OC);
+    // dW (OC,IC) += dout^T (OC,N) inp (N,IC): A(o,n) = dout[n,o]
+    mm_product(dweight, IC, 1, dout, 1, OC, inp, IC, 1, OC, IC, N);
 }
 
 // --- RoPE, HF Llama's "rotate half": in each head, dimension i pairs with i + D/2 and the
@@ -426,7 +565,7 @@ void vscale_backward(real *dv, real *dtheta, const real *dvhat, const real *v, c
 // --- causal attention with grouped KV heads. Query head h reads kv head h / (NH/NKV).
 //   a[t,j] = softmax_j<=t( q_t . k_j / sqrt(D) ),   y_t = sum_{j<=t} a[t,j] v_j
 // att (B,NH,T,T) stores the softmax weights (the measurements read them); j > t stays 0.
-void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
+void attention_forward_naive(real *out, real *att, const real *q, const real *k, const real *v,
                        int B, int T, int NH, int NKV, int D) {
     // out, q (B,T,NH*D); k, v (B,T,NKV*D)
     int C = NH * D, KV = NKV * D, group = NH / NKV;
@@ -465,7 +604,7 @@ void softmax_backward_row(real *dlogit, const real *a, const real *da, int n) {
     for (int j = 0; j < n; j++) dot += a[j] * da[j];
     for (int j = 0; j < n; j++) dlogit[j] = a[j] * (da[j] - dot);
 }
-void attention_backward(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
+void attention_backward_naive(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
                         const real *v, const real *att, int B, int T, int NH, int NKV, int D) {
     // Value path:  dV = A^T dY, i.e. dv_j += sum_{t>=j} a[t,j] dy_t. The sink column j = 0 is
     //              read by every query, so it collects gradient from every later token: the
@@ -503,6 +642,134 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
                     }
                 }
             free(da);
+        }
+}
+
+// The fast attention does the same sums as the naive one, as small matrix products on the
+// register tiles above, one (batch row, head) per thread at a time:
+//   logits S = Q K^T (tiles above the diagonal skipped), softmax row by row, Y = A V.
+// Operands that the tiles read along a row (K^T, V, ...) are first copied into per-thread
+// scratch, zero-padded to whole MM_NR panels.
+enum { MASK_NONE, MASK_N_LE_M, MASK_K_LE_M, MASK_K_GE_M };
+// one thread: C (M,N) (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k], B rows ldb apart and
+// zero-padded to whole panels. mask skips what the causal mask makes zero: MASK_N_LE_M
+// computes only the column tiles that reach n <= m; MASK_K_LE_M sums only k <= m (A is 0
+// beyond), MASK_K_GE_M only k >= m (A is 0 before).
+static void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t am, const real *b, size_t ldb,
+                      int M, int N, int K, int mask) {
+    for (int m0 = 0; m0 < M; m0 += MM_MR) {
+        int mr = M - m0 < MM_MR ? M - m0 : MM_MR;
+        int k0 = mask == MASK_K_GE_M ? m0 : 0, k1 = mask == MASK_K_LE_M && m0 + mr < K ? m0 + mr : K;
+        int nend = mask == MASK_N_LE_M && m0 + mr < N ? m0 + mr : N;
+        for (int n0 = 0; n0 < nend; n0 += MM_NR) {
+            int nr = N - n0 < MM_NR ? N - n0 : MM_NR;
+            mm_tile(c + (size_t)m0 * ldc + n0, ldc, mr, nr, accumulate, a + (size_t)m0 * am + k0, am, 1,
+                    b + (size_t)k0 * ldb + n0, ldb, k1 - k0);
+        }
+    }
+}
+// dst (rows, cols_pad) = src (rows, cols) with row stride ld, zero in the padding
+static void copy_padded(real *dst, int cols_pad, const real *src, size_t ld, int rows, int cols) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols_pad; j++) dst[(size_t)r * cols_pad + j] = j < cols ? src[(size_t)r * ld + j] : 0;
+}
+// dst (cols, rows_pad) = src^T, src (rows, cols) with row stride ld, zero in the padding
+static void transpose_padded(real *dst, int rows_pad, const real *src, size_t ld, int rows, int cols) {
+    for (int j = 0; j < cols; j++)
+        for (int r = 0; r < rows_pad; r++) dst[(size_t)j * rows_pad + r] = r < rows ? src[(size_t)r * ld + j] : 0;
+}
+static int round_up_panel(int n) { return (n + MM_NR - 1) / MM_NR * MM_NR; }
+
+void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
+                       int B, int T, int NH, int NKV, int D) {
+    // out, q (B,T,NH*D); k, v (B,T,NKV*D)
+    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D), nthreads = 1;
+    real scale = (real)(1.0 / sqrt((double)D));
+#ifdef _OPENMP
+    nthreads = omp_get_max_threads();
+#endif
+    size_t per_thread = (size_t)D * Tp + (size_t)T * Dp;
+    real *scratch = kernel_scratch(per_thread * nthreads);
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            int hk = h / group, tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            real *kt = scratch + per_thread * tid, *vp = kt + (size_t)D * Tp; // K^T (D,Tp), V (T,Dp)
+            transpose_padded(kt, Tp, k + (size_t)b * T * KV + hk * D, KV, T, D);
+            copy_padded(vp, Dp, v + (size_t)b * T * KV + hk * D, KV, T, D);
+            real *a = att + ((size_t)b * NH + h) * T * T;
+            const real *qh = q + (size_t)b * T * C + h * D;
+            // logits q_t . k_j into att, for the tiles on or below the diagonal
+            mm_serial(a, T, 0, qh, C, kt, Tp, T, T, D, MASK_N_LE_M);
+            // softmax of each row over j <= t (scaled by 1/sqrt(D)); zeros above the diagonal
+            for (int t = 0; t < T; t++) {
+                real *row = a + (size_t)t * T, maxv = -INFINITY, sum = 0;
+                for (int j = 0; j <= t; j++) maxv = row[j] > maxv ? row[j] : maxv;
+                for (int j = 0; j <= t; j++) row[j] = exp_fast((row[j] - maxv) * scale);
+                #pragma omp simd reduction(+ : sum)
+                for (int j = 0; j <= t; j++) sum += row[j];
+                real inv = 1 / sum;
+                for (int j = 0; j <= t; j++) row[j] *= inv;
+                for (int j = t + 1; j < T; j++) row[j] = 0;
+            }
+            // y_t = sum_{j<=t} a[t,j] v_j
+            mm_serial(out + (size_t)b * T * C + h * D, C, 0, a, T, vp, Dp, T, D, T, MASK_K_LE_M);
+        }
+}
+
+void attention_backward(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
+                        const real *v, const real *att, int B, int T, int NH, int NKV, int D) {
+    // the math is in attention_backward_naive's comment; here as products of whole matrices:
+    //   dA = dY V^T,  dL = softmax backward of dA (row by row) / sqrt(D),
+    //   dQ += dL K,   dK += dL^T Q,   dV += A^T dY
+    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D), nthreads = 1;
+    real scale = (real)(1.0 / sqrt((double)D));
+#ifdef _OPENMP
+    nthreads = omp_get_max_threads();
+#endif
+    size_t per_thread = (size_t)D * Tp + 3 * (size_t)T * Dp + 2 * (size_t)T * Tp;
+    real *scratch = kernel_scratch(per_thread * nthreads);
+    // threads split (batch row, kv head): the query heads of a group share dk, dv
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int hk = 0; hk < NKV; hk++) {
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            real *vt = scratch + per_thread * tid;   // V^T (D,Tp)
+            real *kp = vt + (size_t)D * Tp;           // K (T,Dp)
+            real *qp = kp + (size_t)T * Dp;           // Q of head h (T,Dp)
+            real *dyp = qp + (size_t)T * Dp;          // dY of head h (T,Dp)
+            real *dl = dyp + (size_t)T * Dp;          // dA, then dL (T,Tp)
+            real *tr = dl + (size_t)T * Tp;           // dL^T, then A^T (T,Tp)
+            transpose_padded(vt, Tp, v + (size_t)b * T * KV + hk * D, KV, T, D);
+            copy_padded(kp, Dp, k + (size_t)b * T * KV + hk * D, KV, T, D);
+            real *dkb = dk + (size_t)b * T * KV + hk * D, *dvb = dv + (size_t)b * T * KV + hk * D;
+            for (int h = hk * group; h < (hk + 1) * group; h++) {
+                const real *a = att + ((size_t)b * NH + h) * T * T, *dy = dout + (size_t)b * T * C + h * D;
+                copy_padded(qp, Dp, q + (size_t)b * T * C + h * D, C, T, D);
+                copy_padded(dyp, Dp, dy, C, T, D);
+                // da[t,j] = dy_t . v_j (on and below the diagonal)
+                mm_serial(dl, Tp, 0, dy, C, vt, Tp, T, T, D, MASK_N_LE_M);
+                // dlogit[t,j] = a[t,j] (da[t,j] - sum_i a[t,i] da[t,i]) / sqrt(D); 0 above the diagonal
+                for (int t = 0; t < T; t++) {
+                    const real *at = a + (size_t)t * T;
+                    real *row = dl + (size_t)t * Tp, dot = 0;
+                    #pragma omp simd reduction(+ : dot)
+                    for (int j = 0; j <= t; j++) dot += at[j] * row[j];
+                    for (int j = 0; j <= t; j++) row[j] = at[j] * (row[j] - dot) * scale;
+                    for (int j = t + 1; j < Tp; j++) row[j] = 0;
+                }
+                mm_serial(dq + (size_t)b * T * C + h * D, C, 1, dl, Tp, kp, Dp, T, D, T, MASK_K_LE_M); // dQ += dL K
+                transpose_padded(tr, Tp, dl, Tp, T, T);
+                mm_serial(dkb, KV, 1, tr, Tp, qp, Dp, T, D, T, MASK_K_GE_M);                            // dK += dL^T Q
+                transpose_padded(tr, Tp, a, T, T, T);
+                mm_serial(dvb, KV, 1, tr, Tp, dyp, Dp, T, D, T, MASK_K_GE_M);                           // dV += A^T dY
+            }
         }
 }
 
@@ -1733,6 +2000,7 @@ typedef struct {
     double temperature;
     int probe_every, probe_only;
     double vscale_lambda;
+    int bench;
 } Options;
 
 typedef struct {
@@ -1754,7 +2022,7 @@ static void options_defaults(Options *o) {
         .first_token = FIRST_ANY, .lr = 3e-3, .min_lr = -1, .weight_decay = 0.1, .grad_clip = 1.0,
         .val_every = 100, .val_batches = 8, .ckpt_every = 0, .resume = 0, .eval_only = 0, .stop_at = 0,
         .sample_tokens = 200, .top_k = 40, .sample_seed = 42, .temperature = 0.8, .probe_every = 100, .probe_only = 0,
-        .vscale_lambda = 1.0};
+        .vscale_lambda = 1.0, .bench = 0};
     *o = d;
 }
 
@@ -1796,6 +2064,7 @@ static int flag_table(Flag *f, Options *o) {
         {"-y", "--sample-seed", 'i', &o->sample_seed, NULL, "seed of the sampler", 0},
         {"-P", "--probe-every", 'i', &o->probe_every, NULL, "probe every N steps, and at the first and last (0: never)", 0},
         {"-p", "--probe", 'b', &o->probe_only, NULL, "probe the checkpoint (-c) once, do not train", 0},
+        {"-B", "--bench", 'i', &o->bench, NULL, "N: time N training steps at this and a 4x larger model, then exit", 0},
     };
     int n = (int)(sizeof(t) / sizeof(t[0]));
     if (n > NUM_FLAGS) die("internal: %d flags, room for %d", n, NUM_FLAGS);
@@ -1857,6 +2126,7 @@ void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) {
     if (o->T < 1 || o->T > MAX_SEQ_LEN) die("flag --seq-len: must be in 1..%d (got %d)", MAX_SEQ_LEN, o->T);
     if ((double)o->B * o->T > 1e8) die("flag --batch x --seq-len: %d x %d is too large", o->B, o->T);
     if (o->steps < 0) die("flag --steps: must be >= 0 (got %d)", o->steps);
+    if (o->bench < 0 || o->bench > 64) die("flag --bench: 0 to 64 steps (got %d)", o->bench);
     if (o->warmup < 0) die("flag --warmup: must be >= 0 (got %d)", o->warmup);
     if (o->lr < 0 || o->weight_decay < 0 || o->grad_clip < 0) die("flags --lr, --weight-decay, --grad-clip must be >= 0");
     if (o->val_every < 0 || o->val_batches < 0 || o->ckpt_every < 0) die("flags --val-every, --val-batches, --ckpt-every must be >= 0");
@@ -1894,12 +2164,222 @@ int file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+// ----------------------------------------------------------------------------
+// benchmark (`make bench`, i.e. ./gradsink --bench N): how fast one training step runs
+// against what this machine can do. In one process:
+//   1. the ceiling: a tight single-precision FMA loop on every thread (the physical peak),
+//      and the matrix multiplies alone on the model's own shapes;
+//   2. the full training step (forward + backward + clip + AdamW) at the configuration given
+//      by the flags (the defaults: L4 C128 H4 F352 T128 B16, vocab 2048 unless -V) and at a
+//      4x larger one (C and F doubled; same L, H, T, B): median ms over N steps after warm-up.
+// FLOPs are counted, not measured: a multiply-add is 2 FLOPs, and only the products are counted.
+//   matmuls:   6 x (matmul parameters) x tokens: every weight is used in one multiply-add per
+//              token forward (out = inp W^T) and two backward (dinp = dout W, dW = dout^T inp).
+//              The embedding is a table lookup and is not counted.
+//   attention: per batch row and query head, over the P = T(T+1)/2 causal (t, j) pairs:
+//              forward q.k and a v (2 x 2 D P), backward dV, da, dq, dk (4 x 2 D P); the
+//              masked half above the diagonal is never computed and is not counted.
+// Softmax, norms, SwiGLU, RoPE, cross-entropy and AdamW are not counted (they are in the time).
+#include <sys/resource.h>
+
+static double bench_median(double *x, int n) { // sorts x
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && x[j] < x[j - 1]; j--) { double t = x[j]; x[j] = x[j - 1]; x[j - 1] = t; }
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+// the machine ceiling: every thread runs independent chains of a*m + c (one FMA each) on
+// BENCH_FMA_CHAINS x 16 floats, enough to cover the FMA latency on both FMA ports
+#define BENCH_FMA_CHAINS 12
+static double bench_fma_peak(void) {
+    long iters = 20000000;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        float sink = 0;
+        double t0 = now_seconds();
+        int nthreads = 1;
+        #pragma omp parallel reduction(+ : sink)
+        {
+            float acc[BENCH_FMA_CHAINS][16], m = 0.99999f, c = 1e-5f;
+            for (int a = 0; a < BENCH_FMA_CHAINS; a++)
+                for (int j = 0; j < 16; j++) acc[a][j] = a + j * 0.01f;
+            for (long it = 0; it < iters; it++)
+                for (int a = 0; a < BENCH_FMA_CHAINS; a++)
+                    for (int j = 0; j < 16; j++) acc[a][j] = acc[a][j] * m + c;
+            for (int a = 0; a < BENCH_FMA_CHAINS; a++)
+                for (int j = 0; j < 16; j++) sink += acc[a][j];
+#ifdef _OPENMP
+            #pragma omp single
+            nthreads = omp_get_num_threads();
+#endif
+        }
+        double dt = now_seconds() - t0, gf = nthreads * (double)iters * BENCH_FMA_CHAINS * 16 * 2 / dt * 1e-9;
+        if (sink == 42) printf(" "); // keeps the loop's result alive
+        if (gf > best) best = gf;
+    }
+    return best;
+}
+
+// the matmuls of one training step, on the model's shapes: (IC, OC, how many per step)
+typedef struct { int IC, OC, count; } MatmulShape;
+static int bench_matmul_shapes(MatmulShape *s, const Config *c) {
+    int C = c->d_model, KV = c->n_kv_head * (C / c->n_head), F = c->ffn_hidden, L = c->n_layer;
+    MatmulShape t[5] = {{C, C, 2 * L}, {C, KV, 2 * L}, {C, F, 2 * L}, {F, C, L}, {C, c->vocab_size, 1}};
+    memcpy(s, t, sizeof(t));
+    return 5;
+}
+static double bench_matmul_params(const Config *c) {
+    MatmulShape s[5];
+    int n = bench_matmul_shapes(s, c);
+    double p = 0;
+    for (int i = 0; i < n; i++) p += (double)s[i].IC * s[i].OC * s[i].count;
+    return p;
+}
+static double bench_attention_flops(const Config *c, int B, int T) {
+    double D = c->d_model / c->n_head, P = (double)T * (T + 1) / 2;
+    return 12.0 * D * P * B * c->n_head;
+}
+
+// one training step, as main runs it
+static void bench_step(Model *m, const AdamW *opt) {
+    model_forward(m, m->B, m->T, 1);
+    model_zero_grad(m);
+    model_backward(m, m->B, m->T);
+    clip_grads(m->grads_memory, m->num_parameters, 1.0);
+    model_update(m, opt, 1e-4);
+}
+
+// hook for the probe (the measurement pass): return its median ms at this model and batch.
+// There is no probe yet: -1 prints as n/a.
+static double bench_probe_ms(Model *m) {
+    (void)m;
+    return -1;
+}
+
+typedef struct {
+    double step_ms, tok_s, gflops, frac, mm_gflops, mm_frac, probe_ms, maxrss_mb;
+    double prof[5]; // share of the step: matmul fwd, matmul bwd, attention fwd, attention bwd, rest
+} BenchResult;
+
+// times fn-like blocks: median over reps of the wall time of `body`, in seconds
+#define BENCH_TIME(out, reps, body)                                                  \
+    do {                                                                             \
+        double ts_[64];                                                              \
+        for (int r_ = 0; r_ < (reps); r_++) { double t0_ = now_seconds(); body;     \
+                                              ts_[r_] = now_seconds() - t0_; }       \
+        out = bench_median(ts_, (reps));                                             \
+    } while (0)
+
+static BenchResult bench_config(const Config *cfg, int B, int T, int steps, double peak) {
+    BenchResult r = {0};
+    Model m;
+    model_build(&m, cfg);
+    model_alloc_acts(&m, B, T);
+    model_init(&m, 1);
+    Rng rng;
+    rng_seed(&rng, 7);
+    for (int i = 0; i < B * T; i++) {
+        m.inputs[i] = (int)(rng_u64(&rng) % cfg->vocab_size);
+        m.targets[i] = (int)(rng_u64(&rng) % cfg->vocab_size);
+    }
+    AdamW opt = {0, 0.9, 0.95, 1e-8, 0.1};
+    if (steps > 64) steps = 64;
+    for (int s = 0; s < 3; s++) bench_step(&m, &opt); // warm-up
+    double t[64], N = (double)B * T;
+    for (int s = 0; s < steps; s++) { double t0 = now_seconds(); bench_step(&m, &opt); t[s] = now_seconds() - t0; }
+    double step = bench_median(t, steps);
+    double flops = 6 * bench_matmul_params(cfg) * N + bench_attention_flops(cfg, B, T);
+    r.step_ms = step * 1e3;
+    r.tok_s = N / step;
+    r.gflops = flops / step * 1e-9;
+    r.frac = r.gflops / peak;
+
+    // the matmuls alone, on buffers as large as the largest activation; and the per-function profile
+    int C = cfg->d_model, H = cfg->n_head, Hkv = cfg->n_kv_head, D = C / H, L = cfg->n_layer;
+    MatmulShape sh[5];
+    int nsh = bench_matmul_shapes(sh, cfg);
+    size_t big = 0;
+    for (int i = 0; i < nsh; i++) {
+        if ((size_t)sh[i].IC > big) big = sh[i].IC;
+        if ((size_t)sh[i].OC > big) big = sh[i].OC;
+    }
+    real *x = xcalloc((size_t)N * big, sizeof(real)), *y = xcalloc((size_t)N * big, sizeof(real));
+    real *dx = xcalloc((size_t)N * big, sizeof(real)), *w = xcalloc(big * big, sizeof(real));
+    real *dw = xcalloc(big * big, sizeof(real));
+    for (size_t i = 0; i < (size_t)N * big; i++) x[i] = y[i] = (real)(0.01 * rng_normal(&rng));
+    for (size_t i = 0; i < big * big; i++) w[i] = (real)(0.02 * rng_normal(&rng));
+    double mm_fwd = 0, mm_bwd = 0;
+    for (int i = 0; i < nsh; i++) {
+        double tf, tb;
+        BENCH_TIME(tf, 7, matmul_forward(y, x, w, (int)N, sh[i].IC, sh[i].OC));
+        BENCH_TIME(tb, 7, matmul_backward(dx, dw, y, x, w, (int)N, sh[i].IC, sh[i].OC));
+        mm_fwd += tf * sh[i].count;
+        mm_bwd += tb * sh[i].count;
+    }
+    r.mm_gflops = 6 * bench_matmul_params(cfg) * N / (mm_fwd + mm_bwd) * 1e-9;
+    r.mm_frac = r.mm_gflops / peak;
+    free(x); free(y); free(dx); free(w); free(dw);
+    // attention on layer 0's stored activations (its gradients go to layer 0's buffers, which
+    // the next step zeroes anyway)
+    LayerActs s = layer_acts(&m.acts, &m, 0), ds = layer_acts(&m.grads_acts, &m, 0);
+    double af, ab;
+    BENCH_TIME(af, 7, attention_forward(s.atty, s.att, s.q, s.k, s.vhat, B, T, H, Hkv, D));
+    BENCH_TIME(ab, 7, attention_backward(ds.q, ds.k, ds.vhat, ds.atty, s.q, s.k, s.vhat, s.att, B, T, H, Hkv, D));
+    double parts[4] = {mm_fwd, mm_bwd, af * L, ab * L}, rest = step;
+    for (int i = 0; i < 4; i++) { r.prof[i] = parts[i] / step; rest -= parts[i]; }
+    r.prof[4] = rest / step;
+    r.probe_ms = bench_probe_ms(&m);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    r.maxrss_mb = ru.ru_maxrss / 1024.0; // Linux reports KiB
+    model_free(&m);
+    return r;
+}
+
+static void bench_print(const char *name, const Config *c, int B, int T, const BenchResult *r) {
+    char probe[32];
+    if (r->probe_ms < 0) snprintf(probe, sizeof(probe), "n/a");
+    else snprintf(probe, sizeof(probe), "%.1f ms = %.2f steps", r->probe_ms, r->probe_ms / r->step_ms);
+    printf("%-8s L%d C%d H%d Hkv%d F%d V%d T%d B%d\n", name, c->n_layer, c->d_model, c->n_head, c->n_kv_head,
+           c->ffn_hidden, c->vocab_size, T, B);
+    printf("  step %8.1f ms | %7.0f tok/s | %6.1f GFLOP/s = %4.1f%% of peak | matmuls alone %6.1f GFLOP/s = %4.1f%%\n",
+           r->step_ms, r->tok_s, r->gflops, 100 * r->frac, r->mm_gflops, 100 * r->mm_frac);
+    printf("  profile: matmul fwd %2.0f%% | matmul bwd %2.0f%% | attention fwd %2.0f%% | attention bwd %2.0f%% | rest %2.0f%%\n",
+           100 * r->prof[0], 100 * r->prof[1], 100 * r->prof[2], 100 * r->prof[3], 100 * r->prof[4]);
+    printf("  probe %s | peak memory (max RSS so far) %.0f MB\n", probe, r->maxrss_mb);
+}
+
+void bench_run(const Options *o) {
+    Config c = {o->vocab_size ? o->vocab_size : 2048, o->d_model, o->n_layer, o->n_head, o->n_kv_head,
+                o->ffn_hidden, o->T, VSCALE_OFF};
+    const char *why = config_check(&c);
+    if (why) die("%s", why);
+    Config big = c;
+    big.d_model *= 2;
+    big.ffn_hidden *= 2;
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    double peak = bench_fma_peak();
+    printf("gradsink bench: %d thread%s, %s; median of %d steps after 3 warm-up steps\n", threads,
+           threads > 1 ? "s" : "", sizeof(real) == 4 ? "float32" : "float64", o->bench);
+    printf("FMA peak (all threads, measured): %.1f GFLOP/s\n", peak);
+    BenchResult r1 = bench_config(&c, o->B, o->T, o->bench, peak);
+    bench_print("default", &c, o->B, o->T, &r1);
+    BenchResult r2 = bench_config(&big, o->B, o->T, o->bench, peak);
+    bench_print("4x", &big, o->B, o->T, &r2);
+    printf("headline: default step %.1f ms, %.1f GFLOP/s = %.0f%% of the %.0f GFLOP/s FMA peak (matmuls alone %.0f%%)\n",
+           r1.step_ms, r1.gflops, 100 * r1.frac, peak, 100 * r1.mm_frac);
+}
+
 #ifndef TESTING
 int main(int argc, char **argv) {
     Options o;
     Flag flags[NUM_FLAGS];
     int nflags;
     parse_args(argc, argv, &o, flags, &nflags);
+    if (o.bench > 0) { bench_run(&o); return 0; }
     char err[1024], path[4096];
     int train = !o.eval_only && !o.probe_only && o.steps > 0;
 

@@ -265,6 +265,37 @@ static double loss_vscale(void *p) {
     vscale_forward(c->out, c->aux, c->a, c->b, c->mode, c->d_model, c->B, c->NKV, c->D);
     return dot(c->out, c->R, c->nout);
 }
+// the tiled attention against the naive one, on shapes that are not multiples of the tiles
+// (T = 1, odd T and D, grouped heads); backward accumulates into pre-filled buffers
+static double max_abs_diff(const real *a, const real *b, size_t n, double *scale) {
+    double d = 0;
+    for (size_t i = 0; i < n; i++) { d = fmax(d, fabs(a[i] - b[i])); *scale = fmax(*scale, fabs(b[i])); }
+    return d;
+}
+static void test_attention_fast(int B, int T, int NH, int NKV, int D) {
+    size_t nq = (size_t)B * T * NH * D, nk = (size_t)B * T * NKV * D, na = (size_t)B * NH * T * T;
+    real *q = rand_buf(nq, 1), *k = rand_buf(nk, 1), *v = rand_buf(nk, 1), *dy = rand_buf(nq, 1);
+    real *y[2], *att[2], *dq[2], *dk[2], *dv[2];
+    real *dq0 = rand_buf(nq, 1), *dk0 = rand_buf(nk, 1), *dv0 = rand_buf(nk, 1);
+    for (int f = 0; f < 2; f++) {
+        y[f] = rand_buf(nq, 1); att[f] = rand_buf(na, 1); // garbage in: both must overwrite it
+        dq[f] = xcalloc(nq, sizeof(real)); dk[f] = xcalloc(nk, sizeof(real)); dv[f] = xcalloc(nk, sizeof(real));
+        memcpy(dq[f], dq0, nq * sizeof(real)); memcpy(dk[f], dk0, nk * sizeof(real)); memcpy(dv[f], dv0, nk * sizeof(real));
+    }
+    attention_forward_naive(y[0], att[0], q, k, v, B, T, NH, NKV, D);
+    attention_forward(y[1], att[1], q, k, v, B, T, NH, NKV, D);
+    attention_backward_naive(dq[0], dk[0], dv[0], dy, q, k, v, att[0], B, T, NH, NKV, D);
+    attention_backward(dq[1], dk[1], dv[1], dy, q, k, v, att[1], B, T, NH, NKV, D);
+    double sf = 0, sb = 0;
+    double df = fmax(max_abs_diff(y[1], y[0], nq, &sf), max_abs_diff(att[1], att[0], na, &sf));
+    double db = fmax(max_abs_diff(dq[1], dq[0], nq, &sb), fmax(max_abs_diff(dk[1], dk[0], nk, &sb), max_abs_diff(dv[1], dv[0], nk, &sb)));
+    double tol = sizeof(real) == 8 ? 1e-12 : 2e-5;
+    check(df <= tol * sf && db <= tol * sb, "attention B%d T%d H%d Hkv%d D%d: fast == naive (forward %.1e, backward %.1e)",
+          B, T, NH, NKV, D, df / sf, db / sb);
+    for (int f = 0; f < 2; f++) { free(y[f]); free(att[f]); free(dq[f]); free(dk[f]); free(dv[f]); }
+    free(q); free(k); free(v); free(dy); free(dq0); free(dk0); free(dv0);
+}
+
 static void test_vscale(int mode) {
     Ctx c = {.B = 6, .NKV = 3, .D = 4, .mode = mode, .d_model = 12};
     c.nout = (size_t)c.B * c.NKV * c.D;
@@ -1389,10 +1420,18 @@ int main(int argc, char **argv) {
         test_matmul(7, 5, 3);
         test_matmul(1, 16, 9);
         test_matmul(13, 33, 17);
+        test_matmul(1, 1, 1);
+        test_matmul(130, 37, 67);  // several row blocks, ragged tiles and panels
+        test_matmul(300, 40, 33);  // dW sums over N = 300 rows: more than one k chunk
+        test_matmul(2, 64, 96);    // whole panels read in place
         test_rope();
         test_attention(4, 4);
         test_attention(4, 2);
         test_attention(3, 1);
+        test_attention_fast(1, 1, 2, 1, 4);
+        test_attention_fast(2, 37, 4, 2, 6);
+        test_attention_fast(1, 70, 3, 3, 34);
+        test_attention_fast(2, 64, 4, 4, 32);
         test_vscale(VSCALE_OFF);
         test_vscale(VSCALE_FIXED);
         test_vscale(VSCALE_LEARNED);
