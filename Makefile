@@ -41,6 +41,7 @@ test: gradsink test_gradsink_double test_gradsink_float
 	./test_gradsink_float | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	./test_gradsink_float --cli ./gradsink | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	python3 test_tokenizer.py 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	$(MAKE) -s --no-print-directory exercises 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	python3 dev/readme_map.py | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	awk '/^[0-9]+ passed, [0-9]+ failed$$/ {p += $$1; f += $$3} END {printf "%d passed, %d failed\n", p, f + (p == 0)}' $$log; \
 	rm -f $$log; exit $$rc
@@ -69,6 +70,14 @@ dev/fuzz/fuzz_%: dev/fuzz/fuzz_%.c gradsink.c
 # the speed benchmark: FMA peak, matmuls alone, full training step at two sizes (see gradsink.c)
 bench: gradsink
 	./gradsink --bench 20
+
+# classroom exercises (README "Exercises"): make exercise-N [ANSWER=...] [KEEP=DIR];
+# make exercises runs them all in their solution form (make test does too)
+.PHONY: exercises
+exercises: gradsink test_gradsink_double
+	@python3 dev/exercises/run.py
+exercise-%: gradsink test_gradsink_double
+	@python3 dev/exercises/run.py $* $(if $(ANSWER),--answer '$(ANSWER)') $(if $(KEEP),--keep '$(KEEP)')
 
 clean:
 	rm -f gradsink test_gradsink_double test_gradsink_float gradsink_asan test_gradsink_asan $(FUZZ)

@@ -1419,7 +1419,7 @@ void probe_measure(Probe *pr, const Model *m, int B, int T) {
         int nr = P < RATIO_POSITIONS ? P : RATIO_POSITIONS;
         double f0 = 0, fr = 0;
         for (int h = 0; h < Hkv; h++) {
-            pr->lambda[(size_t)l * Hkv + h] = c->vscale == VSCALE_OFF ? 0 : c->vscale == VSCALE_FIXED ? 1 : exp(p.theta[h]);
+            pr->lambda[(size_t)l * Hkv + h] = c->vscale == VSCALE_OFF ? 0 : exp(p.theta[h]); // fixed: -A's value
             for (int b = 0; b < B; b++)
                 for (int t = 0; t < nr; t++) {
                     double f = s.vphi[((size_t)b * T + t) * Hkv + h];

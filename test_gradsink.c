@@ -11,13 +11,31 @@ Each check prints OK or FAIL and a number; the last line is "N passed, M failed"
 
 static int n_passed = 0, n_failed = 0;
 
+// GRADSINK_TEST_ONLY="word|other words" (case-insensitive): count and print only the checks
+// whose description contains one of the words (every test still runs). The exercises use it.
+static int lower_ascii(int c) { return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c; }
+static int check_selected(const char *msg) {
+    const char *only = getenv("GRADSINK_TEST_ONLY");
+    if (!only || !*only) return 1;
+    for (const char *w = only; *w;) {
+        size_t n = strcspn(w, "|"), i;
+        for (const char *m = msg; n && *m; m++) {
+            for (i = 0; i < n && m[i] && lower_ascii(m[i]) == lower_ascii(w[i]); i++) {}
+            if (i == n) return 1;
+        }
+        w += n + (w[n] == '|');
+    }
+    return 0;
+}
+
 static void check(int ok, const char *fmt, ...) {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    printf("%s ", ok ? "OK  " : "FAIL");
-    vprintf(fmt, ap);
-    printf("\n");
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (!check_selected(msg)) return;
+    printf("%s %s\n", ok ? "OK  " : "FAIL", msg);
     if (ok) n_passed++; else n_failed++;
     fflush(stdout);
 }
