@@ -1,6 +1,9 @@
 # gradsink: `make` builds, `make test` checks, `make clean` cleans.
 CC ?= gcc
 CFLAGS ?= -O3 -march=native
+# libm may set errno (sqrt of a negative): nothing here reads it, and the check keeps loops
+# with sqrt (AdamW) from vectorizing
+CFLAGS += -fno-math-errno
 WARN = -Wall -Wextra
 LDLIBS = -lm
 # OpenMP when the compiler has it (as llm.c does); NO_OMP=1 builds without

@@ -251,6 +251,7 @@ void rmsnorm_forward(real *out, real *rstd, const real *inp, const real *gain, i
     for (int n = 0; n < N; n++) {
         const real *x = inp + (size_t)n * C;
         double ss = 0.0;
+        #pragma omp simd reduction(+ : ss)
         for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
         real s = (real)(1.0 / sqrt(ss / C + RMSNORM_EPS));
         real *y = out + (size_t)n * C;
@@ -270,17 +271,26 @@ void rmsnorm_backward(real *dinp, real *dgain, const real *dout, const real *inp
         const real *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
         real s = rstd[n];
         double dot = 0.0;
+        #pragma omp simd reduction(+ : dot)
         for (int i = 0; i < C; i++) dot += (double)gain[i] * dy[i] * x[i] * s;
         real mean_dot = (real)(dot / C);
         real *dx = dinp + (size_t)n * C;
         for (int i = 0; i < C; i++) dx[i] += s * (gain[i] * dy[i] - x[i] * s * mean_dot);
     }
-    // the gain gradient sums over rows: parallel over channels, so no two threads share a sum
+    // the gain gradient sums over rows: threads take blocks of 16 channels (one vector), each
+    // channel's sum runs over the rows in order, so no two threads share a sum
+    int nblk = (C + 15) / 16;
     #pragma omp parallel for schedule(static)
-    for (int i = 0; i < C; i++) {
-        real acc = 0;
-        for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + i] * inp[(size_t)n * C + i] * rstd[n];
-        dgain[i] += acc;
+    for (int blk = 0; blk < nblk; blk++) {
+        int i0 = blk * 16, w = C - i0 < 16 ? C - i0 : 16;
+        real acc[16] = {0};
+        for (int n = 0; n < N; n++) {
+            const real *dy = dout + (size_t)n * C + i0, *x = inp + (size_t)n * C + i0;
+            real s = rstd[n];
+            if (w == 16) for (int i = 0; i < 16; i++) acc[i] += dy[i] * x[i] * s;
+            else for (int i = 0; i < w; i++) acc[i] += dy[i] * x[i] * s;
+        }
+        for (int i = 0; i < w; i++) dgain[i0 + i] += acc[i];
     }
 }
 
@@ -319,12 +329,8 @@ void matmul_backward_naive(real *dinp, real *dweight, const real *dout, const re
 //     order: no atomics, and the result does not depend on the number of threads.
 // A is read in place through strides (A(m,k) = A[m*am + k*ak]); in the rows past M of a
 // ragged last tile the kernel re-reads row M-1 and throws the result away.
-#ifndef MM_MR
 #define MM_MR 8
-#endif
-#ifndef MM_NR
 #define MM_NR 32
-#endif
 
 // scratch for packed panels (matmuls) and per-thread tiles (attention): grown on first use,
 // then reused, so later steps allocate nothing. Called only outside parallel regions.
@@ -377,33 +383,44 @@ static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, 
     }
 }
 
+// ap (tiles, kc, MM_MR) = rows m0..m1 of A over k0..k0+kc, MM_MR rows interleaved; rows past M
+// repeat row M-1 (their results are never stored)
+static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, int m1, int M, int k0, int kc) {
+    for (int t0 = m0; t0 < m1; t0 += MM_MR) {
+        real *dst = ap + (size_t)(t0 - m0) * kc;
+        for (int k = 0; k < kc; k++)
+            for (int r = 0; r < MM_MR; r++)
+                dst[k * MM_MR + r] = a[(size_t)(t0 + r < M ? t0 + r : M - 1) * am + (size_t)(k0 + k) * ak];
+    }
+}
+
 // C (M,N), row stride ldc (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B(k,n) = b[k*bk + n*bn].
-// Cache blocking: threads take blocks of MM_MC rows; in a block, k runs in chunks of MM_KC,
-// and for each chunk every panel's MM_KC x MM_NR slice (in L1) serves all the block's tiles,
-// whose rows of A (in L2) serve every panel.
-#ifndef MM_MC
-#define MM_MC 64
-#endif
-#ifndef MM_KC
+// Work items are (block of MM_MC rows) x (group of panels), taken by threads as they come
+// free (dynamic: a thread the OS has paused does not hold up the others). In an item, k runs
+// in chunks of MM_KC; each panel's MM_KC x MM_NR slice (in L1) serves all the block's tiles,
+// whose rows of A (in L2) serve every panel of the group. Which thread takes an item changes
+// nothing in the sums, so results do not depend on the thread count or the schedule.
+#define MM_MC 128
 #define MM_KC 256
-#endif
 static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
                        size_t bk, size_t bn, int M, int N, int K) {
-    int np = (N + MM_NR - 1) / MM_NR, nblocks = (M + MM_MC - 1) / MM_MC, nthreads = 1;
+    int nthreads = 1;
 #ifdef _OPENMP
     nthreads = omp_get_max_threads();
 #endif
+    int np = (N + MM_NR - 1) / MM_NR, mc = MM_MC;
+    if ((M + mc - 1) / mc < 2 * nthreads) mc = MM_MC / 2; // small M: more, smaller blocks
+    int nblocks = (M + mc - 1) / mc, ngroups = 1;
+    while (nblocks * ngroups < 2 * nthreads && ngroups < np) ngroups++; // still too few: split the panels
+    int per_group = (np + ngroups - 1) / ngroups;
     // B with contiguous rows is read in place, except a ragged last panel; otherwise packed
-    int in_place = bn == 1, first_packed = in_place ? N / MM_NR : 0;
+    int first_packed = bn == 1 ? N / MM_NR : 0;
     size_t bsize = (size_t)(np - first_packed) * K * MM_NR;
-    // A read down its columns (ak > 1, as dW = dout^T inp) is first copied, one block of
-    // MM_MC x MM_KC at a time, into tiles of MM_MR interleaved rows: walking a column of a
-    // wide matrix in place would touch a new cache line, all in the same cache set, every k
-#ifndef MM_PACKA
-#define MM_PACKA 1
-#endif
-    int pack_a = MM_PACKA && ak != 1;
-    real *scratch = kernel_scratch(bsize + (pack_a ? (size_t)nthreads * MM_MC * MM_KC : 0) + 1), *bp = scratch;
+    // A read down its columns (ak > 1, as in dW = dout^T inp) is copied, one block x chunk at
+    // a time, into tiles of interleaved rows: walking a column of a wide matrix in place
+    // would touch a new cache line every k, all of them in the same cache set
+    int pack_a = ak != 1;
+    real *scratch = kernel_scratch(bsize + (pack_a ? (size_t)nthreads * mc * MM_KC : 0) + 1), *bp = scratch;
     #pragma omp parallel
     {
         if (first_packed < np) // ends with a barrier
@@ -412,40 +429,32 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        real *ap = scratch + bsize + (size_t)tid * MM_MC * MM_KC;
-        #pragma omp for schedule(static)
-        for (int blk = 0; blk < nblocks; blk++)
+        real *ap = scratch + bsize + (size_t)tid * mc * MM_KC;
+        #pragma omp for schedule(dynamic)
+        for (int item = 0; item < nblocks * ngroups; item++) {
+            int m0 = item / ngroups * mc, m1 = M < m0 + mc ? M : m0 + mc;
+            int p0 = item % ngroups * per_group, p1 = np < p0 + per_group ? np : p0 + per_group;
             for (int k0 = 0; k0 < K; k0 += MM_KC) {
-                int kc = K - k0 < MM_KC ? K - k0 : MM_KC, mend = M < (blk + 1) * MM_MC ? M : (blk + 1) * MM_MC;
-                if (pack_a) // ap[tile][k][r] = A(m0 + r, k0 + k), rows past M repeat row M-1
-                    for (int m0 = blk * MM_MC; m0 < mend; m0 += MM_MR) {
-                        real *dst = ap + (size_t)(m0 - blk * MM_MC) / MM_MR * kc * MM_MR;
-                        const real *src = a + (size_t)m0 * am + (size_t)k0 * ak;
-                        if (m0 + MM_MR <= M)
-                            for (int k = 0; k < kc; k++)
-                                for (int r = 0; r < MM_MR; r++) dst[k * MM_MR + r] = src[(size_t)k * ak + r * am];
-                        else
-                            for (int k = 0; k < kc; k++)
-                                for (int r = 0; r < MM_MR; r++)
-                                    dst[k * MM_MR + r] = src[(size_t)k * ak + (size_t)(m0 + r < M ? r : M - 1 - m0) * am];
-                    }
-                for (int p = 0; p < np; p++) {
+                int kc = K - k0 < MM_KC ? K - k0 : MM_KC;
+                if (pack_a) mm_pack_rows(ap, a, am, ak, m0, m1, M, k0, kc);
+                for (int p = p0; p < p1; p++) {
                     int n0 = p * MM_NR, nr = N - n0 < MM_NR ? N - n0 : MM_NR;
                     const real *panel = p < first_packed ? b + (size_t)k0 * bk + n0
                                                          : bp + ((size_t)(p - first_packed) * K + k0) * MM_NR;
                     size_t ldb = p < first_packed ? bk : MM_NR;
-                    for (int m0 = blk * MM_MC; m0 < mend; m0 += MM_MR) {
-                        int mr = M - m0 < MM_MR ? M - m0 : MM_MR;
-                        real *ct = c + (size_t)m0 * ldc + n0;
+                    for (int t0 = m0; t0 < m1; t0 += MM_MR) {
+                        int mr = M - t0 < MM_MR ? M - t0 : MM_MR;
+                        real *ct = c + (size_t)t0 * ldc + n0;
                         if (pack_a)
-                            mm_tile(ct, ldc, mr, nr, accumulate || k0 > 0,
-                                    ap + (size_t)(m0 - blk * MM_MC) / MM_MR * kc * MM_MR, 1, MM_MR, panel, ldb, kc);
+                            mm_tile(ct, ldc, mr, nr, accumulate || k0 > 0, ap + (size_t)(t0 - m0) * kc, 1, MM_MR,
+                                    panel, ldb, kc);
                         else
-                            mm_tile(ct, ldc, mr, nr, accumulate || k0 > 0, a + (size_t)m0 * am + (size_t)k0 * ak, am,
+                            mm_tile(ct, ldc, mr, nr, accumulate || k0 > 0, a + (size_t)t0 * am + (size_t)k0 * ak, am,
                                     ak, panel, ldb, kc);
                     }
                 }
             }
+        }
     }
 }
 
@@ -690,7 +699,7 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
 #endif
     size_t per_thread = (size_t)D * Tp + (size_t)T * Dp;
     real *scratch = kernel_scratch(per_thread * nthreads);
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             int hk = h / group, tid = 0;
@@ -733,7 +742,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
     size_t per_thread = (size_t)D * Tp + 3 * (size_t)T * Dp + 2 * (size_t)T * Tp;
     real *scratch = kernel_scratch(per_thread * nthreads);
     // threads split (batch row, kv head): the query heads of a group share dk, dv
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
         for (int hk = 0; hk < NKV; hk++) {
             int tid = 0;
@@ -777,7 +786,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
 void swiglu_forward(real *out, const real *gate, const real *up, size_t n) {
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        real s = (real)(1.0 / (1.0 + exp(-gate[i])));
+        real s = 1 / (1 + exp_fast(-gate[i]));
         out[i] = gate[i] * s * up[i];
     }
 }
@@ -785,7 +794,7 @@ void swiglu_backward(real *dgate, real *dup, const real *dout, const real *gate,
     // d silu(x)/dx = s (1 + x (1 - s)), s = sigmoid(x)
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        real x = gate[i], s = (real)(1.0 / (1.0 + exp(-x)));
+        real x = gate[i], s = 1 / (1 + exp_fast(-x));
         dgate[i] += dout[i] * up[i] * s * (1 + x * (1 - s));
         dup[i] += dout[i] * x * s;
     }
@@ -796,11 +805,13 @@ void crossentropy_forward(real *losses, real *probs, const int *targets, int N, 
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         real *p = probs + (size_t)n * V;
-        real maxv = p[0];
-        for (int i = 1; i < V; i++) if (p[i] > maxv) maxv = p[i];
-        double sum = 0;
-        for (int i = 0; i < V; i++) { p[i] = (real)exp(p[i] - maxv); sum += p[i]; }
-        for (int i = 0; i < V; i++) p[i] = (real)(p[i] / sum);
+        real maxv = p[0], sum = 0;
+        for (int i = 1; i < V; i++) maxv = p[i] > maxv ? p[i] : maxv;
+        for (int i = 0; i < V; i++) p[i] = exp_fast(p[i] - maxv);
+        #pragma omp simd reduction(+ : sum)
+        for (int i = 0; i < V; i++) sum += p[i];
+        real inv = 1 / sum;
+        for (int i = 0; i < V; i++) p[i] *= inv;
         losses[n] = (real)-log(p[targets[n]] > 0 ? p[targets[n]] : (real)1e-30);
     }
 }
