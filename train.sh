@@ -84,22 +84,49 @@ mkdir -p "$run" || die "cannot create $run"
 echo "preset $PRESET | data $datadir | steps $steps | seeds $SEEDS | runs in $run"
 echo "flags: $flags"
 
+# THREADS unset: baseline and V-scale train side by side, one thread each (on 2 cores that is
+# faster than one after the other with two threads each, and the two see the same machine)
 pairs=()
 for seed in $SEEDS; do
     for mode in off learned; do
         name=seed$seed-$([ $mode = off ] && echo baseline || echo vscale)
-        echo "--- $name"
-        # shellcheck disable=SC2086
-        ./gradsink -i $datadir/train.bin -j $datadir/val.bin $flags -n "$steps" -s "$seed" -a $mode \
-            -G 0 -o "$run/$name" > "$run/$name.log" 2>&1 &
-        pid=$!
-        # show the probe lines as they come
-        tail -n +1 -f "$run/$name.log" --pid=$pid 2>/dev/null | grep --line-buffered -E "^probe|error" || true
-        wait $pid || die "training $name failed; see $run/$name.log"
+        (
+            [ -n "${THREADS:-}" ] || export OMP_NUM_THREADS=1
+            # shellcheck disable=SC2086
+            ./gradsink -i $datadir/train.bin -j $datadir/val.bin $flags -n "$steps" -s "$seed" -a $mode \
+                -G 0 -o "$run/$name" > "$run/$name.log" 2>&1
+            echo $? > "$run/$name.rc"
+        ) &
+        [ -n "${THREADS:-}" ] && wait # with THREADS set: one run at a time
+    done
+    # show each run's probe lines as they come, until both runs have ended
+    declare -A shown=([baseline]=0 [vscale]=0)
+    while :; do
+        done_runs=0
+        for kind in baseline vscale; do
+            log=$run/seed$seed-$kind.log
+            [ -f "$run/seed$seed-$kind.rc" ] && done_runs=$((done_runs + 1))
+            [ -f "$log" ] || continue
+            n=$(grep -c "^probe" "$log" || true)
+            if [ "$n" -gt "${shown[$kind]}" ]; then
+                grep "^probe" "$log" | tail -n +$((${shown[$kind]} + 1)) | sed "s/^/[seed$seed $kind] /"
+                shown[$kind]=$n
+            fi
+        done
+        [ $done_runs = 2 ] && break
+        sleep 2
+    done
+    for name in seed$seed-baseline seed$seed-vscale; do
+        [ "$(cat "$run/$name.rc")" = 0 ] || die "training $name failed; see $run/$name.log"
     done
     pairs+=("$run/seed$seed-baseline" "$run/seed$seed-vscale")
 done
 
 python3 dev/compare.py "${pairs[@]}" | tee "$run/compare.txt"
-python3 dev/plot.py --out "$run/figures" "${pairs[0]}" "${pairs[1]}" || true
+# figures where some python3 here has matplotlib (dev/plot.py says so and skips otherwise)
+plotpy=python3
+for py in python3 /usr/bin/python3; do
+    if command -v $py >/dev/null && $py -c "import matplotlib" 2>/dev/null; then plotpy=$py; break; fi
+done
+$plotpy dev/plot.py --out "$run/figures" "${pairs[0]}" "${pairs[1]}" || true
 echo "total wall time: $((SECONDS - start)) s ($run)"
