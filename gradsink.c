@@ -27,6 +27,7 @@ differences are exact enough to check the backward pass tightly).
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -1822,8 +1823,8 @@ void bench_run(const Options *o) {
            threads > 1 ? "s" : "", sizeof(real) == 4 ? "float32" : "float64", o->bench);
     double load[1] = {0};
     if (getloadavg(load, 1) < 1) load[0] = -1;
-    printf("FMA peak (all threads, measured): %.1f GFLOP/s | load average %.2f on %d cores before the run "
-           "(other processes on the cores lower every figure here)\n", peak, load[0], threads);
+    printf("FMA peak (all threads, measured): %.1f GFLOP/s | load average %.2f on %ld cores before the run "
+           "(other processes on the cores lower every figure here)\n", peak, load[0], sysconf(_SC_NPROCESSORS_ONLN));
     BenchResult r1 = bench_config(&c, o->B, o->T, o->bench, peak);
     bench_print("default", &c, o->B, o->T, &r1);
     BenchResult r2 = bench_config(&big, o->B, o->T, o->bench, peak);
