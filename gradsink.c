@@ -400,7 +400,7 @@ static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, 
 // in chunks of MM_KC; each panel's MM_KC x MM_NR slice (in L1) serves all the block's tiles,
 // whose rows of A (in L2) serve every panel of the group. Which thread takes an item changes
 // nothing in the sums, so results do not depend on the thread count or the schedule.
-#define MM_MC 128
+#define MM_MC (16 * MM_MR) // a whole number of tiles
 #define MM_KC 256
 static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
                        size_t bk, size_t bn, int M, int N, int K) {
@@ -409,7 +409,7 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
     nthreads = omp_get_max_threads();
 #endif
     int np = (N + MM_NR - 1) / MM_NR, mc = MM_MC;
-    if ((M + mc - 1) / mc < 2 * nthreads) mc = MM_MC / 2; // small M: more, smaller blocks
+    if ((M + mc - 1) / mc < 2 * nthreads) mc = MM_MC / 2; // small M: more, smaller blocks (still whole tiles)
     int nblocks = (M + mc - 1) / mc, ngroups = 1;
     while (nblocks * ngroups < 2 * nthreads && ngroups < np) ngroups++; // still too few: split the panels
     int per_group = (np + ngroups - 1) / ngroups;
@@ -1077,6 +1077,13 @@ static LayerActs layer_acts(const ActTensors *a, const Model *m, int l) {
     return la;
 }
 
+// memset(x, 0, n reals), the threads each clearing one contiguous part
+static void zero_parallel(real *x, size_t n) {
+    size_t chunk = (size_t)1 << 16, nchunks = (n + chunk - 1) / chunk;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < nchunks; i++) memset(x + i * chunk, 0, (i + 1 < nchunks ? chunk : n - i * chunk) * sizeof(real));
+}
+
 static void add_into(real *dst, const real *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
@@ -1129,7 +1136,7 @@ real model_forward(Model *m, int B, int T, int with_targets) {
 // backward: the forward list in reverse. Every gradient is of the mean loss over B*T.
 
 void model_zero_grad(Model *m) {
-    memset(m->grads_memory, 0, m->num_parameters * sizeof(real));
+    zero_parallel(m->grads_memory, m->num_parameters);
 }
 
 void model_backward(Model *m, int B, int T) {
@@ -1137,7 +1144,7 @@ void model_backward(Model *m, int B, int T) {
     int C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head, D = C / H, KV = Hkv * D;
     int F = c->ffn_hidden, V = c->vocab_size, N = B * T;
     ActTensors *a = &m->acts, *g = &m->grads_acts;
-    memset(m->grads_acts_memory, 0, m->num_grad_acts * sizeof(real)); // activation grads accumulate
+    zero_parallel(m->grads_acts_memory, m->num_grad_acts); // activation grads accumulate
     crossentropy_softmax_backward(g->logits, a->logits, m->targets, (real)(1.0 / N), N, V);
     matmul_backward(g->lnf, m->grads.lm_head, g->logits, a->lnf, m->params.lm_head, N, C, V);
     real *h_last = a->res + (size_t)L * m->B * m->T * C, *dh_last = g->res + (size_t)L * m->B * m->T * C;
@@ -2375,7 +2382,10 @@ void bench_run(const Options *o) {
     double peak = bench_fma_peak();
     printf("gradsink bench: %d thread%s, %s; median of %d steps after 3 warm-up steps\n", threads,
            threads > 1 ? "s" : "", sizeof(real) == 4 ? "float32" : "float64", o->bench);
-    printf("FMA peak (all threads, measured): %.1f GFLOP/s\n", peak);
+    double load[1] = {0};
+    if (getloadavg(load, 1) < 1) load[0] = -1;
+    printf("FMA peak (all threads, measured): %.1f GFLOP/s | load average %.2f on %ld cores before the run "
+           "(other processes on the cores lower every figure here)\n", peak, load[0], sysconf(_SC_NPROCESSORS_ONLN));
     BenchResult r1 = bench_config(&c, o->B, o->T, o->bench, peak);
     bench_print("default", &c, o->B, o->T, &r1);
     BenchResult r2 = bench_config(&big, o->B, o->T, o->bench, peak);
