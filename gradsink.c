@@ -2267,13 +2267,6 @@ static void bench_step(Model *m, const AdamW *opt) {
     model_update(m, opt, 1e-4);
 }
 
-// hook for the probe (the measurement pass): return its median ms at this model and batch.
-// There is no probe yet: -1 prints as n/a.
-static double bench_probe_ms(Model *m) {
-    (void)m;
-    return -1;
-}
-
 typedef struct {
     double step_ms, tok_s, gflops, frac, mm_gflops, mm_frac, probe_ms, maxrss_mb;
     double prof[5]; // share of the step: matmul fwd, matmul bwd, attention fwd, attention bwd, rest
@@ -2287,6 +2280,21 @@ typedef struct {
                                               ts_[r_] = now_seconds() - t0_; }       \
         out = bench_median(ts_, (reps));                                             \
     } while (0)
+
+// the probe (the measurement pass) as main runs it, minus reading the batch: median ms
+static double bench_probe_ms(Model *m) {
+    Probe pr;
+    probe_alloc(&pr, &m->cfg, m->T);
+    double t;
+    BENCH_TIME(t, 7, {
+        model_forward(m, m->B, m->T, 1);
+        model_zero_grad(m);
+        model_backward(m, m->B, m->T);
+        probe_measure(&pr, m, m->B, m->T);
+    });
+    probe_free(&pr);
+    return t * 1e3;
+}
 
 static BenchResult bench_config(const Config *cfg, int B, int T, int steps, double peak) {
     BenchResult r = {0};
