@@ -191,7 +191,8 @@ static inline real exp_fast(real x) {
     float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; // round(x / ln2): 1.5 * 2^23 trick
     float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-6f; // ln2 split in two
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    int32_t bits = ((int32_t)n + 127) << 23;
+    int32_t ni = n == n ? (int32_t)n : 0; // NaN input: no cast of NaN; p is NaN, so the result is too
+    uint32_t bits = (uint32_t)(ni + 127) << 23;
     float two_n;
     memcpy(&two_n, &bits, sizeof(two_n));
     return p * two_n;

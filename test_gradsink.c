@@ -895,7 +895,7 @@ static void test_probe_is_read_only(void) {
     StrBuf l2 = {0};
     int bad2 = probe_json(&l2, &pr, &m.cfg, 7, 3.5, 1.0, 0, 1.0, FIRST_ANY);
     check(bad2 > 0 && strstr(l2.s, "\"R_gs\": [null"), "a non-finite measurement is written as null and counted (%d)", bad2);
-    free(line.s); free(l2.s);
+    free(line.s); free(l2.s); free(before);
     probe_free(&pr);
     model_free(&m);
     dataloader_free(&dl);
