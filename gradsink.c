@@ -188,11 +188,13 @@ static inline real exp_fast(real x) {
     return exp(x);
 #else
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; // round(x / ln2): 1.5 * 2^23 trick
+    float t = x * 1.44269504f + 12582912.0f; // 1.5 * 2^23 + round(x / ln2), exactly
+    float n = t - 12582912.0f;
     float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-6f; // ln2 split in two
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    int32_t ni = n == n ? (int32_t)n : 0; // NaN input: no cast of NaN; p is NaN, so the result is too
-    uint32_t bits = (uint32_t)(ni + 127) << 23;
+    uint32_t tb; // round(x / ln2) is in t's low mantissa bits: read it there, with no float-to-int cast
+    memcpy(&tb, &t, sizeof(tb));
+    uint32_t bits = (tb - 0x4B400000u + 127u) << 23; // (for a NaN x, p is NaN and so is the result)
     float two_n;
     memcpy(&two_n, &bits, sizeof(two_n));
     return p * two_n;
