@@ -1466,16 +1466,25 @@ typedef struct {
     int B, T;
 } DataLoader;
 
+// The header of 256 int32 that every file here starts with: copied into h, its magic and
+// version checked. `what` names the kind of file in messages ("an llm.c token file").
+static int header_parse(int32_t *h, const char *name, const unsigned char *buf, size_t size, int32_t magic,
+                        const char *what, char *err, size_t errlen) {
+    if (size < HEADER_INTS * sizeof(int32_t))
+        return errorf(err, errlen, "%s: too short for the header of %s (%zu bytes)", name, what, size);
+    memcpy(h, buf, HEADER_INTS * sizeof(int32_t));
+    if (h[0] != magic) return errorf(err, errlen, "%s: bad magic %d (expected %d: %s)", name, h[0], magic, what);
+    if (h[1] != 1) return errorf(err, errlen, "%s: unsupported version %d of %s (expected 1)", name, h[1], what);
+    return 0;
+}
+
 // Parses a token file held in memory (name is only for messages): 0 on success, -1 with a
 // one-line reason in err. Every header field is checked before it is used.
 int dataloader_parse(DataLoader *dl, const char *name, const unsigned char *buf, size_t size, int B, int T,
                      int vocab_size, char *err, size_t errlen) {
     memset(dl, 0, sizeof(*dl));
     int32_t h[HEADER_INTS];
-    if (size < sizeof(h)) return errorf(err, errlen, "%s: too short for a token file header (%zu bytes)", name, size);
-    memcpy(h, buf, sizeof(h));
-    if (h[0] != DATA_MAGIC) return errorf(err, errlen, "%s: bad magic %d (expected %d: an llm.c token file)", name, h[0], DATA_MAGIC);
-    if (h[1] != 1) return errorf(err, errlen, "%s: unsupported version %d (expected 1)", name, h[1]);
+    if (header_parse(h, name, buf, size, DATA_MAGIC, "an llm.c token file", err, errlen)) return -1;
     if (h[2] <= 0) return errorf(err, errlen, "%s: header says %d tokens (a token file needs at least one)", name, h[2]);
     size_t count = (size_t)h[2], have = (size_t)(size - sizeof(h)) / 2;
     if (count != have || (size - sizeof(h)) % 2)
@@ -1605,10 +1614,7 @@ int checkpoint_write(const Model *m, const char *path, int step, char *err, size
 int checkpoint_parse_header(const char *name, const unsigned char *head, size_t headlen, size_t file_size, Config *cfg,
                             int *step, char *err, size_t errlen) {
     int32_t h[HEADER_INTS];
-    if (headlen < sizeof(h)) return errorf(err, errlen, "%s: too short for a checkpoint header (%zu bytes)", name, headlen);
-    memcpy(h, head, sizeof(h));
-    if (h[0] != CKPT_MAGIC) return errorf(err, errlen, "%s: bad magic %d (expected %d: a gradsink checkpoint)", name, h[0], CKPT_MAGIC);
-    if (h[1] != 1) return errorf(err, errlen, "%s: unsupported checkpoint version %d (expected 1)", name, h[1]);
+    if (header_parse(h, name, head, headlen, CKPT_MAGIC, "a gradsink checkpoint", err, errlen)) return -1;
     Config c = {h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]};
     const char *why = config_check(&c);
     if (why) return errorf(err, errlen, "%s: header describes an impossible model (%s)", name, why);
@@ -1696,10 +1702,7 @@ int optstate_parse(Model *m, const char *name, const unsigned char *buf, size_t 
                    size_t errlen) {
     int32_t h[HEADER_INTS];
     size_t P = m->num_parameters;
-    if (size < sizeof(h)) return errorf(err, errlen, "%s: too short for an optimizer-state header (%zu bytes)", name, size);
-    memcpy(h, buf, sizeof(h));
-    if (h[0] != OPT_MAGIC) return errorf(err, errlen, "%s: bad magic %d (expected %d: a gradsink optimizer state)", name, h[0], OPT_MAGIC);
-    if (h[1] != 1) return errorf(err, errlen, "%s: unsupported optimizer-state version %d (expected 1)", name, h[1]);
+    if (header_parse(h, name, buf, size, OPT_MAGIC, "a gradsink optimizer state", err, errlen)) return -1;
     if (h[4] < 0 || (size_t)h[4] != P)
         return errorf(err, errlen, "%s: holds state for %d parameters, the checkpoint has %zu", name, h[4], P);
     if (h[3] != expect_step) return errorf(err, errlen, "%s: is from step %d, the checkpoint from step %d", name, h[3], expect_step);
@@ -1750,10 +1753,7 @@ typedef struct {
 int tokenizer_parse(Tokenizer *tk, const char *name, const unsigned char *buf, size_t size, char *err, size_t errlen) {
     memset(tk, 0, sizeof(*tk));
     int32_t h[HEADER_INTS];
-    if (size < sizeof(h)) return errorf(err, errlen, "%s: too short for a tokenizer header (%zu bytes)", name, size);
-    memcpy(h, buf, sizeof(h));
-    if (h[0] != TOKENIZER_MAGIC) return errorf(err, errlen, "%s: bad magic %d (expected %d: a tokenizer.py file)", name, h[0], TOKENIZER_MAGIC);
-    if (h[1] != 1) return errorf(err, errlen, "%s: unsupported tokenizer version %d (expected 1)", name, h[1]);
+    if (header_parse(h, name, buf, size, TOKENIZER_MAGIC, "a tokenizer.py file", err, errlen)) return -1;
     if (h[2] < 2 || h[2] > MAX_VOCAB) return errorf(err, errlen, "%s: vocab size %d out of range 2..%d", name, h[2], MAX_VOCAB);
     if (h[3] < 0 || h[3] >= h[2]) return errorf(err, errlen, "%s: eot id %d outside the vocab of %d", name, h[3], h[2]);
     if (h[4] < 0) return errorf(err, errlen, "%s: negative merge count %d", name, h[4]);
