@@ -2008,6 +2008,21 @@ void probe_run(Probe *pr, Model *m, const DataLoader *dl, int first_token, int e
     probe_measure(pr, m, dl->B, dl->T);
 }
 
+// one probe as main runs it: measure, print the line, append the JSON to path (exit 2 if it cannot)
+void probe_and_log(Probe *pr, Model *m, const DataLoader *dl, int first_token, int eot, int step, double train_loss,
+                   double val_loss, int val_step, const char *path) {
+    double t0 = now_seconds();
+    probe_run(pr, m, dl, first_token, eot);
+    double ms = (now_seconds() - t0) * 1e3;
+    probe_print(pr, step, ms, stdout);
+    StrBuf line = {0};
+    char err[1024];
+    if (probe_json(&line, pr, &m->cfg, step, train_loss, val_loss, val_step, ms, first_token))
+        fprintf(stderr, "gradsink: warning: step %d: non-finite probe values written as null\n", step);
+    if (append_line(path, line.s, err, sizeof(err))) die("%s", err);
+    free(line.s);
+}
+
 // ----------------------------------------------------------------------------
 // command line: one table, parsed in one place
 
@@ -2510,16 +2525,8 @@ int main(int argc, char **argv) {
     snprintf(probe_path, sizeof(probe_path), "%s/probes.jsonl", o.out_dir);
     if (probing && make_dirs(o.out_dir)) die("cannot create output directory %s", o.out_dir);
     if (o.probe_only) {
-        double t0 = now_seconds();
-        probe_run(&probe, &model, probe_dl, o.first_token, eot);
-        double ms = (now_seconds() - t0) * 1e3;
-        probe_print(&probe, start_step, ms, stdout);
-        StrBuf line = {0};
-        if (probe_json(&line, &probe, &cfg, start_step, NAN, NAN, -1, ms, o.first_token))
-            fprintf(stderr, "gradsink: warning: non-finite probe values written as null\n");
-        if (append_line(probe_path, line.s, err, sizeof(err))) die("%s", err);
+        probe_and_log(&probe, &model, probe_dl, o.first_token, eot, start_step, NAN, NAN, -1, probe_path);
         printf("appended to %s\n", probe_path);
-        free(line.s);
     }
     if (train) {
         if (make_dirs(o.out_dir)) die("cannot create output directory %s", o.out_dir);
@@ -2546,17 +2553,8 @@ int main(int argc, char **argv) {
                 fprintf(logf, "s:%d tel:%.6f\n", step, val_loss);
                 fflush(logf);
             }
-            if (o.probe_every > 0 && (last || step == start_step || step % o.probe_every == 0)) {
-                double t0 = now_seconds();
-                probe_run(&probe, &model, probe_dl, o.first_token, eot);
-                double ms = (now_seconds() - t0) * 1e3;
-                probe_print(&probe, step, ms, stdout);
-                StrBuf line = {0};
-                if (probe_json(&line, &probe, &cfg, step, train_loss, val_loss, val_step, ms, o.first_token))
-                    fprintf(stderr, "gradsink: warning: step %d: non-finite probe values written as null\n", step);
-                if (append_line(probe_path, line.s, err, sizeof(err))) die("%s", err);
-                free(line.s);
-            }
+            if (o.probe_every > 0 && (last || step == start_step || step % o.probe_every == 0))
+                probe_and_log(&probe, &model, probe_dl, o.first_token, eot, step, train_loss, val_loss, val_step, probe_path);
             if (last) break;
             double t0 = now_seconds();
             dataloader_batch(&train_dl, (size_t)step, model.inputs, model.targets, o.first_token, eot);
