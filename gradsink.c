@@ -465,10 +465,12 @@ void matmul_forward(real *out, const real *inp, const real *weight, int N, int I
     // out (N,OC) = inp (N,IC) W^T: A = inp, B(i,o) = W[o,i]
     mm_product(out, OC, 0, inp, IC, 1, weight, 1, IC, N, OC, IC);
 }
+// add_dinp = 1: dinp += dout W, as the naive version; 0: dinp = dout W (the first of several
+// contributions to dinp stores, so the buffer needs no zeroing beforehand). dW always adds.
 void matmul_backward(real *dinp, real *dweight, const real *dout, const real *inp, const real *weight,
-                     int N, int IC, int OC) {
-    // dinp (N,IC) += dout (N,OC) W (OC,IC)
-    mm_product(dinp, IC, 1, dout, OC, 1, weight, IC, 1, N, IC, OC);
+                     int N, int IC, int OC, int add_dinp) {
+    // dinp (N,IC) (+)= dout (N,OC) W (OC,IC)
+    mm_product(dinp, IC, add_dinp, dout, OC, 1, weight, IC, 1, N, IC, OC);
     // dW (OC,IC) += dout^T (OC,N) inp (N,IC): A(o,n) = dout[n,o]
     mm_product(dweight, IC, 1, dout, 1, OC, inp, IC, 1, OC, IC, N);
 }
@@ -798,8 +800,8 @@ void swiglu_backward(real *dgate, real *dup, const real *dout, const real *gate,
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real x = gate[i], s = 1 / (1 + exp_fast(-x));
-        dgate[i] += dout[i] * up[i] * s * (1 + x * (1 - s));
-        dup[i] += dout[i] * x * s;
+        dgate[i] = dout[i] * up[i] * s * (1 + x * (1 - s));
+        dup[i] = dout[i] * x * s;
     }
 }
 
@@ -823,7 +825,7 @@ void crossentropy_softmax_backward(real *dlogits, const real *probs, const int *
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         for (int i = 0; i < V; i++)
-            dlogits[(size_t)n * V + i] += (probs[(size_t)n * V + i] - (i == targets[n])) * dloss;
+            dlogits[(size_t)n * V + i] = (probs[(size_t)n * V + i] - (i == targets[n])) * dloss;
 }
 
 // ----------------------------------------------------------------------------
@@ -921,7 +923,9 @@ static void act_sizes(size_t *s, const Config *c, int B, int T, int for_grads) {
         (L + 1) * N * C, L * N * C, L * N, L * N * C, L * N * KV, L * N * KV, L * N * KV,
         L * N * c->n_kv_head, L * B * H * T * T, L * N * C, L * N * C, L * N * C, L * N * C, L * N,
         L * N * F, L * N * F, L * N * F, L * N * C, N * C, N, N * V, N, N * C, N * KV};
-    if (for_grads) { sz[2] = sz[7] = sz[8] = sz[13] = sz[19] = sz[21] = 0; } // no gradient needed
+    // no gradient needed (rstd, phi, the weights, the losses), or read in place of its own
+    // buffer (r_attn's and r_mlp's gradients are those of h_half and h_out)
+    if (for_grads) { sz[2] = sz[7] = sz[8] = sz[10] = sz[13] = sz[17] = sz[19] = sz[21] = 0; }
     memcpy(s, sz, sizeof(sz));
 }
 static void act_pointers(real **ptrs[NUM_ACT_TENSORS], ActTensors *a) {
@@ -1087,8 +1091,10 @@ static void zero_parallel(real *x, size_t n) {
     for (size_t i = 0; i < nchunks; i++) memset(x + i * chunk, 0, (i + 1 < nchunks ? chunk : n - i * chunk) * sizeof(real));
 }
 
-static void add_into(real *dst, const real *src, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+// dst = a + b, elementwise over n reals
+static void add_parallel(real *dst, const real *a, const real *b, size_t n) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
 }
 
 // ----------------------------------------------------------------------------
@@ -1115,14 +1121,14 @@ real model_forward(Model *m, int B, int T, int with_targets) {
         vscale_forward(s.vhat, s.vphi, s.v, p.theta, c->vscale, C, N, Hkv, D);
         attention_forward(s.atty, s.att, s.q, s.k, s.vhat, B, T, H, Hkv, D);
         matmul_forward(s.r_attn, s.atty, p.wo, N, C, C);
-        for (size_t i = 0; i < (size_t)N * C; i++) s.h_half[i] = s.h_in[i] + s.r_attn[i];
+        add_parallel(s.h_half, s.h_in, s.r_attn, (size_t)N * C);
         // MLP branch: h_out = h_half + Wdown( silu(Wgate x) * Wup x ),  x = RMSNorm(h_half)
         rmsnorm_forward(s.ln2, s.ln2_rstd, s.h_half, p.mlp_norm, N, C);
         matmul_forward(s.gate, s.ln2, p.w_gate, N, C, F);
         matmul_forward(s.up, s.ln2, p.w_up, N, C, F);
         swiglu_forward(s.hmlp, s.gate, s.up, (size_t)N * F);
         matmul_forward(s.r_mlp, s.hmlp, p.w_down, N, F, C);
-        for (size_t i = 0; i < (size_t)N * C; i++) s.h_out[i] = s.h_half[i] + s.r_mlp[i];
+        add_parallel(s.h_out, s.h_half, s.r_mlp, (size_t)N * C);
     }
     real *h_last = a->res + (size_t)L * m->B * m->T * C;
     rmsnorm_forward(a->lnf, a->lnf_rstd, h_last, m->params.final_norm, N, C);
@@ -1147,35 +1153,41 @@ void model_backward(Model *m, int B, int T) {
     int C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head, D = C / H, KV = Hkv * D;
     int F = c->ffn_hidden, V = c->vocab_size, N = B * T;
     ActTensors *a = &m->acts, *g = &m->grads_acts;
-    zero_parallel(m->grads_acts_memory, m->num_grad_acts); // activation grads accumulate
+    // Each activation gradient is written before it is read: where several terms add up, the
+    // first one stores (the last argument of matmul_backward: 0 stores, 1 adds) and the rest
+    // add. Only the sums that kernels accumulate into are zeroed, one layer at a time.
     crossentropy_softmax_backward(g->logits, a->logits, m->targets, (real)(1.0 / N), N, V);
-    matmul_backward(g->lnf, m->grads.lm_head, g->logits, a->lnf, m->params.lm_head, N, C, V);
+    matmul_backward(g->lnf, m->grads.lm_head, g->logits, a->lnf, m->params.lm_head, N, C, V, 0);
     real *h_last = a->res + (size_t)L * m->B * m->T * C, *dh_last = g->res + (size_t)L * m->B * m->T * C;
+    zero_parallel(dh_last, (size_t)N * C);
     rmsnorm_backward(dh_last, m->grads.final_norm, g->lnf, h_last, m->params.final_norm, a->lnf_rstd, N, C);
     for (int l = L - 1; l >= 0; l--) {
         LayerParams p = layer_params(&m->params, c, l), dp = layer_params(&m->grads, c, l);
         LayerActs s = layer_acts(a, m, l), ds = layer_acts(g, m, l);
-        // MLP branch: h_out = h_half + r_mlp, so both receive d h_out
-        add_into(ds.r_mlp, ds.h_out, (size_t)N * C);
-        add_into(ds.h_half, ds.h_out, (size_t)N * C);
-        matmul_backward(ds.hmlp, dp.w_down, ds.r_mlp, s.hmlp, p.w_down, N, F, C);
+        // MLP branch: h_out = h_half + r_mlp, so both receive d h_out (r_mlp's gradient is
+        // d h_out itself, read in place)
+        memcpy(ds.h_half, ds.h_out, (size_t)N * C * sizeof(real));
+        matmul_backward(ds.hmlp, dp.w_down, ds.h_out, s.hmlp, p.w_down, N, F, C, 0);
         swiglu_backward(ds.gate, ds.up, ds.hmlp, s.gate, s.up, (size_t)N * F);
-        matmul_backward(ds.ln2, dp.w_gate, ds.gate, s.ln2, p.w_gate, N, C, F);
-        matmul_backward(ds.ln2, dp.w_up, ds.up, s.ln2, p.w_up, N, C, F);
+        matmul_backward(ds.ln2, dp.w_gate, ds.gate, s.ln2, p.w_gate, N, C, F, 0);
+        matmul_backward(ds.ln2, dp.w_up, ds.up, s.ln2, p.w_up, N, C, F, 1);
         rmsnorm_backward(ds.h_half, dp.mlp_norm, ds.ln2, s.h_half, p.mlp_norm, s.ln2_rstd, N, C);
-        // attention branch: h_half = h_in + r_attn
-        add_into(ds.r_attn, ds.h_half, (size_t)N * C);
-        add_into(ds.h_in, ds.h_half, (size_t)N * C);
-        matmul_backward(ds.atty, dp.wo, ds.r_attn, s.atty, p.wo, N, C, C);
+        // attention branch: h_half = h_in + r_attn, the same way
+        memcpy(ds.h_in, ds.h_half, (size_t)N * C * sizeof(real));
+        matmul_backward(ds.atty, dp.wo, ds.h_half, s.atty, p.wo, N, C, C, 0);
+        zero_parallel(ds.q, (size_t)N * C);
+        zero_parallel(ds.k, (size_t)N * KV);
+        zero_parallel(ds.vhat, (size_t)N * KV);
+        zero_parallel(ds.v, (size_t)N * KV);
         attention_backward(ds.q, ds.k, ds.vhat, ds.atty, s.q, s.k, s.vhat, s.att, B, T, H, Hkv, D);
         vscale_backward(ds.v, dp.theta, ds.vhat, s.v, p.theta, c->vscale, C, N, Hkv, D);
         memset(g->qpre, 0, (size_t)N * C * sizeof(real));
         memset(g->kpre, 0, (size_t)N * KV * sizeof(real));
         rope_backward(g->qpre, ds.q, m->rope_cos, m->rope_sin, B, T, H, D);
         rope_backward(g->kpre, ds.k, m->rope_cos, m->rope_sin, B, T, Hkv, D);
-        matmul_backward(ds.ln1, dp.wq, g->qpre, s.ln1, p.wq, N, C, C);
-        matmul_backward(ds.ln1, dp.wk, g->kpre, s.ln1, p.wk, N, C, KV);
-        matmul_backward(ds.ln1, dp.wv, ds.v, s.ln1, p.wv, N, C, KV);
+        matmul_backward(ds.ln1, dp.wq, g->qpre, s.ln1, p.wq, N, C, C, 0);
+        matmul_backward(ds.ln1, dp.wk, g->kpre, s.ln1, p.wk, N, C, KV, 1);
+        matmul_backward(ds.ln1, dp.wv, ds.v, s.ln1, p.wv, N, C, KV, 1);
         rmsnorm_backward(ds.h_in, dp.attn_norm, ds.ln1, s.h_in, p.attn_norm, s.ln1_rstd, N, C);
     }
     encoder_backward(m->grads.wte, g->res, m->inputs, B, T, C);
@@ -2356,7 +2368,7 @@ static BenchResult bench_config(const Config *cfg, int B, int T, int steps, doub
     for (int i = 0; i < nsh; i++) {
         double tf, tb;
         BENCH_TIME(tf, 7, matmul_forward(y, x, w, (int)N, sh[i].IC, sh[i].OC));
-        BENCH_TIME(tb, 7, matmul_backward(dx, dw, y, x, w, (int)N, sh[i].IC, sh[i].OC));
+        BENCH_TIME(tb, 7, matmul_backward(dx, dw, y, x, w, (int)N, sh[i].IC, sh[i].OC, 1));
         mm_fwd += tf * sh[i].count;
         mm_bwd += tb * sh[i].count;
     }

@@ -205,7 +205,7 @@ static void test_matmul(int N, int IC, int OC) {
     real *dx = rand_buf((size_t)N * IC, 1), *dw = rand_buf((size_t)OC * IC, 1);
     real *dx0 = xcalloc((size_t)N * IC, sizeof(real)), *dw0 = xcalloc((size_t)OC * IC, sizeof(real));
     memcpy(dx0, dx, (size_t)N * IC * sizeof(real)); memcpy(dw0, dw, (size_t)OC * IC * sizeof(real));
-    matmul_backward(dx, dw, c.R, c.a, c.b, N, IC, OC);
+    matmul_backward(dx, dw, c.R, c.a, c.b, N, IC, OC, 1);
     matmul_backward_naive(dx0, dw0, c.R, c.a, c.b, N, IC, OC);
     double bd = 0, bs = 0;
     for (size_t i = 0; i < (size_t)N * IC; i++) { bd = fmax(bd, fabs(dx[i] - dx0[i])); bs = fmax(bs, fabs(dx0[i])); }
@@ -213,9 +213,9 @@ static void test_matmul(int N, int IC, int OC) {
     double tol = sizeof(real) == 8 ? 1e-12 : 1e-5;
     check(maxd <= tol * (maxr + 1) && bd <= tol * (bs + 1),
           "matmul %dx%dx%d: fast == naive (forward %.1e, backward %.1e)", N, IC, OC, maxd, bd);
-    // finite differences on the fast backward (starting from zero)
-    memset(dx, 0, (size_t)N * IC * sizeof(real)); memset(dw, 0, (size_t)OC * IC * sizeof(real));
-    matmul_backward(dx, dw, c.R, c.a, c.b, N, IC, OC);
+    // finite differences on the fast backward, dinp in its storing mode (over stale values)
+    memset(dw, 0, (size_t)OC * IC * sizeof(real));
+    matmul_backward(dx, dw, c.R, c.a, c.b, N, IC, OC, 0);
     double e1 = fd_rel_err(c.a, dx, (size_t)N * IC, loss_matmul, &c, 300);
     double e2 = fd_rel_err(c.b, dw, (size_t)OC * IC, loss_matmul, &c, 300);
     check(e1 <= FD_TOL && e2 <= FD_TOL, "matmul %dx%dx%d backward vs finite differences: dinp %.2e, dweight %.2e", N, IC,
