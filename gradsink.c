@@ -367,33 +367,41 @@ static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, 
                            size_t ak, const real *bp, size_t ldb, int K) {
     real acc[MM_MR][MM_NR];
     const real *ar[MM_MR];
-    for (int r = 0; r < MM_MR; r++) {
-        ar[r] = a + (size_t)(r < mr ? r : mr - 1) * am;
-        for (int j = 0; j < MM_NR; j++) acc[r][j] = 0;
+    for (int r = 0; r < MM_MR; r++) ar[r] = a + (size_t)(r < mr ? r : mr - 1) * am;
+    for (int r = 0; r < MM_MR; r++) { // k = 0 starts the sums (no zeroing pass; K >= 1 here)
+        real x = ar[r][0];
+        for (int j = 0; j < MM_NR; j++) acc[r][j] = x * bp[j];
     }
-    for (int k = 0; k < K; k++) {
+    for (int k = 1; k < K; k++) {
         const real *b = bp + (size_t)k * ldb;
         for (int r = 0; r < MM_MR; r++) {
             real x = ar[r][(size_t)k * ak];
             for (int j = 0; j < MM_NR; j++) acc[r][j] += x * b[j];
         }
     }
-    for (int r = 0; r < mr; r++) {
-        real *cr = c + (size_t)r * ldc;
-        if (nr == MM_NR && accumulate) for (int j = 0; j < MM_NR; j++) cr[j] += acc[r][j];
-        else if (nr == MM_NR) for (int j = 0; j < MM_NR; j++) cr[j] = acc[r][j];
-        else for (int j = 0; j < nr; j++) cr[j] = accumulate ? cr[j] + acc[r][j] : acc[r][j];
+    if (mr == MM_MR && nr == MM_NR) { // a whole tile: constant bounds, so acc can stay in registers
+        for (int r = 0; r < MM_MR; r++)
+            for (int j = 0; j < MM_NR; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + acc[r][j] : acc[r][j];
+        return;
     }
+    real part[MM_MR][MM_NR]; // a ragged tile goes through memory
+    for (int r = 0; r < MM_MR; r++)
+        for (int j = 0; j < MM_NR; j++) part[r][j] = acc[r][j];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + part[r][j] : part[r][j];
 }
 
 // ap (tiles, kc, MM_MR) = rows m0..m1 of A over k0..k0+kc, MM_MR rows interleaved; rows past M
-// repeat row M-1 (their results are never stored)
+// repeat row M-1 (their results are never stored). k is the outer loop: A is packed when it is
+// read down its columns (am == 1, as dout^T), and then each k is one contiguous run of memory.
 static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, int m1, int M, int k0, int kc) {
-    for (int t0 = m0; t0 < m1; t0 += MM_MR) {
-        real *dst = ap + (size_t)(t0 - m0) * kc;
-        for (int k = 0; k < kc; k++)
-            for (int r = 0; r < MM_MR; r++)
-                dst[k * MM_MR + r] = a[(size_t)(t0 + r < M ? t0 + r : M - 1) * am + (size_t)(k0 + k) * ak];
+    for (int k = 0; k < kc; k++) {
+        const real *src = a + (size_t)(k0 + k) * ak;
+        for (int t0 = m0; t0 < m1; t0 += MM_MR) {
+            real *dst = ap + (size_t)(t0 - m0) * kc + (size_t)k * MM_MR;
+            if (am == 1 && t0 + MM_MR <= M) for (int r = 0; r < MM_MR; r++) dst[r] = src[t0 + r];
+            else for (int r = 0; r < MM_MR; r++) dst[r] = src[(size_t)(t0 + r < M ? t0 + r : M - 1) * am];
+        }
     }
 }
 
