@@ -673,20 +673,20 @@ void attention_backward_naive(real *dq, real *dk, real *dv, const real *dout, co
 // Operands that the tiles read along a row (K^T, V, ...) are first copied into per-thread
 // scratch, zero-padded to whole MM_NR panels.
 enum { MASK_NONE, MASK_N_LE_M, MASK_K_LE_M, MASK_K_GE_M };
-// one thread: C (M,N) (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k], B rows ldb apart and
+// one thread: C (M,N) (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B rows ldb apart and
 // zero-padded to whole panels. mask skips what the causal mask makes zero: MASK_N_LE_M
 // computes only the column tiles that reach n <= m; MASK_K_LE_M sums only k <= m (A is 0
 // beyond), MASK_K_GE_M only k >= m (A is 0 before).
-static void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t am, const real *b, size_t ldb,
-                      int M, int N, int K, int mask) {
+static void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
+                      size_t ldb, int M, int N, int K, int mask) {
     for (int m0 = 0; m0 < M; m0 += MM_MR) {
         int mr = M - m0 < MM_MR ? M - m0 : MM_MR;
         int k0 = mask == MASK_K_GE_M ? m0 : 0, k1 = mask == MASK_K_LE_M && m0 + mr < K ? m0 + mr : K;
         int nend = mask == MASK_N_LE_M && m0 + mr < N ? m0 + mr : N;
         for (int n0 = 0; n0 < nend; n0 += MM_NR) {
             int nr = N - n0 < MM_NR ? N - n0 : MM_NR;
-            mm_tile(c + (size_t)m0 * ldc + n0, ldc, mr, nr, accumulate, a + (size_t)m0 * am + k0, am, 1,
-                    b + (size_t)k0 * ldb + n0, ldb, k1 - k0);
+            mm_tile(c + (size_t)m0 * ldc + n0, ldc, mr, nr, accumulate, a + (size_t)m0 * am + (size_t)k0 * ak, am,
+                    ak, b + (size_t)k0 * ldb + n0, ldb, k1 - k0);
         }
     }
 }
@@ -695,10 +695,16 @@ static void copy_padded(real *dst, int cols_pad, const real *src, size_t ld, int
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < cols_pad; j++) dst[(size_t)r * cols_pad + j] = j < cols ? src[(size_t)r * ld + j] : 0;
 }
-// dst (cols, rows_pad) = src^T, src (rows, cols) with row stride ld, zero in the padding
+// dst (cols, rows_pad) = src^T, src (rows, cols) with row stride ld, zero in the padding. In
+// 16 x 16 blocks: walking a whole column of a row-major matrix would touch a new cache line per
+// element, all of them in a few cache sets when ld is a power of two.
 static void transpose_padded(real *dst, int rows_pad, const real *src, size_t ld, int rows, int cols) {
-    for (int j = 0; j < cols; j++)
-        for (int r = 0; r < rows_pad; r++) dst[(size_t)j * rows_pad + r] = r < rows ? src[(size_t)r * ld + j] : 0;
+    for (int r0 = 0; r0 < rows_pad; r0 += 16)
+        for (int j0 = 0; j0 < cols; j0 += 16) {
+            int r1 = r0 + 16 < rows_pad ? r0 + 16 : rows_pad, j1 = j0 + 16 < cols ? j0 + 16 : cols;
+            for (int j = j0; j < j1; j++)
+                for (int r = r0; r < r1; r++) dst[(size_t)j * rows_pad + r] = r < rows ? src[(size_t)r * ld + j] : 0;
+        }
 }
 static int round_up_panel(int n) { return (n + MM_NR - 1) / MM_NR * MM_NR; }
 
@@ -725,10 +731,11 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
             real *a = att + ((size_t)b * NH + h) * T * T;
             const real *qh = q + (size_t)b * T * C + h * D;
             // logits q_t . k_j into att, for the tiles on or below the diagonal
-            mm_serial(a, T, 0, qh, C, kt, Tp, T, T, D, MASK_N_LE_M);
+            mm_serial(a, T, 0, qh, C, 1, kt, Tp, T, T, D, MASK_N_LE_M);
             // softmax of each row over j <= t (scaled by 1/sqrt(D)); zeros above the diagonal
             for (int t = 0; t < T; t++) {
                 real *row = a + (size_t)t * T, maxv = -INFINITY, sum = 0;
+                #pragma omp simd reduction(max : maxv)
                 for (int j = 0; j <= t; j++) maxv = row[j] > maxv ? row[j] : maxv;
                 for (int j = 0; j <= t; j++) row[j] = exp_fast((row[j] - maxv) * scale);
                 #pragma omp simd reduction(+ : sum)
@@ -738,7 +745,7 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
                 for (int j = t + 1; j < T; j++) row[j] = 0;
             }
             // y_t = sum_{j<=t} a[t,j] v_j
-            mm_serial(out + (size_t)b * T * C + h * D, C, 0, a, T, vp, Dp, T, D, T, MASK_K_LE_M);
+            mm_serial(out + (size_t)b * T * C + h * D, C, 0, a, T, 1, vp, Dp, T, D, T, MASK_K_LE_M);
         }
 }
 
@@ -776,7 +783,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
                 copy_padded(qp, Dp, q + (size_t)b * T * C + h * D, C, T, D);
                 copy_padded(dyp, Dp, dy, C, T, D);
                 // da[t,j] = dy_t . v_j (on and below the diagonal)
-                mm_serial(dl, Tp, 0, dy, C, vt, Tp, T, T, D, MASK_N_LE_M);
+                mm_serial(dl, Tp, 0, dy, C, 1, vt, Tp, T, T, D, MASK_N_LE_M);
                 // dlogit[t,j] = a[t,j] (da[t,j] - sum_i a[t,i] da[t,i]) / sqrt(D); 0 above the diagonal
                 for (int t = 0; t < T; t++) {
                     const real *at = a + (size_t)t * T;
@@ -786,11 +793,11 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
                     for (int j = 0; j <= t; j++) row[j] = at[j] * (row[j] - dot) * scale;
                     for (int j = t + 1; j < Tp; j++) row[j] = 0;
                 }
-                mm_serial(dq + (size_t)b * T * C + h * D, C, 1, dl, Tp, kp, Dp, T, D, T, MASK_K_LE_M); // dQ += dL K
+                mm_serial(dq + (size_t)b * T * C + h * D, C, 1, dl, Tp, 1, kp, Dp, T, D, T, MASK_K_LE_M); // dQ += dL K
                 transpose_padded(tr, Tp, dl, Tp, T, T);
-                mm_serial(dkb, KV, 1, tr, Tp, qp, Dp, T, D, T, MASK_K_GE_M);                            // dK += dL^T Q
+                mm_serial(dkb, KV, 1, tr, Tp, 1, qp, Dp, T, D, T, MASK_K_GE_M);                           // dK += dL^T Q
                 transpose_padded(tr, Tp, a, T, T, T);
-                mm_serial(dvb, KV, 1, tr, Tp, dyp, Dp, T, D, T, MASK_K_GE_M);                           // dV += A^T dY
+                mm_serial(dvb, KV, 1, tr, Tp, 1, dyp, Dp, T, D, T, MASK_K_GE_M);                          // dV += A^T dY
             }
         }
 }
