@@ -324,15 +324,15 @@ void matmul_backward_naive(real *dinp, real *dweight, const real *dout, const re
 
 // The fast versions share one engine, a register-tiled product C (M,N) = or += A (M,K) B (K,N):
 //   - B is first packed into column panels MM_NR wide (zero-padded past N), each panel
-//     K x MM_NR contiguous, so the inner loop reads two 16-float vectors per k;
-//   - a register tile of MM_MR rows x MM_NR columns (16 vector accumulators) then walks k,
+//     K x MM_NR contiguous, so the inner loop reads two 16-float vectors per k, and A into
+//     tiles of MM_MR interleaved rows, so it reads MM_MR consecutive floats per k;
+//   - a register tile of MM_MR rows x MM_NR columns (24 vector accumulators) then walks k,
 //     one broadcast of A(r,k) times a panel row per FMA: plain loops over constant bounds
 //     that gcc/clang unroll into 512-bit FMAs (-O3 -march=native -mprefer-vector-width=512);
 //   - threads split the output tiles, so each C element is summed by one thread, over k in
 //     order: no atomics, and the result does not depend on the number of threads.
-// A is read in place through strides (A(m,k) = A[m*am + k*ak]); in the rows past M of a
-// ragged last tile the kernel re-reads row M-1 and throws the result away.
-#define MM_MR 8
+// In the rows past M of a ragged last tile the kernel re-reads row M-1 and throws the result away.
+#define MM_MR 12
 #define MM_NR 32
 
 // scratch for packed panels (matmuls) and per-thread tiles (attention): grown on first use,
@@ -362,7 +362,37 @@ static void mm_pack_panels(real *bp, const real *b, size_t bk, size_t bn, int K,
         }
 }
 
-// one register tile: C[r][j] (+)= sum_k A(r,k) Bp[k*ldb + j] for r < mr, j < nr
+// C[r][j] (+)= acc[r][j] for r < mr, j < nr
+static inline void mm_store(real *c, size_t ldc, int mr, int nr, int accumulate, real acc[MM_MR][MM_NR]) {
+    if (mr == MM_MR && nr == MM_NR) { // a whole tile: constant bounds, so acc can stay in registers
+        for (int r = 0; r < MM_MR; r++)
+            for (int j = 0; j < MM_NR; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + acc[r][j] : acc[r][j];
+        return;
+    }
+    real part[MM_MR][MM_NR]; // a ragged tile goes through memory
+    for (int r = 0; r < MM_MR; r++)
+        for (int j = 0; j < MM_NR; j++) part[r][j] = acc[r][j];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + part[r][j] : part[r][j];
+}
+
+// one register tile on packed operands: C[r][j] (+)= sum_k ap[k*MM_MR + r] bp[k*MM_NR + j]
+// (every address a constant offset from two pointers)
+static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accumulate, const real *ap,
+                                  const real *bp, int K) {
+    real acc[MM_MR][MM_NR];
+    for (int r = 0; r < MM_MR; r++) // k = 0 starts the sums (no zeroing pass; K >= 1 here)
+        for (int j = 0; j < MM_NR; j++) acc[r][j] = ap[r] * bp[j];
+    for (int k = 1; k < K; k++) {
+        const real *a = ap + (size_t)k * MM_MR, *b = bp + (size_t)k * MM_NR;
+        for (int r = 0; r < MM_MR; r++)
+            for (int j = 0; j < MM_NR; j++) acc[r][j] += a[r] * b[j];
+    }
+    mm_store(c, ldc, mr, nr, accumulate, acc);
+}
+
+// the same with A read in place through strides, A(r,k) = a[r*am + k*ak], and B rows ldb
+// apart (attention's small products, which are not worth packing)
 static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
                            size_t ak, const real *bp, size_t ldb, int K) {
     real acc[MM_MR][MM_NR];
@@ -379,22 +409,23 @@ static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, 
             for (int j = 0; j < MM_NR; j++) acc[r][j] += x * b[j];
         }
     }
-    if (mr == MM_MR && nr == MM_NR) { // a whole tile: constant bounds, so acc can stay in registers
-        for (int r = 0; r < MM_MR; r++)
-            for (int j = 0; j < MM_NR; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + acc[r][j] : acc[r][j];
-        return;
-    }
-    real part[MM_MR][MM_NR]; // a ragged tile goes through memory
-    for (int r = 0; r < MM_MR; r++)
-        for (int j = 0; j < MM_NR; j++) part[r][j] = acc[r][j];
-    for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + part[r][j] : part[r][j];
+    mm_store(c, ldc, mr, nr, accumulate, acc);
 }
 
 // ap (tiles, kc, MM_MR) = rows m0..m1 of A over k0..k0+kc, MM_MR rows interleaved; rows past M
-// repeat row M-1 (their results are never stored). k is the outer loop: A is packed when it is
-// read down its columns (am == 1, as dout^T), and then each k is one contiguous run of memory.
+// repeat row M-1 (their results are never stored). Reads follow A's memory: row by row when
+// its rows are contiguous (ak == 1), otherwise k by k (am == 1, as dout^T: each k is then one
+// contiguous run).
 static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, int m1, int M, int k0, int kc) {
+    if (ak == 1) {
+        for (int t0 = m0; t0 < m1; t0 += MM_MR)
+            for (int r = 0; r < MM_MR; r++) {
+                const real *src = a + (size_t)(t0 + r < M ? t0 + r : M - 1) * am + k0;
+                real *dst = ap + (size_t)(t0 - m0) * kc + r;
+                for (int k = 0; k < kc; k++) dst[(size_t)k * MM_MR] = src[k];
+            }
+        return;
+    }
     for (int k = 0; k < kc; k++) {
         const real *src = a + (size_t)(k0 + k) * ak;
         for (int t0 = m0; t0 < m1; t0 += MM_MR) {
@@ -406,11 +437,14 @@ static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, 
 }
 
 // C (M,N), row stride ldc (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B(k,n) = b[k*bk + n*bn].
-// Work items are (block of MM_MC rows) x (group of panels), taken by threads as they come
-// free (dynamic: a thread the OS has paused does not hold up the others). In an item, k runs
-// in chunks of MM_KC; each panel's MM_KC x MM_NR slice (in L1) serves all the block's tiles,
-// whose rows of A (in L2) serve every panel of the group. Which thread takes an item changes
-// nothing in the sums, so results do not depend on the thread count or the schedule.
+// Both operands are packed first (B once, into panels; A per work item, into tiles of
+// interleaved rows), so the kernel reads two contiguous streams whatever the strides: walking
+// a column of a wide matrix in place would touch a new cache line every k, all of them in
+// a few cache sets. Work items are (block of MM_MC rows) x (group of panels), taken by threads
+// as they come free (dynamic: a thread the OS has paused does not hold up the others). In an
+// item, k runs in chunks of MM_KC; each panel's MM_KC x MM_NR slice (in L1) serves all the
+// block's tiles, whose packed rows (in L2) serve every panel of the group. Which thread takes
+// an item changes nothing in the sums, so results do not depend on the thread count.
 #define MM_MC (16 * MM_MR) // a whole number of tiles
 #define MM_KC 256
 static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
@@ -424,44 +458,30 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
     int nblocks = (M + mc - 1) / mc, ngroups = 1;
     while (nblocks * ngroups < 2 * nthreads && ngroups < np) ngroups++; // still too few: split the panels
     int per_group = (np + ngroups - 1) / ngroups;
-    // B with contiguous rows is read in place, except a ragged last panel; otherwise packed
-    int first_packed = bn == 1 ? N / MM_NR : 0;
-    size_t bsize = (size_t)(np - first_packed) * K * MM_NR;
-    // A read down its columns (ak > 1, as in dW = dout^T inp) is copied, one block x chunk at
-    // a time, into tiles of interleaved rows: walking a column of a wide matrix in place
-    // would touch a new cache line every k, all of them in the same cache set
-    int pack_a = ak != 1;
-    real *scratch = kernel_scratch(bsize + (pack_a ? (size_t)nthreads * mc * MM_KC : 0) + 1), *bp = scratch;
+    size_t bsize = (size_t)np * K * MM_NR;
+    real *bp = kernel_scratch(bsize + (size_t)nthreads * mc * MM_KC);
     #pragma omp parallel
     {
-        if (first_packed < np) // ends with a barrier
-            mm_pack_panels(bp, b + (size_t)first_packed * MM_NR * bn, bk, bn, K, N - first_packed * MM_NR);
+        mm_pack_panels(bp, b, bk, bn, K, N); // ends with a barrier
         int tid = 0;
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        real *ap = scratch + bsize + (size_t)tid * mc * MM_KC;
+        real *ap = bp + bsize + (size_t)tid * mc * MM_KC;
         #pragma omp for schedule(dynamic)
         for (int item = 0; item < nblocks * ngroups; item++) {
             int m0 = item / ngroups * mc, m1 = M < m0 + mc ? M : m0 + mc;
             int p0 = item % ngroups * per_group, p1 = np < p0 + per_group ? np : p0 + per_group;
             for (int k0 = 0; k0 < K; k0 += MM_KC) {
                 int kc = K - k0 < MM_KC ? K - k0 : MM_KC;
-                if (pack_a) mm_pack_rows(ap, a, am, ak, m0, m1, M, k0, kc);
+                mm_pack_rows(ap, a, am, ak, m0, m1, M, k0, kc);
                 for (int p = p0; p < p1; p++) {
                     int n0 = p * MM_NR, nr = N - n0 < MM_NR ? N - n0 : MM_NR;
-                    const real *panel = p < first_packed ? b + (size_t)k0 * bk + n0
-                                                         : bp + ((size_t)(p - first_packed) * K + k0) * MM_NR;
-                    size_t ldb = p < first_packed ? bk : MM_NR;
+                    const real *panel = bp + ((size_t)p * K + k0) * MM_NR;
                     for (int t0 = m0; t0 < m1; t0 += MM_MR) {
                         int mr = M - t0 < MM_MR ? M - t0 : MM_MR;
-                        real *ct = c + (size_t)t0 * ldc + n0;
-                        if (pack_a)
-                            mm_tile(ct, ldc, mr, nr, accumulate || k0 > 0, ap + (size_t)(t0 - m0) * kc, 1, MM_MR,
-                                    panel, ldb, kc);
-                        else
-                            mm_tile(ct, ldc, mr, nr, accumulate || k0 > 0, a + (size_t)t0 * am + (size_t)k0 * ak, am,
-                                    ak, panel, ldb, kc);
+                        mm_tile_packed(c + (size_t)t0 * ldc + n0, ldc, mr, nr, accumulate || k0 > 0,
+                                       ap + (size_t)(t0 - m0) * kc, panel, kc);
                     }
                 }
             }
