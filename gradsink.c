@@ -413,34 +413,25 @@ static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, 
 }
 
 // ap (tiles, kc, MM_MR) = rows m0..m1 of A over k0..k0+kc, MM_MR rows interleaved; rows past M
-// repeat row M-1 (their results are never stored). Reads follow A's memory: row by row when
-// its rows are contiguous (ak == 1), otherwise k by k (am == 1, as dout^T: each k is then one
-// contiguous run).
+// repeat row M-1 (their results are never stored). For A read down its columns (am == 1, as
+// dout^T), k outermost: each k is one contiguous run of memory.
 static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, int m1, int M, int k0, int kc) {
-    if (ak == 1) {
-        for (int t0 = m0; t0 < m1; t0 += MM_MR)
-            for (int r = 0; r < MM_MR; r++) {
-                const real *src = a + (size_t)(t0 + r < M ? t0 + r : M - 1) * am + k0;
-                real *dst = ap + (size_t)(t0 - m0) * kc + r;
-                for (int k = 0; k < kc; k++) dst[(size_t)k * MM_MR] = src[k];
-            }
-        return;
-    }
     for (int k = 0; k < kc; k++) {
         const real *src = a + (size_t)(k0 + k) * ak;
         for (int t0 = m0; t0 < m1; t0 += MM_MR) {
             real *dst = ap + (size_t)(t0 - m0) * kc + (size_t)k * MM_MR;
-            if (am == 1 && t0 + MM_MR <= M) for (int r = 0; r < MM_MR; r++) dst[r] = src[t0 + r];
+            if (am == 1 && t0 + MM_MR <= M) memcpy(dst, src + t0, MM_MR * sizeof(real));
             else for (int r = 0; r < MM_MR; r++) dst[r] = src[(size_t)(t0 + r < M ? t0 + r : M - 1) * am];
         }
     }
 }
 
 // C (M,N), row stride ldc (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B(k,n) = b[k*bk + n*bn].
-// Both operands are packed first (B once, into panels; A per work item, into tiles of
-// interleaved rows), so the kernel reads two contiguous streams whatever the strides: walking
-// a column of a wide matrix in place would touch a new cache line every k, all of them in
-// a few cache sets. Work items are (block of MM_MC rows) x (group of panels), taken by threads
+// B is packed into panels once per call. A with contiguous rows (ak == 1) is read in place;
+// A read down its columns (as dout^T in dW) is packed per work item into tiles of interleaved
+// rows: walking a column of a wide matrix in place would touch a new cache line every k, all
+// of them in a few cache sets. (Packing A always would cost as much as the product when N is
+// only a few panels wide.) Work items are (block of MM_MC rows) x (group of panels), taken by threads
 // as they come free (dynamic: a thread the OS has paused does not hold up the others). In an
 // item, k runs in chunks of MM_KC; each panel's MM_KC x MM_NR slice (in L1) serves all the
 // block's tiles, whose packed rows (in L2) serve every panel of the group. Which thread takes
@@ -468,20 +459,25 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
         tid = omp_get_thread_num();
 #endif
         real *ap = bp + bsize + (size_t)tid * mc * MM_KC;
+        int pack_a = ak != 1;
         #pragma omp for schedule(dynamic)
         for (int item = 0; item < nblocks * ngroups; item++) {
             int m0 = item / ngroups * mc, m1 = M < m0 + mc ? M : m0 + mc;
             int p0 = item % ngroups * per_group, p1 = np < p0 + per_group ? np : p0 + per_group;
             for (int k0 = 0; k0 < K; k0 += MM_KC) {
                 int kc = K - k0 < MM_KC ? K - k0 : MM_KC;
-                mm_pack_rows(ap, a, am, ak, m0, m1, M, k0, kc);
+                if (pack_a) mm_pack_rows(ap, a, am, ak, m0, m1, M, k0, kc);
                 for (int p = p0; p < p1; p++) {
                     int n0 = p * MM_NR, nr = N - n0 < MM_NR ? N - n0 : MM_NR;
                     const real *panel = bp + ((size_t)p * K + k0) * MM_NR;
                     for (int t0 = m0; t0 < m1; t0 += MM_MR) {
                         int mr = M - t0 < MM_MR ? M - t0 : MM_MR;
-                        mm_tile_packed(c + (size_t)t0 * ldc + n0, ldc, mr, nr, accumulate || k0 > 0,
-                                       ap + (size_t)(t0 - m0) * kc, panel, kc);
+                        real *ct = c + (size_t)t0 * ldc + n0;
+                        if (pack_a)
+                            mm_tile_packed(ct, ldc, mr, nr, accumulate || k0 > 0, ap + (size_t)(t0 - m0) * kc, panel, kc);
+                        else
+                            mm_tile(ct, ldc, mr, nr, accumulate || k0 > 0, a + (size_t)t0 * am + k0, am, 1, panel,
+                                    MM_NR, kc);
                     }
                 }
             }
