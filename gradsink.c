@@ -355,6 +355,10 @@ static void mm_pack_panels(real *bp, const real *b, size_t bk, size_t bn, int K,
     for (int p = 0; p < np; p++)
         for (int k = 0; k < K; k++) {
             real *dst = bp + ((size_t)p * K + k) * MM_NR;
+            if (bn == 1 && (p + 1) * MM_NR <= N) { // a contiguous run (B = W or inp in the backward)
+                memcpy(dst, b + (size_t)k * bk + (size_t)p * MM_NR, MM_NR * sizeof(real));
+                continue;
+            }
             for (int j = 0; j < MM_NR; j++) {
                 int n = p * MM_NR + j;
                 dst[j] = n < N ? b[(size_t)k * bk + (size_t)n * bn] : 0;
