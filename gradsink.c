@@ -454,7 +454,8 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
     while (nblocks * ngroups < 2 * nthreads && ngroups < np) ngroups++; // still too few: split the panels
     int per_group = (np + ngroups - 1) / ngroups;
     size_t bsize = (size_t)np * K * MM_NR;
-    real *bp = kernel_scratch(bsize + (size_t)nthreads * mc * MM_KC);
+    int pack_a = ak != 1;
+    real *bp = kernel_scratch(bsize + (pack_a ? (size_t)nthreads * mc * MM_KC : 0));
     #pragma omp parallel
     {
         mm_pack_panels(bp, b, bk, bn, K, N); // ends with a barrier
@@ -462,8 +463,7 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        real *ap = bp + bsize + (size_t)tid * mc * MM_KC;
-        int pack_a = ak != 1;
+        real *ap = bp + bsize + (size_t)tid * mc * MM_KC; // used only when pack_a
         #pragma omp for schedule(dynamic)
         for (int item = 0; item < nblocks * ngroups; item++) {
             int m0 = item / ngroups * mc, m1 = M < m0 + mc ? M : m0 + mc;
@@ -1226,6 +1226,15 @@ void model_backward(Model *m, int B, int T) {
         rmsnorm_backward(ds.h_in, dp.attn_norm, ds.ln1, s.h_in, p.attn_norm, s.ln1_rstd, N, C);
     }
     encoder_backward(m->grads.wte, g->res, m->inputs, B, T, C);
+}
+
+// the gradients of the mean loss on the batch in m->inputs, m->targets (B x T): forward, fresh
+// gradients, backward. Returns the loss. A training step clips and updates after it; a probe measures.
+real model_forward_backward(Model *m, int B, int T) {
+    real loss = model_forward(m, B, T, 1);
+    model_zero_grad(m);
+    model_backward(m, B, T);
+    return loss;
 }
 
 // ----------------------------------------------------------------------------
@@ -2049,9 +2058,7 @@ void probe_print(const Probe *pr, int step, double probe_ms, FILE *out) {
 // or optimizer state.
 void probe_run(Probe *pr, Model *m, const DataLoader *dl, int first_token, int eot) {
     dataloader_batch(dl, 0, m->inputs, m->targets, first_token, eot);
-    pr->loss = model_forward(m, dl->B, dl->T, 1);
-    model_zero_grad(m);
-    model_backward(m, dl->B, dl->T);
+    pr->loss = model_forward_backward(m, dl->B, dl->T);
     probe_measure(pr, m, dl->B, dl->T);
 }
 
@@ -2325,9 +2332,7 @@ static double bench_attention_flops(const Config *c, int B, int T) {
 
 // one training step, as main runs it
 static void bench_step(Model *m, const AdamW *opt) {
-    model_forward(m, m->B, m->T, 1);
-    model_zero_grad(m);
-    model_backward(m, m->B, m->T);
+    model_forward_backward(m, m->B, m->T);
     clip_grads(m->grads_memory, m->num_parameters, 1.0);
     model_update(m, opt, 1e-4);
 }
@@ -2352,9 +2357,7 @@ static double bench_probe_ms(Model *m) {
     probe_alloc(&pr, &m->cfg, m->T);
     double t;
     BENCH_TIME(t, 7, {
-        model_forward(m, m->B, m->T, 1);
-        model_zero_grad(m);
-        model_backward(m, m->B, m->T);
+        model_forward_backward(m, m->B, m->T);
         probe_measure(&pr, m, m->B, m->T);
     });
     probe_free(&pr);
@@ -2605,9 +2608,7 @@ int main(int argc, char **argv) {
             if (last) break;
             double t0 = now_seconds();
             dataloader_batch(&train_dl, (size_t)step, model.inputs, model.targets, o.first_token, eot);
-            double loss = train_loss = model_forward(&model, o.B, o.T, 1);
-            model_zero_grad(&model);
-            model_backward(&model, o.B, o.T);
+            double loss = train_loss = model_forward_backward(&model, o.B, o.T);
             double norm = clip_grads(model.grads_memory, model.num_parameters, o.grad_clip);
             // a NaN or infinity stops the run before it reaches the parameters or any file (exit 3)
             if (!isfinite(loss) || !isfinite(norm)) {

@@ -400,9 +400,7 @@ static void test_model_gradients(int n_kv_head, int vscale) {
     int B = 3, T = 9;
     tiny_model(&m, n_kv_head, vscale, B, T);
     ModelCtx c = {&m, B, T};
-    model_forward(&m, B, T, 1);
-    model_zero_grad(&m);
-    model_backward(&m, B, T);
+    model_forward_backward(&m, B, T);
     real *grads = xcalloc(m.num_parameters, sizeof(real));
     memcpy(grads, m.grads_memory, m.num_parameters * sizeof(real));
     // entry by entry (sampled) in the double build; along directions in the float build, where a
@@ -726,9 +724,7 @@ static void test_identities(int n_kv_head, int vscale) {
     Model m;
     int B = 2, T = 9;
     tiny_model(&m, n_kv_head, vscale, B, T);
-    model_forward(&m, B, T, 1);
-    model_zero_grad(&m);
-    model_backward(&m, B, T);
+    model_forward_backward(&m, B, T);
     const Config *c = &m.cfg;
     int C = c->d_model, H = c->n_head, Hkv = c->n_kv_head, D = C / H, KV = Hkv * D, group = H / Hkv;
     double scale = 1.0 / sqrt((double)D), err_v = 0, err_k = 0, mag_v = 0, mag_k = 0, dq0 = 0, rowsum = 0;
@@ -851,9 +847,7 @@ static void test_probe_is_read_only(void) {
     AdamW o = {0, 0.9, 0.95, 1e-8, 0.1};
     for (int s = 0; s < 2; s++) { // give the optimizer a state worth protecting
         dataloader_batch(&dl, s, m.inputs, m.targets, FIRST_ANY, 36);
-        model_forward(&m, 2, 9, 1);
-        model_zero_grad(&m);
-        model_backward(&m, 2, 9);
+        model_forward_backward(&m, 2, 9);
         model_update(&m, &o, 1e-3);
     }
     size_t bytes = m.num_parameters * sizeof(real);
@@ -1198,6 +1192,15 @@ static void test_safe_writes(void) {
 // ----------------------------------------------------------------------------
 // training end to end
 
+// n training steps on the batch already in m, as main takes them (clip 1.0, lr 1e-3)
+static void train_steps(Model *m, int B, int T, int n, const AdamW *o) {
+    for (int s = 0; s < n; s++) {
+        model_forward_backward(m, B, T);
+        clip_grads(m->grads_memory, m->num_parameters, 1.0);
+        model_update(m, o, 1e-3);
+    }
+}
+
 static void test_training(void) {
     // memorise one short sequence: the loss must fall from ~ln 37 to near zero
     Model m;
@@ -1209,11 +1212,9 @@ static void test_training(void) {
     AdamW o = {0, 0.9, 0.95, 1e-8, 0.0};
     double first = 0, last = 0;
     for (int s = 0; s < 150; s++) {
-        double l = model_forward(&m, 2, 16, 1);
+        double l = model_forward_backward(&m, 2, 16);
         if (s == 0) first = l;
         last = l;
-        model_zero_grad(&m);
-        model_backward(&m, 2, 16);
         clip_grads(m.grads_memory, m.num_parameters, 1.0);
         model_update(&m, &o, lr_at(s, 150, 10, 1e-2, 1e-3));
     }
@@ -1224,13 +1225,7 @@ static void test_training(void) {
     real *p[2];
     for (int run = 0; run < 2; run++) {
         tiny_model(&m, 2, VSCALE_FIXED, 2, 8);
-        for (int s = 0; s < 3; s++) {
-            model_forward(&m, 2, 8, 1);
-            model_zero_grad(&m);
-            model_backward(&m, 2, 8);
-            clip_grads(m.grads_memory, m.num_parameters, 1.0);
-            model_update(&m, &o, 1e-3);
-        }
+        train_steps(&m, 2, 8, 3, &o);
         p[run] = xcalloc(m.num_parameters, sizeof(real));
         memcpy(p[run], m.params_memory, m.num_parameters * sizeof(real));
         if (run == 1) check(memcmp(p[0], p[1], m.num_parameters * sizeof(real)) == 0, "three training steps are bit-identical run to run");
@@ -1254,13 +1249,7 @@ static void test_training(void) {
         model_alloc_acts(&m, 3, 100);
         model_init(&m, 5);
         for (int i = 0; i < 300; i++) { m.inputs[i] = (i * 7 + 1) % 300; m.targets[i] = (i * 13 + 5) % 300; }
-        for (int s = 0; s < 3; s++) {
-            model_forward(&m, 3, 100, 1);
-            model_zero_grad(&m);
-            model_backward(&m, 3, 100);
-            clip_grads(m.grads_memory, m.num_parameters, 1.0);
-            model_update(&m, &o, 1e-3);
-        }
+        train_steps(&m, 3, 100, 3, &o);
 #ifdef _OPENMP
         omp_set_num_threads(saved);
 #endif
