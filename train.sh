@@ -60,13 +60,13 @@ case "$PRESET" in
     quick)
         datadir=data/synthetic
         [ -f $datadir/train.bin ] || python3 tokenizer.py --synthetic --out $datadir >/dev/null || die "could not make the synthetic corpus"
-        steps=${STEPS:-1000}
-        flags="-L 3 -C 64 -H 4 -K 4 -F 176 -t 128 -b 16 -l 3e-3 -w 100 -f eot -P 250 -v 250 -e 4"
+        steps=${STEPS:-2000}
+        flags="-L 3 -C 32 -H 4 -K 4 -F 96 -t 64 -b 16 -l 1e-2 -w 100 -f eot -P 250 -v 250 -e 4"
         ;;
     text)
         datadir=$(text_corpus) || die "no corpus: the tinyshakespeare download failed; pass DATA=path/to/text (a file or a folder of .txt files)"
-        steps=${STEPS:-1500}
-        flags="-L 4 -C 128 -H 4 -K 4 -F 352 -t 128 -b 16 -l 3e-3 -w 100 -f eot -P 250 -v 250 -e 4"
+        steps=${STEPS:-2000}
+        flags="-L 3 -C 64 -H 4 -K 4 -F 176 -t 64 -b 16 -l 3e-3 -w 100 -f eot -P 250 -v 250 -e 4"
         ;;
     paper)
         datadir=$(text_corpus) || die "no corpus: the tinyshakespeare download failed; pass DATA=path/to/text"
