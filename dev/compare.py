@@ -75,12 +75,14 @@ def verdicts(b, v):
     lb, lv = b["val loss"][0], v["val loss"][0]
     out.append(("(d) loss comparable", abs(lv - lb) <= LOSS_TOL * lb,
                 "val loss %.4f vs %.4f; needs within %.0f%%" % (lv, lb, 100 * LOSS_TOL)))
-    mech = (mb >= MECH_MLP and b["h_out tok0/rest (max, layer)"][0] >= MECH_RES and rb >= MECH_RGS
-            and b["token-0 |dv|/|dk|"][0] > 1)
-    out.append(("(m) baseline shows the mechanism", mech,
-                "MLP ratio %.2f >= %g, residual ratio %.2f >= %g, R_gs %.2f >= %g, |dv0|/|dk0| %.2f > 1"
-                % (mb, MECH_MLP, b["h_out tok0/rest (max, layer)"][0], MECH_RES, rb, MECH_RGS,
-                   b["token-0 |dv|/|dk|"][0])))
+    checks = [("MLP ratio", mb, ">=", MECH_MLP, mb >= MECH_MLP),
+              ("residual ratio", b["h_out tok0/rest (max, layer)"][0], ">=", MECH_RES,
+               b["h_out tok0/rest (max, layer)"][0] >= MECH_RES),
+              ("R_gs", rb, ">=", MECH_RGS, rb >= MECH_RGS),
+              ("|dv0|/|dk0|", b["token-0 |dv|/|dk|"][0], ">", 1, b["token-0 |dv|/|dk|"][0] > 1)]
+    # three decimals, and each failing part named, so that 1.996 never reads as "2.00 >= 2"
+    out.append(("(m) baseline shows the mechanism", all(c[4] for c in checks),
+                ", ".join("%s %.3f %s %g%s" % (n, x, op, t, "" if ok else " (fails)") for n, x, op, t, ok in checks)))
     return out
 
 
