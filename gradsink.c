@@ -449,9 +449,11 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
     nthreads = omp_get_max_threads();
 #endif
     int np = (N + MM_NR - 1) / MM_NR, mc = MM_MC;
-    if ((M + mc - 1) / mc < 2 * nthreads) mc = MM_MC / 2; // small M: more, smaller blocks (still whole tiles)
+    // with several threads and a small M: more, smaller blocks (still whole tiles), then, if
+    // still too few, split the panels into groups (each group's items pack their A again)
+    if (nthreads > 1 && (M + mc - 1) / mc < 2 * nthreads) mc = MM_MC / 2;
     int nblocks = (M + mc - 1) / mc, ngroups = 1;
-    while (nblocks * ngroups < 2 * nthreads && ngroups < np) ngroups++; // still too few: split the panels
+    while (nthreads > 1 && nblocks * ngroups < 2 * nthreads && ngroups < np) ngroups++;
     int per_group = (np + ngroups - 1) / ngroups;
     size_t bsize = (size_t)np * K * MM_NR;
     int pack_a = ak != 1;
@@ -846,6 +848,7 @@ void crossentropy_forward(real *losses, real *probs, const int *targets, int N, 
     for (int n = 0; n < N; n++) {
         real *p = probs + (size_t)n * V;
         real maxv = p[0], sum = 0;
+        #pragma omp simd reduction(max : maxv) // (a scalar max is a chain of dependent compares)
         for (int i = 1; i < V; i++) maxv = p[i] > maxv ? p[i] : maxv;
         for (int i = 0; i < V; i++) p[i] = exp_fast(p[i] - maxv);
         #pragma omp simd reduction(+ : sum)
