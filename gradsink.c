@@ -2212,7 +2212,6 @@ void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) {
             *(const char **)f[k].ptr = val;
         }
     }
-    if (o->n_kv_head == 0) o->n_kv_head = o->n_head;
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
     // ranges of the values that are not part of the model's configuration
     if (o->B < 1) die("flag --batch: must be at least 1 (got %d)", o->B);
@@ -2447,7 +2446,8 @@ static void bench_print(const char *name, const Config *c, int B, int T, const B
 }
 
 void bench_run(const Options *o) {
-    Config c = {o->vocab_size ? o->vocab_size : 2048, o->d_model, o->n_layer, o->n_head, o->n_kv_head,
+    int kv = o->n_kv_head ? o->n_kv_head : o->n_head;
+    Config c = {o->vocab_size ? o->vocab_size : 2048, o->d_model, o->n_layer, o->n_head, kv,
                 o->ffn_hidden, o->T, VSCALE_OFF};
     const char *why = config_check(&c);
     if (why) die("%s", why);
@@ -2506,16 +2506,26 @@ int main(int argc, char **argv) {
         const char *arch[8] = {"-V", "-C", "-L", "-H", "-K", "-F", NULL, "-a"};
         int *vals[8] = {&o.vocab_size, &o.d_model, &o.n_layer, &o.n_head, &o.n_kv_head, &o.ffn_hidden, NULL, &o.vscale};
         int *have[8] = {&cfg.vocab_size, &cfg.d_model, &cfg.n_layer, &cfg.n_head, &cfg.n_kv_head, &cfg.ffn_hidden, NULL, &cfg.vscale};
-        for (int i = 0; i < 8; i++)
-            if (arch[i] && flag_given(flags, nflags, arch[i]) && *vals[i] != *have[i])
+        for (int i = 0; i < 8; i++) {
+            if (!arch[i] || !flag_given(flags, nflags, arch[i])) continue;
+            if (vals[i] == &o.n_kv_head && o.n_kv_head == 0) { // -K 0: as many kv heads as heads
+                if (cfg.n_kv_head != cfg.n_head)
+                    die("flag -K 0 (kv heads = heads) disagrees with checkpoint %s (which has %d kv heads for %d heads)",
+                        o.ckpt_in, cfg.n_kv_head, cfg.n_head);
+            } else if (vals[i] == &o.vscale && o.vscale != cfg.vscale) {
+                die("flag -a %s disagrees with checkpoint %s (which has %s)", VSCALE_NAMES[o.vscale], o.ckpt_in,
+                    VSCALE_NAMES[cfg.vscale]);
+            } else if (*vals[i] != *have[i]) {
                 die("flag %s %d disagrees with checkpoint %s (which has %d)", arch[i], *vals[i], o.ckpt_in, *have[i]);
+            }
+        }
         if (flag_given(flags, nflags, "-s")) die("flag --seed has no effect with -c %s (the model comes from the checkpoint)", o.ckpt_in);
         if (o.T > cfg.max_seq_len) die("flag --seq-len %d is above checkpoint %s's max sequence length %d", o.T, o.ckpt_in, cfg.max_seq_len);
         if (!o.resume) start_step = 0;
     } else {
         int V = o.vocab_size ? o.vocab_size : have_tok ? tok.vocab_size : 0;
         if (V == 0) die("vocab size unknown: pass -V N or put tokenizer.bin beside the train file (or -z PATH)");
-        Config c = {V, o.d_model, o.n_layer, o.n_head, o.n_kv_head, o.ffn_hidden, o.T, o.vscale};
+        Config c = {V, o.d_model, o.n_layer, o.n_head, o.n_kv_head ? o.n_kv_head : o.n_head, o.ffn_hidden, o.T, o.vscale};
         cfg = c;
     }
     const char *why = config_check(&cfg);
@@ -2642,7 +2652,10 @@ int main(int argc, char **argv) {
         if (checkpoint_save(&model, ckpt_path, end, err, sizeof(err))) die("%s", err);
         printf("wrote %s (step %d)\n", ckpt_path, end);
     }
-    if (o.sample_tokens > 0 && (train || *o.ckpt_in)) {
+    // sample after training, or from a checkpoint; a probe (-p) or an evaluation (-x) of a
+    // checkpoint samples only when -G is given
+    int sample = train || (*o.ckpt_in && ((!o.probe_only && !o.eval_only) || flag_given(flags, nflags, "-G")));
+    if (o.sample_tokens > 0 && sample) {
         printf("sample (temperature %g, top-k %d, seed %d):\n", o.temperature, o.top_k, o.sample_seed);
         model_sample(&model, have_tok ? &tok : NULL, eot, o.sample_tokens, o.temperature, o.top_k,
                      (uint64_t)o.sample_seed, stdout);

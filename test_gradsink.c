@@ -1301,6 +1301,21 @@ static int run(const char *fmt, ...) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+// 1 when the last run's stdout contains `what`
+static int stdout_has(const char *what) {
+    char path[600], err[64];
+    snprintf(path, sizeof(path), "%s/stdout.txt", tmpdir);
+    size_t n = 0;
+    unsigned char *buf = read_file(path, &n, err, sizeof(err));
+    if (!buf) return 0;
+    char *text = xcalloc(n + 1, 1);
+    memcpy(text, buf, n);
+    int found = strstr(text, what) != NULL;
+    free(text);
+    free(buf);
+    return found;
+}
+
 // exit code 2 and exactly one line on stderr that contains `what`
 static void expect_refusal(const char *label, const char *what, const char *fmt, ...) {
     char args[3000];
@@ -1382,7 +1397,23 @@ static void test_cli(void) {
     check(rc == 0, "cli: a 2-step run (of 4) writes a checkpoint: exit %d %s", rc, cli_err);
     expect_refusal("missing checkpoint", "cannot open checkpoint /nonexistent/m.bin", "%s -c /nonexistent/m.bin", model);
     expect_refusal("checkpoint with conflicting width", "flag -C 32 disagrees with checkpoint", "%s -c %s -C 32 -H 2", model, ck);
-    expect_refusal("checkpoint with conflicting V-scale", "flag -a 1 disagrees", "%s -c %s -a fixed", model, ck);
+    expect_refusal("checkpoint with conflicting V-scale", "flag -a fixed disagrees with checkpoint", "%s -c %s -a fixed", model, ck);
+    // -K 0 means "as many kv heads as heads": it agrees with a checkpoint that has that, whatever -H defaults to
+    rc = run("%s -c %s -K 0 -n 0", model, ck);
+    check(rc == 0, "cli: -K 0 with a checkpoint of 2 heads and 2 kv heads is no conflict: exit %d %s", rc, cli_err);
+    rc = run("%s -H 2 -K 1 -n 1 -o %s/gqa", model, d);
+    check(rc == 0, "cli: a 1-step GQA run: exit %d %s", rc, cli_err);
+    char gqa[700];
+    snprintf(gqa, sizeof(gqa), "%s/gqa/model.bin", d);
+    expect_refusal("-K 0 with a GQA checkpoint", "-K 0 (kv heads = heads) disagrees with checkpoint", "%s -c %s -K 0", model, gqa);
+    // probing (-p) a checkpoint prints no sample unless -G asks for one
+    rc = run("-i %s -j %s -t 8 -c %s -p -o %s/pr", tok, tok, ck, d);
+    int probed = stdout_has("appended to"), sampled = stdout_has("sample (");
+    check(rc == 0 && probed && !sampled, "cli: -c CKPT -p probes and prints no sample: exit %d, probed %d, sampled %d %s",
+          rc, probed, sampled, cli_err);
+    rc = run("-i %s -j %s -t 8 -c %s -p -G 5 -o %s/pr", tok, tok, ck, d);
+    sampled = stdout_has("sample (");
+    check(rc == 0 && sampled, "cli: -c CKPT -p -G 5 also samples: exit %d, sampled %d %s", rc, sampled, cli_err);
     expect_refusal("checkpoint with --seed", "--seed has no effect with -c", "%s -c %s -s 3", model, ck);
     expect_refusal("T above the checkpoint's max", "above checkpoint", "%s -c %s -t 9", model, ck);
     expect_refusal("resume past --steps", "beyond --steps 1", "%s -c %s -r 1 -n 1", model, ck);
