@@ -981,6 +981,7 @@ typedef struct {
     real *params_memory, *grads_memory;
     real *m_memory, *v_memory; // AdamW moments
     int adam_t;                // AdamW steps taken (for bias correction)
+    int schedule_steps;        // the --steps of the run, kept in the optimizer file (0: unknown)
     int B, T;                  // the batch shape the activations were sized for
     size_t act_sizes[NUM_ACT_TENSORS], num_acts, num_grad_acts;
     ActTensors acts, grads_acts;
@@ -1599,7 +1600,8 @@ void dataloader_free(DataLoader *dl) { free(dl->tokens); dl->tokens = NULL; }
 // [2] vocab_size, [3] d_model, [4] n_layer, [5] n_head, [6] n_kv_head, [7] ffn_hidden,
 // [8] max_seq_len, [9] vscale mode, [10] step — then every parameter tensor as float32,
 // row-major, in ParamTensors order. Optimizer file (PATH.opt): [0] magic 20261129,
-// [1] version 1, [2] AdamW step count, [3] training step, [4] number of parameters; then
+// [1] version 1, [2] AdamW step count, [3] training step, [4] number of parameters, [5] the
+// run's --steps (its lr schedule; 0 in older files); then
 // the AdamW first moments and second moments as float32. Both written to PATH.tmp, then renamed.
 
 #define CKPT_MAGIC 20261128
@@ -1652,7 +1654,7 @@ static void checkpoint_header(const Model *m, int step, int32_t *h) {
     memcpy(h, v, sizeof(v));
 }
 static void optstate_header(const Model *m, int step, int32_t *h) {
-    int32_t v[5] = {OPT_MAGIC, 1, m->adam_t, step, (int32_t)m->num_parameters};
+    int32_t v[6] = {OPT_MAGIC, 1, m->adam_t, step, (int32_t)m->num_parameters, m->schedule_steps};
     memset(h, 0, HEADER_INTS * sizeof(int32_t));
     memcpy(h, v, sizeof(v));
 }
@@ -1778,6 +1780,7 @@ int optstate_parse(Model *m, const char *name, const unsigned char *buf, size_t 
         return errorf(err, errlen, "%s: AdamW %s moment %zu is %s", name, bad < P ? "first" : "second", bad % P, what);
     }
     m->adam_t = h[2];
+    m->schedule_steps = h[5];
     memcpy(m->m_memory, mv, P * sizeof(real));
     memcpy(m->v_memory, mv + P, P * sizeof(real));
     free(mv);
@@ -2564,12 +2567,16 @@ int main(int argc, char **argv) {
         if (o.resume) {
             snprintf(path, sizeof(path), "%s.opt", o.ckpt_in);
             if (optstate_read(&model, path, start_step, err, sizeof(err))) die("%s", err);
+            if (model.schedule_steps > 0 && model.schedule_steps != o.steps)
+                printf("note: %s comes from a run with --steps %d; this one follows --steps %d, so its learning rates "
+                       "differ from that run's\n", path, model.schedule_steps, o.steps);
         }
     } else {
         model_init(&model, (uint64_t)o.seed);
         if (cfg.vscale != VSCALE_OFF) // theta = log lambda
             for (size_t i = 0; i < model.param_sizes[10]; i++) model.params.vscale_theta[i] = (real)log(o.vscale_lambda);
     }
+    model.schedule_steps = o.steps; // what this run's checkpoints record
     int D = cfg.d_model / cfg.n_head;
     printf("model: V %d | C %d | L %d | H %d | Hkv %d | D %d | F %d | vscale %s | %zu parameters\n", cfg.vocab_size,
            cfg.d_model, cfg.n_layer, cfg.n_head, cfg.n_kv_head, D, cfg.ffn_hidden, VSCALE_NAMES[cfg.vscale],

@@ -1406,6 +1406,14 @@ static void test_cli(void) {
     char gqa[700];
     snprintf(gqa, sizeof(gqa), "%s/gqa/model.bin", d);
     expect_refusal("-K 0 with a GQA checkpoint", "-K 0 (kv heads = heads) disagrees with checkpoint", "%s -c %s -K 0", model, gqa);
+    // resuming under another --steps works, with a note that the learning rates now differ
+    rc = run("%s -c %s -r 1 -n 6 -S 3 -o %s/rs", model, ck, d);
+    int noted = stdout_has("comes from a run with --steps 4; this one follows --steps 6");
+    check(rc == 0 && noted, "cli: resuming a --steps 4 run with -n 6 notes the changed schedule: exit %d, noted %d %s", rc,
+          noted, cli_err);
+    rc = run("%s -c %s -r 1 -n 4 -S 3 -o %s/rs", model, ck, d);
+    check(rc == 0 && !stdout_has("comes from a run with --steps"), "cli: resuming with the same --steps has no note: exit %d %s",
+          rc, cli_err);
     // probing (-p) a checkpoint prints no sample unless -G asks for one
     rc = run("-i %s -j %s -t 8 -c %s -p -o %s/pr", tok, tok, ck, d);
     int probed = stdout_has("appended to"), sampled = stdout_has("sample (");
