@@ -131,7 +131,16 @@ static int atomic_close(FILE *f, const char *tmp, const char *path, char *err, s
     return 0;
 }
 static int atomic_rename(const char *tmp, const char *path, char *err, size_t errlen) {
-    if (rename(tmp, path) == 0) return 0;
+    if (rename(tmp, path) == 0) {
+        // the rename itself reaches the disk when the directory is synced (best effort: some
+        // filesystems refuse fsync on a directory, and the file is complete either way)
+        char dir[4096];
+        const char *slash = strrchr(path, '/');
+        snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
+        int fd = open(dir, O_RDONLY);
+        if (fd >= 0) { fsync(fd); close(fd); }
+        return 0;
+    }
     int e = errno;
     remove(tmp);
     return errorf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(e));
