@@ -81,6 +81,14 @@ double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+// Where a training step's time goes, for --bench: the kernels below add their wall time to a
+// category while prof_on is set (only during the bench's timed steps; otherwise one branch).
+enum { PROF_MM_FWD, PROF_MM_BWD, PROF_ATT_FWD, PROF_ATT_BWD, PROF_XENT, PROF_ADAMW, NUM_PROF };
+static int prof_on = 0;
+static double prof_sec[NUM_PROF];
+static inline double prof_start(void) { return prof_on ? now_seconds() : 0; }
+static inline void prof_stop(int what, double t0) { if (prof_on) prof_sec[what] += now_seconds() - t0; }
+
 // --- files. Readers return 0 (or a pointer) on success; on failure -1 (or NULL) with a
 // one-line reason, naming the file, in err. main turns that reason into die().
 
@@ -501,17 +509,21 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
 }
 
 void matmul_forward(real *out, const real *inp, const real *weight, int N, int IC, int OC) {
+    double prof_t0 = prof_start();
     // out (N,OC) = inp (N,IC) W^T: A = inp, B(i,o) = W[o,i]
     mm_product(out, OC, 0, inp, IC, 1, weight, 1, IC, N, OC, IC);
+    prof_stop(PROF_MM_FWD, prof_t0);
 }
 // add_dinp = 1: dinp += dout W, as the naive version; 0: dinp = dout W (the first of several
 // contributions to dinp stores, so the buffer needs no zeroing beforehand). dW always adds.
 void matmul_backward(real *dinp, real *dweight, const real *dout, const real *inp, const real *weight,
                      int N, int IC, int OC, int add_dinp) {
+    double prof_t0 = prof_start();
     // dinp (N,IC) (+)= dout (N,OC) W (OC,IC)
     mm_product(dinp, IC, add_dinp, dout, OC, 1, weight, IC, 1, N, IC, OC);
     // dW (OC,IC) += dout^T (OC,N) inp (N,IC): A(o,n) = dout[n,o]
     mm_product(dweight, IC, 1, dout, 1, OC, inp, IC, 1, OC, IC, N);
+    prof_stop(PROF_MM_BWD, prof_t0);
 }
 
 // --- RoPE, HF Llama's "rotate half": in each head, dimension i pairs with i + D/2 and the
@@ -741,6 +753,7 @@ static int round_up_panel(int n) { return (n + MM_NR - 1) / MM_NR * MM_NR; }
 
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
                        int B, int T, int NH, int NKV, int D) {
+    double prof_t0 = prof_start();
     // out, q (B,T,NH*D); k, v (B,T,NKV*D)
     int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D), nthreads = 1;
     real scale = (real)(1.0 / sqrt((double)D));
@@ -778,10 +791,12 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
             // y_t = sum_{j<=t} a[t,j] v_j
             mm_serial(out + (size_t)b * T * C + h * D, C, 0, a, T, 1, vp, Dp, T, D, T, MASK_K_LE_M);
         }
+    prof_stop(PROF_ATT_FWD, prof_t0);
 }
 
 void attention_backward(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
                         const real *v, const real *att, int B, int T, int NH, int NKV, int D) {
+    double prof_t0 = prof_start();
     // the math is in attention_backward_naive's comment; here as products of whole matrices:
     //   dA = dY V^T,  dL = softmax backward of dA (row by row) / sqrt(D),
     //   dQ += dL K,   dK += dL^T Q,   dV += A^T dY
@@ -831,6 +846,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
                 mm_serial(dvb, KV, 1, tr, Tp, 1, dyp, Dp, T, D, T, MASK_K_GE_M);                          // dV += A^T dY
             }
         }
+    prof_stop(PROF_ATT_BWD, prof_t0);
 }
 
 // --- SwiGLU: h = silu(gate) * up, silu(x) = x * sigmoid(x)
@@ -853,6 +869,7 @@ void swiglu_backward(real *dgate, real *dup, const real *dout, const real *gate,
 
 // --- softmax + cross-entropy. probs overwrite the logits; losses (N) per position.
 void crossentropy_forward(real *losses, real *probs, const int *targets, int N, int V) {
+    double prof_t0 = prof_start();
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         real *p = probs + (size_t)n * V;
@@ -866,13 +883,16 @@ void crossentropy_forward(real *losses, real *probs, const int *targets, int N, 
         for (int i = 0; i < V; i++) p[i] *= inv;
         losses[n] = (real)-log(p[targets[n]] > 0 ? p[targets[n]] : (real)1e-30);
     }
+    prof_stop(PROF_XENT, prof_t0);
 }
 void crossentropy_softmax_backward(real *dlogits, const real *probs, const int *targets, real dloss, int N, int V) {
+    double prof_t0 = prof_start();
     // d(-log p_y)/dlogit_i = p_i - [i == y], times dloss = 1/N for the mean loss
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         for (int i = 0; i < V; i++)
             dlogits[(size_t)n * V + i] = (probs[(size_t)n * V + i] - (i == targets[n])) * dloss;
+    prof_stop(PROF_XENT, prof_t0);
 }
 
 // ----------------------------------------------------------------------------
@@ -1297,6 +1317,7 @@ typedef struct { double lr, beta1, beta2, eps, weight_decay; } AdamW;
 // weight decay on the embedding, every matrix and the LM head; not on gains, not on theta.
 // theta is trained only when V-scale is learned.
 void model_update(Model *m, const AdamW *o, double lr) {
+    double prof_t0 = prof_start();
     m->adam_t++;
     size_t off = 0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
@@ -1307,6 +1328,7 @@ void model_update(Model *m, const AdamW *o, double lr) {
                          lr, o->beta1, o->beta2, o->eps, kind == KIND_MATRIX ? o->weight_decay : 0.0, m->adam_t);
         off += n;
     }
+    prof_stop(PROF_ADAMW, prof_t0);
 }
 
 // ----------------------------------------------------------------------------
@@ -2353,7 +2375,7 @@ static void bench_step(Model *m, const AdamW *opt) {
 
 typedef struct {
     double step_ms, tok_s, gflops, frac, mm_gflops, mm_frac, probe_ms, maxrss_mb;
-    double prof[5]; // share of the step: matmul fwd, matmul bwd, attention fwd, attention bwd, rest
+    double prof[NUM_PROF + 1]; // share of the step of each PROF_ category, then the rest
 } BenchResult;
 
 // times fn-like blocks: median over reps of the wall time of `body`, in seconds
@@ -2393,8 +2415,14 @@ static BenchResult bench_config(const Config *cfg, int B, int T, int steps, doub
     AdamW opt = {0, 0.9, 0.95, 1e-8, 0.1};
     if (steps > 64) steps = 64;
     for (int s = 0; s < 3; s++) bench_step(&m, &opt); // warm-up
-    double t[64], N = (double)B * T;
-    for (int s = 0; s < steps; s++) { double t0 = now_seconds(); bench_step(&m, &opt); t[s] = now_seconds() - t0; }
+    double t[64], N = (double)B * T, total = 0;
+    memset(prof_sec, 0, sizeof(prof_sec));
+    prof_on = 1; // the kernels time themselves during these steps (see prof_start)
+    for (int s = 0; s < steps; s++) { double t0 = now_seconds(); bench_step(&m, &opt); t[s] = now_seconds() - t0; total += t[s]; }
+    prof_on = 0;
+    double rest = total;
+    for (int i = 0; i < NUM_PROF; i++) { r.prof[i] = prof_sec[i] / total; rest -= prof_sec[i]; }
+    r.prof[NUM_PROF] = rest / total;
     double step = bench_median(t, steps);
     double flops = 6 * bench_matmul_params(cfg) * N + bench_attention_flops(cfg, B, T);
     r.step_ms = step * 1e3;
@@ -2402,8 +2430,7 @@ static BenchResult bench_config(const Config *cfg, int B, int T, int steps, doub
     r.gflops = flops / step * 1e-9;
     r.frac = r.gflops / peak;
 
-    // the matmuls alone, on buffers as large as the largest activation; and the per-function profile
-    int C = cfg->d_model, H = cfg->n_head, Hkv = cfg->n_kv_head, D = C / H, L = cfg->n_layer;
+    // the matmuls alone, on buffers as large as the largest activation
     MatmulShape sh[5];
     int nsh = bench_matmul_shapes(sh, cfg);
     size_t big = 0;
@@ -2427,15 +2454,6 @@ static BenchResult bench_config(const Config *cfg, int B, int T, int steps, doub
     r.mm_gflops = 6 * bench_matmul_params(cfg) * N / (mm_fwd + mm_bwd) * 1e-9;
     r.mm_frac = r.mm_gflops / peak;
     free(x); free(y); free(dx); free(w); free(dw);
-    // attention on layer 0's stored activations (its gradients go to layer 0's buffers, which
-    // the next step zeroes anyway)
-    LayerActs s = layer_acts(&m.acts, &m, 0), ds = layer_acts(&m.grads_acts, &m, 0);
-    double af, ab;
-    BENCH_TIME(af, 7, attention_forward(s.atty, s.att, s.q, s.k, s.vhat, B, T, H, Hkv, D));
-    BENCH_TIME(ab, 7, attention_backward(ds.q, ds.k, ds.vhat, ds.atty, s.q, s.k, s.vhat, s.att, B, T, H, Hkv, D));
-    double parts[4] = {mm_fwd, mm_bwd, af * L, ab * L}, rest = step;
-    for (int i = 0; i < 4; i++) { r.prof[i] = parts[i] / step; rest -= parts[i]; }
-    r.prof[4] = rest / step;
     r.probe_ms = bench_probe_ms(&m);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -2452,8 +2470,10 @@ static void bench_print(const char *name, const Config *c, int B, int T, const B
            c->ffn_hidden, c->vocab_size, T, B);
     printf("  step %8.1f ms | %7.0f tok/s | %6.1f GFLOP/s = %4.1f%% of peak | matmuls alone %6.1f GFLOP/s = %4.1f%%\n",
            r->step_ms, r->tok_s, r->gflops, 100 * r->frac, r->mm_gflops, 100 * r->mm_frac);
-    printf("  profile: matmul fwd %2.0f%% | matmul bwd %2.0f%% | attention fwd %2.0f%% | attention bwd %2.0f%% | rest %2.0f%%\n",
-           100 * r->prof[0], 100 * r->prof[1], 100 * r->prof[2], 100 * r->prof[3], 100 * r->prof[4]);
+    printf("  time in the step: matmul fwd %2.0f%% | matmul bwd %2.0f%% | attention fwd %2.0f%% | attention bwd %2.0f%% | "
+           "cross-entropy %2.0f%% | AdamW %2.0f%% | the rest %2.0f%%\n", 100 * r->prof[PROF_MM_FWD],
+           100 * r->prof[PROF_MM_BWD], 100 * r->prof[PROF_ATT_FWD], 100 * r->prof[PROF_ATT_BWD], 100 * r->prof[PROF_XENT],
+           100 * r->prof[PROF_ADAMW], 100 * r->prof[NUM_PROF]);
     printf("  probe %s | peak memory (max RSS so far) %.0f MB\n", probe, r->maxrss_mb);
 }
 
