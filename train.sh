@@ -83,6 +83,10 @@ while [ -e "$run" ]; do run=$run-x; done
 mkdir -p "$run" || die "cannot create $run"
 echo "preset $PRESET | data $datadir | steps $steps | seeds $SEEDS | runs in $run"
 echo "flags: $flags"
+if [ "$PRESET" = text ] && [ "$datadir" = data/tinyshakespeare ]; then
+    echo "note: on tinyshakespeare these settings showed V-scale's effects but not the baseline's gradient sink here"
+    echo "      (dev/EXPERIMENTS.md rows sA, sB); on a folder of documents such as the SOTU addresses they showed both (row tD)"
+fi
 
 # THREADS unset: baseline and V-scale train side by side, one thread each (on 2 cores that is
 # faster than one after the other with two threads each, and the two see the same machine)
