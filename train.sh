@@ -85,7 +85,7 @@ echo "preset $PRESET | data $datadir | steps $steps | seeds $SEEDS | runs in $ru
 echo "flags: $flags"
 if [ "$PRESET" = text ] && [ "$datadir" = data/tinyshakespeare ]; then
     echo "note: on tinyshakespeare these settings did not show the baseline's gradient sink here (median R_gs 2.4-2.5)"
-    echo "      (dev/EXPERIMENTS.md rows sA, sB); on a folder of documents such as the SOTU addresses they showed both (row tD)"
+    echo "      (dev/EXPERIMENTS.md rows sA, sB); on a folder of documents such as the SOTU addresses they did (row tD)"
 fi
 
 # THREADS unset: baseline and V-scale train side by side, one thread each (on 2 cores that is
