@@ -413,7 +413,7 @@ static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accum
 }
 
 // the same with A read in place through strides, A(r,k) = a[r*am + k*ak], and B rows ldb
-// apart (attention's small products, which are not worth packing)
+// apart (mm_product's A with contiguous rows, and attention's small products)
 static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
                            size_t ak, const real *bp, size_t ldb, int K) {
     real acc[MM_MR][MM_NR];
@@ -2130,6 +2130,13 @@ typedef struct {
     int bench;
 } Options;
 
+// the model's configuration from the flags (-K 0: as many kv heads as heads)
+static Config options_config(const Options *o, int vocab_size, int vscale) {
+    Config c = {vocab_size, o->d_model, o->n_layer, o->n_head, o->n_kv_head ? o->n_kv_head : o->n_head, o->ffn_hidden,
+                o->T, vscale};
+    return c;
+}
+
 typedef struct {
     const char *shortf, *longf;
     char type; // 'i' int, 'f' double, 's' string, 'e' one of names, 'b' switch (takes no value)
@@ -2478,9 +2485,7 @@ static void bench_print(const char *name, const Config *c, int B, int T, const B
 }
 
 void bench_run(const Options *o) {
-    int kv = o->n_kv_head ? o->n_kv_head : o->n_head;
-    Config c = {o->vocab_size ? o->vocab_size : 2048, o->d_model, o->n_layer, o->n_head, kv,
-                o->ffn_hidden, o->T, VSCALE_OFF};
+    Config c = options_config(o, o->vocab_size ? o->vocab_size : 2048, VSCALE_OFF);
     const char *why = config_check(&c);
     if (why) die("%s", why);
     Config big = c;
@@ -2557,8 +2562,7 @@ int main(int argc, char **argv) {
     } else {
         int V = o.vocab_size ? o.vocab_size : have_tok ? tok.vocab_size : 0;
         if (V == 0) die("vocab size unknown: pass -V N or put tokenizer.bin beside the train file (or -z PATH)");
-        Config c = {V, o.d_model, o.n_layer, o.n_head, o.n_kv_head ? o.n_kv_head : o.n_head, o.ffn_hidden, o.T, o.vscale};
-        cfg = c;
+        cfg = options_config(&o, V, o.vscale);
     }
     const char *why = config_check(&cfg);
     if (why) die("%s", why);

@@ -75,14 +75,13 @@ def verdicts(b, v):
     lb, lv = b["val loss"][0], v["val loss"][0]
     out.append(("(d) loss comparable", abs(lv - lb) <= LOSS_TOL * lb,
                 "val loss %.4f vs %.4f; needs within %.0f%%" % (lv, lb, 100 * LOSS_TOL)))
-    checks = [("MLP ratio", mb, ">=", MECH_MLP, mb >= MECH_MLP),
-              ("residual ratio", b["h_out tok0/rest (max, layer)"][0], ">=", MECH_RES,
-               b["h_out tok0/rest (max, layer)"][0] >= MECH_RES),
-              ("R_gs", rb, ">=", MECH_RGS, rb >= MECH_RGS),
-              ("|dv0|/|dk0|", b["token-0 |dv|/|dk|"][0], ">", 1, b["token-0 |dv|/|dk|"][0] > 1)]
+    checks = [("MLP ratio", mb, ">=", MECH_MLP), ("residual ratio", b["h_out tok0/rest (max, layer)"][0], ">=", MECH_RES),
+              ("R_gs", rb, ">=", MECH_RGS), ("|dv0|/|dk0|", b["token-0 |dv|/|dk|"][0], ">", 1)]
+    ok = [x >= t if op == ">=" else x > t for _, x, op, t in checks]
     # three decimals, and each failing part named, so that 1.996 never reads as "2.00 >= 2"
-    out.append(("(m) baseline shows the mechanism", all(c[4] for c in checks),
-                ", ".join("%s %.3f %s %g%s" % (n, x, op, t, "" if ok else " (fails)") for n, x, op, t, ok in checks)))
+    out.append(("(m) baseline shows the mechanism", all(ok),
+                ", ".join("%s %.3f %s %g%s" % (n, x, op, t, "" if good else " (fails)")
+                          for (n, x, op, t), good in zip(checks, ok))))
     return out
 
 
