@@ -340,17 +340,23 @@ void matmul_backward_naive(real *dinp, real *dweight, const real *dout, const re
 }
 
 // The fast versions share one engine, a register-tiled product C (M,N) = or += A (M,K) B (K,N):
-//   - B is first packed into column panels MM_NR wide (zero-padded past N), each panel
-//     K x MM_NR contiguous, so the inner loop reads two 16-float vectors per k, and A into
-//     tiles of MM_MR interleaved rows, so it reads MM_MR consecutive floats per k;
-//   - a register tile of MM_MR rows x MM_NR columns (24 vector accumulators) then walks k,
-//     one broadcast of A(r,k) times a panel row per FMA: plain loops over constant bounds
-//     that gcc/clang unroll into 512-bit FMAs (-O3 -march=native -mprefer-vector-width=512);
+//   - B is first packed into column panels (zero-padded past N), each panel K rows of one
+//     panel width, contiguous, so the inner loop reads whole 16-float vectors per k;
+//   - a register tile of 24 vector accumulators then walks k, one broadcast of A(r,k) times a
+//     panel row per FMA: plain loops over constant bounds that gcc/clang unroll into 512-bit
+//     FMAs (-O3 -march=native -mprefer-vector-width=512). Two tile shapes:
+//       MM_MR x MM_NR = 12 x 32 when A is packed into tiles of interleaved rows (A read down
+//       its columns, as dout^T in dW): the inner loop reads A at constant offsets of one pointer;
+//       MM_RR x MM_RN = 6 x 64 when A is read in place through its rows (x W^T, dout W): one
+//       pointer per row, and 6 of them fit in the general registers where 12 did not (gcc kept
+//       moving spilled row pointers back, 4 extra port-0 moves per 24 FMAs, ~15% of the loop);
 //   - threads split the output tiles, so each C element is summed by one thread, over k in
 //     order: no atomics, and the result does not depend on the number of threads.
 // In the rows past M of a ragged last tile the kernel re-reads row M-1 and throws the result away.
 #define MM_MR 12
 #define MM_NR 32
+#define MM_RR 6
+#define MM_RN 64
 
 // scratch for packed panels (matmuls) and per-thread tiles (attention): grown on first use,
 // then reused, so later steps allocate nothing. Called only outside parallel regions.
@@ -365,72 +371,73 @@ static real *kernel_scratch(size_t n) {
     return buf;
 }
 
-// Bp (panels, K, MM_NR): Bp[p][k][j] = B(k, p*MM_NR + j), or 0 past N; B(k,n) = B[k*bk + n*bn]
-static void mm_pack_panels(real *bp, const real *b, size_t bk, size_t bn, int K, int N) {
-    int np = (N + MM_NR - 1) / MM_NR;
+// Bp (panels, K, w): Bp[p][k][j] = B(k, p*w + j), or 0 past N; B(k,n) = B[k*bk + n*bn]
+static void mm_pack_panels(real *bp, int w, const real *b, size_t bk, size_t bn, int K, int N) {
+    int np = (N + w - 1) / w;
     #pragma omp for schedule(static)
     for (int p = 0; p < np; p++)
         for (int k = 0; k < K; k++) {
-            real *dst = bp + ((size_t)p * K + k) * MM_NR;
-            if (bn == 1 && (p + 1) * MM_NR <= N) { // a contiguous run (B = W or inp in the backward)
-                memcpy(dst, b + (size_t)k * bk + (size_t)p * MM_NR, MM_NR * sizeof(real));
+            real *dst = bp + ((size_t)p * K + k) * w;
+            if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W or inp in the backward)
+                memcpy(dst, b + (size_t)k * bk + (size_t)p * w, w * sizeof(real));
                 continue;
             }
-            for (int j = 0; j < MM_NR; j++) {
-                int n = p * MM_NR + j;
+            for (int j = 0; j < w; j++) {
+                int n = p * w + j;
                 dst[j] = n < N ? b[(size_t)k * bk + (size_t)n * bn] : 0;
             }
         }
 }
 
-// C[r][j] (+)= acc[r][j] for r < mr, j < nr
-static inline void mm_store(real *c, size_t ldc, int mr, int nr, int accumulate, real acc[MM_MR][MM_NR]) {
-    if (mr == MM_MR && nr == MM_NR) { // a whole tile: constant bounds, so acc can stay in registers
-        for (int r = 0; r < MM_MR; r++)
-            for (int j = 0; j < MM_NR; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + acc[r][j] : acc[r][j];
+// C[r][j] (+)= acc[r*NR + j] for r < mr, j < nr; MR and NR are constants at every call
+static inline void mm_store(real *c, size_t ldc, int mr, int nr, int accumulate, int MR, int NR, const real *acc) {
+    if (mr == MR && nr == NR) { // a whole tile: constant bounds, so acc can stay in registers
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < NR; j++)
+                c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + acc[r * NR + j] : acc[r * NR + j];
         return;
     }
-    real part[MM_MR][MM_NR]; // a ragged tile goes through memory
-    for (int r = 0; r < MM_MR; r++)
-        for (int j = 0; j < MM_NR; j++) part[r][j] = acc[r][j];
+    real part[MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN]; // a ragged tile goes through memory
+    for (int i = 0; i < MR * NR; i++) part[i] = acc[i];
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + part[r][j] : part[r][j];
+        for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + part[r * NR + j] : part[r * NR + j];
 }
 
 // one register tile on packed operands: C[r][j] (+)= sum_k ap[k*MM_MR + r] bp[k*MM_NR + j]
 // (every address a constant offset from two pointers)
 static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accumulate, const real *ap,
                                   const real *bp, int K) {
-    real acc[MM_MR][MM_NR];
+    real acc[MM_MR * MM_NR];
     for (int r = 0; r < MM_MR; r++) // k = 0 starts the sums (no zeroing pass; K >= 1 here)
-        for (int j = 0; j < MM_NR; j++) acc[r][j] = ap[r] * bp[j];
+        for (int j = 0; j < MM_NR; j++) acc[r * MM_NR + j] = ap[r] * bp[j];
     for (int k = 1; k < K; k++) {
         const real *a = ap + (size_t)k * MM_MR, *b = bp + (size_t)k * MM_NR;
         for (int r = 0; r < MM_MR; r++)
-            for (int j = 0; j < MM_NR; j++) acc[r][j] += a[r] * b[j];
+            for (int j = 0; j < MM_NR; j++) acc[r * MM_NR + j] += a[r] * b[j];
     }
-    mm_store(c, ldc, mr, nr, accumulate, acc);
+    mm_store(c, ldc, mr, nr, accumulate, MM_MR, MM_NR, acc);
 }
 
-// the same with A read in place through strides, A(r,k) = a[r*am + k*ak], and B rows ldb
-// apart (mm_product's A with contiguous rows, and attention's small products)
+// A read in place, A(r,k) = a[r*am + k*ak], times B rows ldb apart: an MR x NR tile (MR x NR
+// = MM_MR x MM_NR for attention's small products and ragged panels, MM_RR x MM_RN for
+// mm_product's A with contiguous rows; constants at every call, so each call is its own kernel)
 static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
-                           size_t ak, const real *bp, size_t ldb, int K) {
-    real acc[MM_MR][MM_NR];
-    const real *ar[MM_MR];
-    for (int r = 0; r < MM_MR; r++) ar[r] = a + (size_t)(r < mr ? r : mr - 1) * am;
-    for (int r = 0; r < MM_MR; r++) { // k = 0 starts the sums (no zeroing pass; K >= 1 here)
+                           size_t ak, const real *bp, size_t ldb, int K, const int MR, const int NR) {
+    real acc[MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN];
+    const real *ar[MM_MR > MM_RR ? MM_MR : MM_RR];
+    for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < mr ? r : mr - 1) * am;
+    for (int r = 0; r < MR; r++) { // k = 0 starts the sums (no zeroing pass; K >= 1 here)
         real x = ar[r][0];
-        for (int j = 0; j < MM_NR; j++) acc[r][j] = x * bp[j];
+        for (int j = 0; j < NR; j++) acc[r * NR + j] = x * bp[j];
     }
     for (int k = 1; k < K; k++) {
         const real *b = bp + (size_t)k * ldb;
-        for (int r = 0; r < MM_MR; r++) {
+        for (int r = 0; r < MR; r++) {
             real x = ar[r][(size_t)k * ak];
-            for (int j = 0; j < MM_NR; j++) acc[r][j] += x * b[j];
+            for (int j = 0; j < NR; j++) acc[r * NR + j] += x * b[j];
         }
     }
-    mm_store(c, ldc, mr, nr, accumulate, acc);
+    mm_store(c, ldc, mr, nr, accumulate, MR, NR, acc);
 }
 
 // ap (tiles, kc, MM_MR) = rows m0..m1 of A over k0..k0+kc, MM_MR rows interleaved; rows past M
@@ -448,16 +455,17 @@ static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, 
 }
 
 // C (M,N), row stride ldc (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B(k,n) = b[k*bk + n*bn].
-// B is packed into panels once per call. A with contiguous rows (ak == 1) is read in place;
+// B is packed into panels once per call. A with contiguous rows (ak == 1) is read in place by
+// 6 x 64 tiles (a last panel at most 32 wide by 12 x 32 tiles, so N = 352 wastes nothing);
 // A read down its columns (as dout^T in dW) is packed per work item into tiles of interleaved
-// rows: walking a column of a wide matrix in place would touch a new cache line every k, all
-// of them in a few cache sets. (Packing A always would cost as much as the product when N is
-// only a few panels wide.) Work items are (block of MM_MC rows) x (group of panels), taken by threads
-// as they come free (dynamic: a thread the OS has paused does not hold up the others). In an
-// item, k runs in chunks of MM_KC; each panel's MM_KC x MM_NR slice (in L1) serves all the
-// block's tiles, whose packed rows (in L2) serve every panel of the group. Which thread takes
-// an item changes nothing in the sums, so results do not depend on the thread count.
-#define MM_MC (16 * MM_MR) // a whole number of tiles
+// rows for 12 x 32 tiles: walking a column of a wide matrix in place would touch a new cache
+// line every k, all of them in a few cache sets. (Packing A always would cost as much as the
+// product when N is only a few panels wide.) Work items are (block of about MM_MC rows) x (group
+// of panels), taken by threads as they come free (dynamic: a thread the OS has paused does not
+// hold up the others). In an item, k runs in chunks of MM_KC; each panel's slice of MM_KC rows
+// serves all the block's tiles, whose packed rows (in L2) serve every panel of the group. Which
+// thread takes an item changes nothing in the sums, so results do not depend on the thread count.
+#define MM_MC (16 * MM_MR) // rows in a block (one thread: a whole number of tiles of either height)
 #define MM_KC 256
 static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
                        size_t bk, size_t bn, int M, int N, int K) {
@@ -465,43 +473,56 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
 #ifdef _OPENMP
     nthreads = omp_get_max_threads();
 #endif
-    int np = (N + MM_NR - 1) / MM_NR, mc = MM_MC;
-    // with several threads and a small M: more, smaller blocks (still whole tiles), then, if
-    // still too few, split the panels into groups (each group's items pack their A again)
-    if (nthreads > 1 && (M + mc - 1) / mc < 2 * nthreads) mc = MM_MC / 2;
+    int pack_a = ak != 1, w = pack_a ? MM_NR : MM_RN; // panel width
+    int np = (N + w - 1) / w, mc = MM_MC;
+    // with several threads: blocks of about equal height, as many as a whole multiple of the
+    // threads (at least two each), but not under MM_MC / 2 rows; if still too few, split the
+    // panels into groups (each group's items pack their A again)
+    if (nthreads > 1) {
+        int nb = (M + MM_MC - 1) / MM_MC;
+        if (nb < 2 * nthreads) nb = 2 * nthreads;
+        nb = (nb + nthreads - 1) / nthreads * nthreads;
+        mc = ((M + nb - 1) / nb + MM_RR - 1) / MM_RR * MM_RR;
+        if (mc < MM_MC / 2) mc = MM_MC / 2;
+    }
     int nblocks = (M + mc - 1) / mc, ngroups = 1;
     while (nthreads > 1 && nblocks * ngroups < 2 * nthreads && ngroups < np) ngroups++;
     int per_group = (np + ngroups - 1) / ngroups;
-    size_t bsize = (size_t)np * K * MM_NR;
-    int pack_a = ak != 1;
-    real *bp = kernel_scratch(bsize + (pack_a ? (size_t)nthreads * mc * MM_KC : 0));
+    size_t bsize = (size_t)np * K * w;
+    int mc_pack = (mc + MM_MR - 1) / MM_MR * MM_MR; // a block's packed rows, in whole tiles
+    real *bp = kernel_scratch(bsize + (pack_a ? (size_t)nthreads * mc_pack * MM_KC : 0));
     #pragma omp parallel
     {
-        mm_pack_panels(bp, b, bk, bn, K, N); // ends with a barrier
+        mm_pack_panels(bp, w, b, bk, bn, K, N); // ends with a barrier
         int tid = 0;
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        real *ap = bp + bsize + (size_t)tid * mc * MM_KC; // used only when pack_a
+        real *ap = bp + bsize + (size_t)tid * mc_pack * MM_KC; // used only when pack_a
         #pragma omp for schedule(dynamic)
         for (int item = 0; item < nblocks * ngroups; item++) {
             int m0 = item / ngroups * mc, m1 = M < m0 + mc ? M : m0 + mc;
             int p0 = item % ngroups * per_group, p1 = np < p0 + per_group ? np : p0 + per_group;
             for (int k0 = 0; k0 < K; k0 += MM_KC) {
-                int kc = K - k0 < MM_KC ? K - k0 : MM_KC;
+                int kc = K - k0 < MM_KC ? K - k0 : MM_KC, add = accumulate || k0 > 0;
                 if (pack_a) mm_pack_rows(ap, a, am, ak, m0, m1, M, k0, kc);
                 for (int p = p0; p < p1; p++) {
-                    int n0 = p * MM_NR, nr = N - n0 < MM_NR ? N - n0 : MM_NR;
-                    const real *panel = bp + ((size_t)p * K + k0) * MM_NR;
-                    for (int t0 = m0; t0 < m1; t0 += MM_MR) {
-                        int mr = M - t0 < MM_MR ? M - t0 : MM_MR;
-                        real *ct = c + (size_t)t0 * ldc + n0;
-                        if (pack_a)
-                            mm_tile_packed(ct, ldc, mr, nr, accumulate || k0 > 0, ap + (size_t)(t0 - m0) * kc, panel, kc);
-                        else
-                            mm_tile(ct, ldc, mr, nr, accumulate || k0 > 0, a + (size_t)t0 * am + k0, am, 1, panel,
-                                    MM_NR, kc);
-                    }
+                    int n0 = p * w, nr = N - n0 < w ? N - n0 : w;
+                    const real *panel = bp + ((size_t)p * K + k0) * w;
+                    real *cp = c + (size_t)m0 * ldc + n0;
+                    const real *arows = a + (size_t)m0 * am + k0;
+                    if (pack_a)
+                        for (int t0 = m0; t0 < m1; t0 += MM_MR)
+                            mm_tile_packed(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
+                                           ap + (size_t)(t0 - m0) * kc, panel, kc);
+                    else if (nr > MM_NR)
+                        for (int t0 = m0; t0 < m1; t0 += MM_RR)
+                            mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_RR ? m1 - t0 : MM_RR, nr, add,
+                                    arows + (size_t)(t0 - m0) * am, am, 1, panel, w, kc, MM_RR, MM_RN);
+                    else
+                        for (int t0 = m0; t0 < m1; t0 += MM_MR)
+                            mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
+                                    arows + (size_t)(t0 - m0) * am, am, 1, panel, w, kc, MM_MR, MM_NR);
                 }
             }
         }
@@ -542,6 +563,7 @@ void rope_tables(real *cosb, real *sinb, int T, int D, double base) {
 void rope_forward(real *out, const real *inp, const real *cosb, const real *sinb, int B, int T, int NH, int D) {
     // out, inp (B,T,NH*D)
     int h2 = D / 2;
+    #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             for (int h = 0; h < NH; h++) {
@@ -555,8 +577,10 @@ void rope_forward(real *out, const real *inp, const real *cosb, const real *sinb
             }
 }
 void rope_backward(real *dinp, const real *dout, const real *cosb, const real *sinb, int B, int T, int NH, int D) {
-    // a rotation's Jacobian is the rotation; its transpose rotates back by -angle
+    // a rotation's Jacobian is the rotation; its transpose rotates back by -angle. Stores dinp
+    // (the only gradient that reaches the pre-RoPE q and k), so it needs no zeroing beforehand.
     int h2 = D / 2;
+    #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             for (int h = 0; h < NH; h++) {
@@ -564,8 +588,8 @@ void rope_backward(real *dinp, const real *dout, const real *cosb, const real *s
                 const real *dy = dout + off, *c = cosb + t * h2, *s = sinb + t * h2;
                 real *dx = dinp + off;
                 for (int i = 0; i < h2; i++) {
-                    dx[i] += dy[i] * c[i] + dy[i + h2] * s[i];
-                    dx[i + h2] += dy[i + h2] * c[i] - dy[i] * s[i];
+                    dx[i] = dy[i] * c[i] + dy[i + h2] * s[i];
+                    dx[i + h2] = dy[i + h2] * c[i] - dy[i] * s[i];
                 }
             }
 }
@@ -729,7 +753,7 @@ static void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t
         for (int n0 = 0; n0 < nend; n0 += MM_NR) {
             int nr = N - n0 < MM_NR ? N - n0 : MM_NR;
             mm_tile(c + (size_t)m0 * ldc + n0, ldc, mr, nr, accumulate, a + (size_t)m0 * am + (size_t)k0 * ak, am,
-                    ak, b + (size_t)k0 * ldb + n0, ldb, k1 - k0);
+                    ak, b + (size_t)k0 * ldb + n0, ldb, k1 - k0, MM_MR, MM_NR);
         }
     }
 }
@@ -1152,12 +1176,18 @@ static LayerActs layer_acts(const ActTensors *a, const Model *m, int l) {
     return la;
 }
 
-// memset(x, 0, n reals), the threads each clearing one contiguous part
-static void zero_parallel(real *x, size_t n) {
-    size_t chunk = (size_t)1 << 16, nchunks = (n + chunk - 1) / chunk;
+// dst = src (memcpy), or dst = 0 when src is NULL (memset), n reals, the threads each
+// taking contiguous parts
+static void copy_parallel(real *dst, const real *src, size_t n) {
+    size_t chunk = (size_t)1 << 13, nchunks = (n + chunk - 1) / chunk;
     #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < nchunks; i++) memset(x + i * chunk, 0, (i + 1 < nchunks ? chunk : n - i * chunk) * sizeof(real));
+    for (size_t i = 0; i < nchunks; i++) {
+        size_t len = (i + 1 < nchunks ? chunk : n - i * chunk) * sizeof(real);
+        if (src) memcpy(dst + i * chunk, src + i * chunk, len);
+        else memset(dst + i * chunk, 0, len);
+    }
 }
+static void zero_parallel(real *x, size_t n) { copy_parallel(x, NULL, n); }
 
 // dst = a + b, elementwise over n reals
 static void add_parallel(real *dst, const real *a, const real *b, size_t n) {
@@ -1234,14 +1264,14 @@ void model_backward(Model *m, int B, int T) {
         LayerActs s = layer_acts(a, m, l), ds = layer_acts(g, m, l);
         // MLP branch: h_out = h_half + r_mlp, so both receive d h_out (r_mlp's gradient is
         // d h_out itself, read in place)
-        memcpy(ds.h_half, ds.h_out, (size_t)N * C * sizeof(real));
+        copy_parallel(ds.h_half, ds.h_out, (size_t)N * C);
         matmul_backward(ds.hmlp, dp.w_down, ds.h_out, s.hmlp, p.w_down, N, F, C, 0);
         swiglu_backward(ds.gate, ds.up, ds.hmlp, s.gate, s.up, (size_t)N * F);
         matmul_backward(ds.ln2, dp.w_gate, ds.gate, s.ln2, p.w_gate, N, C, F, 0);
         matmul_backward(ds.ln2, dp.w_up, ds.up, s.ln2, p.w_up, N, C, F, 1);
         rmsnorm_backward(ds.h_half, dp.mlp_norm, ds.ln2, s.h_half, p.mlp_norm, s.ln2_rstd, N, C);
         // attention branch: h_half = h_in + r_attn, the same way
-        memcpy(ds.h_in, ds.h_half, (size_t)N * C * sizeof(real));
+        copy_parallel(ds.h_in, ds.h_half, (size_t)N * C);
         matmul_backward(ds.atty, dp.wo, ds.h_half, s.atty, p.wo, N, C, C, 0);
         zero_parallel(ds.q, (size_t)N * C);
         zero_parallel(ds.k, (size_t)N * KV);
@@ -1249,8 +1279,6 @@ void model_backward(Model *m, int B, int T) {
         zero_parallel(ds.v, (size_t)N * KV);
         attention_backward(ds.q, ds.k, ds.vhat, ds.atty, s.q, s.k, s.vhat, s.att, B, T, H, Hkv, D);
         vscale_backward(ds.v, dp.theta, ds.vhat, s.v, p.theta, c->vscale, C, N, Hkv, D);
-        memset(g->qpre, 0, (size_t)N * C * sizeof(real));
-        memset(g->kpre, 0, (size_t)N * KV * sizeof(real));
         rope_backward(g->qpre, ds.q, m->rope_cos, m->rope_sin, B, T, H, D);
         rope_backward(g->kpre, ds.k, m->rope_cos, m->rope_sin, B, T, Hkv, D);
         matmul_backward(ds.ln1, dp.wq, g->qpre, s.ln1, p.wq, N, C, C, 0);

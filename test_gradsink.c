@@ -1503,6 +1503,8 @@ int main(int argc, char **argv) {
         test_matmul(130, 37, 67);  // several row blocks, ragged tiles and panels
         test_matmul(300, 40, 33);  // dW sums over N = 300 rows: more than one k chunk
         test_matmul(2, 64, 96);    // whole panels read in place
+        test_matmul(1100, 24, 40); // with 2 threads: blocks of 186 rows (not whole 12-row tiles), a 12 x 32 last panel
+        test_matmul(96, 40, 1100); // the same blocks in dW, through packed rows
         test_rope();
         test_attention(4, 4);
         test_attention(4, 2);
