@@ -1264,6 +1264,19 @@ static void test_training(void) {
 #endif
     free(ref);
 
+    // the training step allocates nothing once warm (activations, scratch and optimizer state
+    // are allocated up front or on the first step): count xcalloc calls over three more steps
+    model_build(&m, &cfg2);
+    model_alloc_acts(&m, 3, 100);
+    model_init(&m, 5);
+    for (int i = 0; i < 300; i++) { m.inputs[i] = (i * 11 + 2) % 300; m.targets[i] = (i * 3 + 1) % 300; }
+    train_steps(&m, 3, 100, 1, &o);
+    size_t calls = xcalloc_calls;
+    train_steps(&m, 3, 100, 3, &o);
+    check(xcalloc_calls == calls && calls > 0, "three training steps after the first allocate nothing (%zu allocations before, %zu during)",
+          calls, xcalloc_calls - calls);
+    model_free(&m);
+
     // the documented RNG: splitmix64's published first outputs for seed 1234567
     Rng r;
     rng_seed(&r, 1234567);
