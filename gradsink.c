@@ -405,15 +405,15 @@ static inline void mm_store(real *c, size_t ldc, int mr, int nr, int accumulate,
         for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + part[r * NR + j] : part[r * NR + j];
 }
 
-// one register tile on packed operands: C[r][j] (+)= sum_k ap[k*MM_MR + r] bp[k*MM_NR + j]
-// (every address a constant offset from two pointers)
+// one register tile on packed A: C[r][j] (+)= sum_k ap[k*MM_MR + r] bp[k*ldb + j] (B: a packed
+// panel, ldb = MM_NR, or a padded matrix; every address of A a constant offset from one pointer)
 static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accumulate, const real *ap,
-                                  const real *bp, int K) {
+                                  const real *bp, size_t ldb, int K) {
     real acc[MM_MR * MM_NR];
     for (int r = 0; r < MM_MR; r++) // k = 0 starts the sums (no zeroing pass; K >= 1 here)
         for (int j = 0; j < MM_NR; j++) acc[r * MM_NR + j] = ap[r] * bp[j];
     for (int k = 1; k < K; k++) {
-        const real *a = ap + (size_t)k * MM_MR, *b = bp + (size_t)k * MM_NR;
+        const real *a = ap + (size_t)k * MM_MR, *b = bp + (size_t)k * ldb;
         for (int r = 0; r < MM_MR; r++)
             for (int j = 0; j < MM_NR; j++) acc[r * MM_NR + j] += a[r] * b[j];
     }
@@ -516,7 +516,7 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
                     if (pack_a)
                         for (int t0 = m0; t0 < m1; t0 += MM_MR)
                             mm_tile_packed(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
-                                           ap + (size_t)(t0 - m0) * kc, panel, kc);
+                                           ap + (size_t)(t0 - m0) * kc, panel, w, kc);
                     else if (nr > MM_NR)
                         for (int t0 = m0; t0 < m1; t0 += MM_RR)
                             mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_RR ? m1 - t0 : MM_RR, nr, add,
@@ -741,23 +741,35 @@ void attention_backward_naive(real *dq, real *dk, real *dv, const real *dout, co
 //   logits S = Q K^T (tiles above the diagonal skipped), softmax row by row, Y = A V.
 // Operands that the tiles read along a row (K^T, V, ...) are first copied into per-thread
 // scratch, zero-padded to whole MM_NR panels.
-enum { MASK_NONE, MASK_N_LE_M, MASK_K_LE_M, MASK_K_GE_M };
+enum { MASK_NONE, MASK_N_LE_M, MASK_K_LE_M };
 // one thread: C (M,N) (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B rows ldb apart and
 // zero-padded to whole panels. mask skips what the causal mask makes zero: MASK_N_LE_M
 // computes only the column tiles that reach n <= m; MASK_K_LE_M sums only k <= m (A is 0
-// beyond), MASK_K_GE_M only k >= m (A is 0 before).
+// beyond). (Sums over k >= m, of A read down its columns: mm_serial_tn.)
 static void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
                       size_t ldb, int M, int N, int K, int mask) {
     for (int m0 = 0; m0 < M; m0 += MM_MR) {
         int mr = M - m0 < MM_MR ? M - m0 : MM_MR;
-        int k0 = mask == MASK_K_GE_M ? m0 : 0, k1 = mask == MASK_K_LE_M && m0 + mr < K ? m0 + mr : K;
+        int k1 = mask == MASK_K_LE_M && m0 + mr < K ? m0 + mr : K;
         int nend = mask == MASK_N_LE_M && m0 + mr < N ? m0 + mr : N;
         for (int n0 = 0; n0 < nend; n0 += MM_NR) {
             int nr = N - n0 < MM_NR ? N - n0 : MM_NR;
-            mm_tile(c + (size_t)m0 * ldc + n0, ldc, mr, nr, accumulate, a + (size_t)m0 * am + (size_t)k0 * ak, am,
-                    ak, b + (size_t)k0 * ldb + n0, ldb, k1 - k0, MM_MR, MM_NR);
+            mm_tile(c + (size_t)m0 * ldc + n0, ldc, mr, nr, accumulate, a + (size_t)m0 * am, am, ak, b + n0, ldb, k1,
+                    MM_MR, MM_NR);
         }
     }
+}
+// one thread: C (T,D) += X^T Y summed over k >= m, X (T,T) row stride ldx and 0 above its
+// diagonal (X^T below it), Y (T,Dp) zero-padded to whole panels. X^T is A read down its
+// columns, so it is packed into tiles of interleaved rows (each k a contiguous copy of MM_MR
+// floats of row k of X; pack holds whole tiles x T) for the spill-free packed tile.
+static void mm_serial_tn(real *c, size_t ldc, const real *x, size_t ldx, const real *y, size_t ldy, int T, int D,
+                         real *pack) {
+    mm_pack_rows(pack, x, 1, ldx, 0, T, T, 0, T);
+    for (int m0 = 0; m0 < T; m0 += MM_MR)
+        for (int n0 = 0; n0 < D; n0 += MM_NR)
+            mm_tile_packed(c + (size_t)m0 * ldc + n0, ldc, T - m0 < MM_MR ? T - m0 : MM_MR, D - n0 < MM_NR ? D - n0 : MM_NR,
+                           1, pack + (size_t)m0 * T + (size_t)m0 * MM_MR, y + (size_t)m0 * ldy + n0, ldy, T - m0);
 }
 // dst (rows, cols_pad) = src (rows, cols) with row stride ld, zero in the padding
 static void copy_padded(real *dst, int cols_pad, const real *src, size_t ld, int rows, int cols) {
@@ -831,7 +843,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
 #ifdef _OPENMP
     nthreads = omp_get_max_threads();
 #endif
-    size_t per_thread = (size_t)D * Tp + 3 * (size_t)T * Dp + 2 * (size_t)T * Tp;
+    size_t per_thread = (size_t)D * Tp + 3 * (size_t)T * Dp + (size_t)T * Tp + (size_t)(T + MM_MR - 1) / MM_MR * MM_MR * T;
     real *scratch = kernel_scratch(per_thread * nthreads);
     // threads split (batch row, kv head): the query heads of a group share dk, dv
     #pragma omp parallel for collapse(2) schedule(dynamic)
@@ -846,7 +858,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
             real *qp = kp + (size_t)T * Dp;           // Q of head h (T,Dp)
             real *dyp = qp + (size_t)T * Dp;          // dY of head h (T,Dp)
             real *dl = dyp + (size_t)T * Dp;          // dA, then dL (T,Tp)
-            real *tr = dl + (size_t)T * Tp;           // dL^T, then A^T (T,Tp)
+            real *tr = dl + (size_t)T * Tp;           // dL^T, then A^T, packed (mm_serial_tn)
             transpose_padded(vt, Tp, v + (size_t)b * T * KV + hk * D, KV, T, D);
             copy_padded(kp, Dp, k + (size_t)b * T * KV + hk * D, KV, T, D);
             real *dkb = dk + (size_t)b * T * KV + hk * D, *dvb = dv + (size_t)b * T * KV + hk * D;
@@ -866,10 +878,8 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
                     for (int j = t + 1; j < Tp; j++) row[j] = 0;
                 }
                 mm_serial(dq + (size_t)b * T * C + h * D, C, 1, dl, Tp, 1, kp, Dp, T, D, T, MASK_K_LE_M); // dQ += dL K
-                transpose_padded(tr, Tp, dl, Tp, T, T);
-                mm_serial(dkb, KV, 1, tr, Tp, 1, qp, Dp, T, D, T, MASK_K_GE_M);                           // dK += dL^T Q
-                transpose_padded(tr, Tp, a, T, T, T);
-                mm_serial(dvb, KV, 1, tr, Tp, 1, dyp, Dp, T, D, T, MASK_K_GE_M);                          // dV += A^T dY
+                mm_serial_tn(dkb, KV, dl, Tp, qp, Dp, T, D, tr); // dK += dL^T Q
+                mm_serial_tn(dvb, KV, a, T, dyp, Dp, T, D, tr);  // dV += A^T dY
             }
         }
     prof_stop(PROF_ATT_BWD, prof_t0);
