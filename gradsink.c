@@ -2393,6 +2393,44 @@ static double bench_fma_peak(void) {
     return best;
 }
 
+// the register tiles alone: every thread runs one tile over and over on operands that stay in
+// L1 (K = 64: A 64 x 12, a B panel 64 x 64), so the figure is the kernels' own ceiling, apart
+// from memory and everything around them. Called through a volatile pointer so that the
+// compiler cannot see that the operands repeat.
+typedef void (*BenchTileFn)(real *c, const real *a, const real *b, int K);
+static void bench_tile_rows(real *c, const real *a, const real *b, int K) {
+    mm_tile(c, MM_RN, MM_RR, MM_RN, 1, a, K, 1, b, MM_RN, K, MM_RR, MM_RN);
+}
+static void bench_tile_packed(real *c, const real *a, const real *b, int K) {
+    mm_tile_packed(c, MM_NR, MM_MR, MM_NR, 1, a, b, MM_NR, K);
+}
+static double bench_tile_ceiling(BenchTileFn fn, int tile_outputs) {
+    BenchTileFn volatile call = fn;
+    int K = 64;
+    long iters = 200000;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        int nthreads = 1;
+        double t0 = now_seconds();
+        #pragma omp parallel
+        {
+            real *a = xcalloc((size_t)K * MM_MR, sizeof(real)), *b = xcalloc((size_t)K * MM_RN, sizeof(real));
+            real *c = xcalloc(MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN, sizeof(real));
+            for (int i = 0; i < K * MM_MR; i++) a[i] = (real)(1e-3 * (i % 7));
+            for (int i = 0; i < K * MM_RN; i++) b[i] = (real)(1e-3 * (i % 5));
+            for (long it = 0; it < iters; it++) call(c, a, b, K);
+            free(a); free(b); free(c);
+#ifdef _OPENMP
+            #pragma omp single
+            nthreads = omp_get_num_threads();
+#endif
+        }
+        double dt = now_seconds() - t0, gf = nthreads * (double)iters * 2 * tile_outputs * K / dt * 1e-9;
+        if (gf > best) best = gf;
+    }
+    return best;
+}
+
 // the matmuls of one training step, on the model's shapes: (IC, OC, how many per step)
 typedef struct { int IC, OC, count; } MatmulShape;
 static int bench_matmul_shapes(MatmulShape *s, const Config *c) {
@@ -2542,6 +2580,9 @@ void bench_run(const Options *o) {
     if (getloadavg(load, 1) < 1) load[0] = -1;
     printf("FMA peak (all threads, measured): %.1f GFLOP/s | load average %.2f on %ld cores before the run "
            "(other processes on the cores lower every figure here)\n", peak, load[0], sysconf(_SC_NPROCESSORS_ONLN));
+    double tr = bench_tile_ceiling(bench_tile_rows, MM_RR * MM_RN), tp = bench_tile_ceiling(bench_tile_packed, MM_MR * MM_NR);
+    printf("register tiles alone, operands in L1 (all threads): 6x64 %.1f GFLOP/s = %.0f%% | 12x32 packed %.1f GFLOP/s = "
+           "%.0f%% of peak\n", tr, 100 * tr / peak, tp, 100 * tp / peak);
     BenchResult r1 = bench_config(&c, o->B, o->T, o->bench, peak);
     bench_print("default", &c, o->B, o->T, &r1);
     BenchResult r2 = bench_config(&big, o->B, o->T, o->bench, peak);
