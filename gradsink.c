@@ -2406,7 +2406,18 @@ static void bench_tile_packed(real *c, const real *a, const real *b, int K) {
 }
 static double bench_tile_ceiling(BenchTileFn fn, int tile_outputs) {
     BenchTileFn volatile call = fn;
-    int K = 64;
+    int K = 64, nmax = 1;
+#ifdef _OPENMP
+    nmax = omp_get_max_threads();
+#endif
+    // each thread's A (K x MM_MR), B (K x MM_RN) and C, allocated and filled before the timing
+    size_t na = (size_t)K * MM_MR, nb = (size_t)K * MM_RN, per = na + nb + (MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN);
+    real *buf = xcalloc(per * nmax, sizeof(real));
+    for (int t = 0; t < nmax; t++) {
+        real *a = buf + per * t, *b = a + na;
+        for (size_t i = 0; i < na; i++) a[i] = (real)(1e-3 * (i % 7));
+        for (size_t i = 0; i < nb; i++) b[i] = (real)(1e-3 * (i % 5));
+    }
     long iters = 200000;
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
@@ -2414,20 +2425,19 @@ static double bench_tile_ceiling(BenchTileFn fn, int tile_outputs) {
         double t0 = now_seconds();
         #pragma omp parallel
         {
-            real *a = xcalloc((size_t)K * MM_MR, sizeof(real)), *b = xcalloc((size_t)K * MM_RN, sizeof(real));
-            real *c = xcalloc(MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN, sizeof(real));
-            for (int i = 0; i < K * MM_MR; i++) a[i] = (real)(1e-3 * (i % 7));
-            for (int i = 0; i < K * MM_RN; i++) b[i] = (real)(1e-3 * (i % 5));
-            for (long it = 0; it < iters; it++) call(c, a, b, K);
-            free(a); free(b); free(c);
+            int tid = 0;
 #ifdef _OPENMP
-            #pragma omp single
+            tid = omp_get_thread_num();
+            #pragma omp single nowait
             nthreads = omp_get_num_threads();
 #endif
+            real *a = buf + per * tid, *b = a + na, *c = b + nb;
+            for (long it = 0; it < iters; it++) call(c, a, b, K);
         }
         double dt = now_seconds() - t0, gf = nthreads * (double)iters * 2 * tile_outputs * K / dt * 1e-9;
         if (gf > best) best = gf;
     }
+    free(buf);
     return best;
 }
 
