@@ -246,6 +246,25 @@ static double rng_normal(Rng *r) {
     return rad * cos(ang);
 }
 
+// dst = src (memcpy), or dst = 0 when src is NULL (memset), n reals, the threads each
+// taking contiguous parts
+static void copy_parallel(real *dst, const real *src, size_t n) {
+    size_t chunk = (size_t)1 << 13, nchunks = (n + chunk - 1) / chunk;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < nchunks; i++) {
+        size_t len = (i + 1 < nchunks ? chunk : n - i * chunk) * sizeof(real);
+        if (src) memcpy(dst + i * chunk, src + i * chunk, len);
+        else memset(dst + i * chunk, 0, len);
+    }
+}
+static void zero_parallel(real *x, size_t n) { copy_parallel(x, NULL, n); }
+
+// dst = a + b, elementwise over n reals
+static void add_parallel(real *dst, const real *a, const real *b, size_t n) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
+}
+
 // ----------------------------------------------------------------------------
 // layers: each is a forward/backward pair. Shapes in comments; B batch rows, T positions,
 // C model width. Every backward ACCUMULATES (+=) into its gradient buffers, so a tensor
@@ -254,14 +273,20 @@ static double rng_normal(Rng *r) {
 // --- token embedding: h0[b,t,:] = wte[tok[b,t], :]
 void encoder_forward(real *out, const int *inp, const real *wte, int B, int T, int C) {
     // out (B,T,C), inp (B,T), wte (V,C)
+    #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T; bt++) memcpy(out + (size_t)bt * C, wte + (size_t)inp[bt] * C, C * sizeof(real));
 }
 void encoder_backward(real *dwte, const real *dout, const int *inp, int B, int T, int C) {
-    // dwte[tok] += dout: a row of the embedding collects the gradient of every use of its token
-    for (int bt = 0; bt < B * T; bt++) {
-        real *dw = dwte + (size_t)inp[bt] * C;
-        const real *d = dout + (size_t)bt * C;
-        for (int i = 0; i < C; i++) dw[i] += d[i];
+    // dwte[tok] += dout: a row of the embedding collects the gradient of every use of its token.
+    // Threads take slices of the columns (rows repeat when tokens do), each element summed in bt order.
+    #pragma omp parallel for schedule(static)
+    for (int i0 = 0; i0 < C; i0 += 16) {
+        int i1 = i0 + 16 < C ? i0 + 16 : C;
+        for (int bt = 0; bt < B * T; bt++) {
+            real *dw = dwte + (size_t)inp[bt] * C;
+            const real *d = dout + (size_t)bt * C;
+            for (int i = i0; i < i1; i++) dw[i] += d[i];
+        }
     }
 }
 
@@ -613,10 +638,11 @@ void vscale_forward(real *vhat, real *phi, const real *v, const real *theta, int
                     int N, int NKV, int D) {
     // vhat, v (N, NKV*D); phi (N, NKV): the factor applied; theta (NKV) of this layer
     if (mode == VSCALE_OFF) { // the one branch that switches the paper's intervention off
-        memcpy(vhat, v, (size_t)N * NKV * D * sizeof(real));
+        copy_parallel(vhat, v, (size_t)N * NKV * D);
         for (size_t i = 0; i < (size_t)N * NKV; i++) phi[i] = 1;
         return;
     }
+    #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         for (int h = 0; h < NKV; h++) {
             const real *x = v + ((size_t)n * NKV + h) * D;
@@ -635,9 +661,10 @@ void vscale_backward(real *dv, real *dtheta, const real *dvhat, const real *v, c
     // Learned lambda: dphi/dtheta = dphi/dc * dc/dtheta = -r/(r+c)^2 * c, so
     //   dtheta += <v, dvhat> * (-r c / (r+c)^2).
     if (mode == VSCALE_OFF) {
-        for (size_t i = 0; i < (size_t)N * NKV * D; i++) dv[i] += dvhat[i];
+        add_parallel(dv, dv, dvhat, (size_t)N * NKV * D);
         return;
     }
+    #pragma omp parallel for schedule(static) // one kv head per thread: dtheta[h] sums over n in order
     for (int h = 0; h < NKV; h++) {
         real c = vscale_c(d_model, D, theta[h], mode), dth = 0;
         for (int n = 0; n < N; n++) {
@@ -1188,25 +1215,6 @@ static LayerActs layer_acts(const ActTensors *a, const Model *m, int l) {
     return la;
 }
 
-// dst = src (memcpy), or dst = 0 when src is NULL (memset), n reals, the threads each
-// taking contiguous parts
-static void copy_parallel(real *dst, const real *src, size_t n) {
-    size_t chunk = (size_t)1 << 13, nchunks = (n + chunk - 1) / chunk;
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < nchunks; i++) {
-        size_t len = (i + 1 < nchunks ? chunk : n - i * chunk) * sizeof(real);
-        if (src) memcpy(dst + i * chunk, src + i * chunk, len);
-        else memset(dst + i * chunk, 0, len);
-    }
-}
-static void zero_parallel(real *x, size_t n) { copy_parallel(x, NULL, n); }
-
-// dst = a + b, elementwise over n reals
-static void add_parallel(real *dst, const real *a, const real *b, size_t n) {
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
-}
-
 // ----------------------------------------------------------------------------
 // forward: the model card, op by op. inputs/targets (B,T) are in m->inputs, m->targets.
 // With with_targets == 0 only the logits are computed (sampling). Returns the mean loss.
@@ -1313,9 +1321,26 @@ real model_forward_backward(Model *m, int B, int T) {
 // ----------------------------------------------------------------------------
 // optimizer: global grad-norm clipping, learning-rate schedule, AdamW (PyTorch semantics)
 
+// The sum of squares in double, in an order fixed by n alone, so the same value for any thread
+// count: GN_BLOCKS contiguous blocks, each summed in GN_LANES interleaved lanes (a vector of
+// doubles), then lanes and blocks added in order.
+#define GN_BLOCKS 64
+#define GN_LANES 8
 double grad_norm(const real *g, size_t n) {
-    double ss = 0; // sequential double sum: the same value for any thread count
-    for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
+    double part[GN_BLOCKS];
+    size_t per = (n + GN_BLOCKS - 1) / GN_BLOCKS;
+    #pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < GN_BLOCKS; blk++) {
+        size_t i0 = blk * per < n ? blk * per : n, i1 = i0 + per < n ? i0 + per : n, i = i0;
+        double lane[GN_LANES] = {0}, t = 0;
+        for (; i + GN_LANES <= i1; i += GN_LANES)
+            for (int j = 0; j < GN_LANES; j++) lane[j] += (double)g[i + j] * g[i + j];
+        for (; i < i1; i++) lane[0] += (double)g[i] * g[i];
+        for (int j = 0; j < GN_LANES; j++) t += lane[j];
+        part[blk] = t;
+    }
+    double ss = 0;
+    for (int blk = 0; blk < GN_BLOCKS; blk++) ss += part[blk];
     return sqrt(ss);
 }
 
@@ -1324,6 +1349,7 @@ double clip_grads(real *g, size_t n, double clip) {
     double norm = grad_norm(g, n);
     if (clip > 0 && norm > clip) {
         real s = (real)(clip / (norm + 1e-6));
+        #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) g[i] *= s;
     }
     return norm;

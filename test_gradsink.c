@@ -451,6 +451,35 @@ static void test_adamw(void) {
     clip_grads(g3, 2, 1.0);
     check(g3[0] == (real)0.3 && g3[1] == (real)0.4, "grad clipping leaves a norm below 1 alone");
 
+    // the grad norm sums in blocks and lanes: against a plain long-double sum, on lengths that
+    // leave blocks empty, partial or uneven, and the same bits for 1, 2 and 3 threads
+    {
+        size_t lens[8] = {0, 1, 7, 63, 64, 65, 1001, 100003};
+        real *x = xcalloc(100003, sizeof(real));
+        for (size_t i = 0; i < 100003; i++) x[i] = (real)(((i * 2654435761u) % 1000) / 500.0 - 1.0);
+        double worst = 0;
+        int same = 1;
+        for (int li = 0; li < 8; li++) {
+            long double ref = 0;
+            for (size_t i = 0; i < lens[li]; i++) ref += (long double)x[i] * x[i];
+            double want = sqrt((double)ref), got[3];
+            for (int th = 1; th <= 3; th++) {
+#ifdef _OPENMP
+                int saved = omp_get_max_threads();
+                omp_set_num_threads(th);
+#endif
+                got[th - 1] = grad_norm(x, lens[li]);
+#ifdef _OPENMP
+                omp_set_num_threads(saved);
+#endif
+            }
+            same &= got[0] == got[1] && got[1] == got[2];
+            worst = fmax(worst, fabs(got[0] - want) / (want > 0 ? want : 1));
+        }
+        check(worst < 1e-13 && same, "grad norm: lengths 0..100003 within %.1e of a long-double sum, same bits for 1-3 threads", worst);
+        free(x);
+    }
+
     double l0 = lr_at(0, 100, 10, 1e-3, 1e-4), l9 = lr_at(9, 100, 10, 1e-3, 1e-4), l10 = lr_at(10, 100, 10, 1e-3, 1e-4);
     double l55 = lr_at(55, 100, 10, 1e-3, 1e-4), l99 = lr_at(99, 100, 10, 1e-3, 1e-4);
     check(fabs(l0 - 1e-4) < 1e-15 && fabs(l9 - 1e-3) < 1e-15 && fabs(l10 - 1e-3) < 1e-15 && fabs(l55 - 5.5e-4) < 1e-15 &&
