@@ -405,8 +405,10 @@ static void mm_pack_panels(real *bp, int w, const real *b, size_t bk, size_t bn,
     for (int p = 0; p < np; p++)
         for (int k = 0; k < K; k++) {
             real *dst = bp + ((size_t)p * K + k) * w;
-            if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W or inp in the backward)
-                memcpy(dst, b + (size_t)k * bk + (size_t)p * w, w * sizeof(real));
+            if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W or inp in the backward);
+                const real *src = b + (size_t)k * bk + (size_t)p * w; // constant lengths: inline moves
+                if (w == MM_NR) memcpy(dst, src, MM_NR * sizeof(real));
+                else memcpy(dst, src, MM_RN * sizeof(real));
                 continue;
             }
             for (int j = 0; j < w; j++) {
@@ -930,7 +932,8 @@ void swiglu_backward(real *dgate, real *dup, const real *dout, const real *gate,
     }
 }
 
-// --- softmax + cross-entropy. probs overwrite the logits; losses (N) per position.
+// --- softmax + cross-entropy. probs overwrite the logits; losses (N) per position. The backward
+// may write dlogits over probs (model_backward does).
 void crossentropy_forward(real *losses, real *probs, const int *targets, int N, int V) {
     double prof_t0 = prof_start();
     #pragma omp parallel for schedule(static)
@@ -1040,7 +1043,7 @@ typedef struct {
     real *r_mlp;    // (L, B, T, C)   MLP branch output
     real *lnf;      // (B, T, C)      final RMSNorm
     real *lnf_rstd; // (B, T)
-    real *logits;   // (B, T, V)      logits, then probabilities
+    real *logits;   // (B, T, V)      logits, then probabilities, then (backward) their gradient
     real *losses;   // (B, T)
     real *qpre;     // (B, T, C)      scratch: queries before RoPE (one layer at a time)
     real *kpre;     // (B, T, KV)     scratch: keys before RoPE
@@ -1055,7 +1058,8 @@ static void act_sizes(size_t *s, const Config *c, int B, int T, int for_grads) {
         L * N * F, L * N * F, L * N * F, L * N * C, N * C, N, N * V, N, N * C, N * KV};
     // no gradient needed (rstd, phi, the weights, the losses), or read in place of its own
     // buffer (r_attn's and r_mlp's gradients are those of h_half and h_out)
-    if (for_grads) { sz[2] = sz[7] = sz[8] = sz[10] = sz[13] = sz[17] = sz[19] = sz[21] = 0; }
+    // (the logits' gradient overwrites the probabilities in place: nothing reads them after)
+    if (for_grads) { sz[2] = sz[7] = sz[8] = sz[10] = sz[13] = sz[17] = sz[19] = sz[20] = sz[21] = 0; }
     memcpy(s, sz, sizeof(sz));
 }
 static void act_pointers(real **ptrs[NUM_ACT_TENSORS], ActTensors *a) {
@@ -1274,8 +1278,8 @@ void model_backward(Model *m, int B, int T) {
     // Each activation gradient is written before it is read: where several terms add up, the
     // first one stores (the last argument of matmul_backward: 0 stores, 1 adds) and the rest
     // add. Only the sums that kernels accumulate into are zeroed, one layer at a time.
-    crossentropy_softmax_backward(g->logits, a->logits, m->targets, (real)(1.0 / N), N, V);
-    matmul_backward(g->lnf, m->grads.lm_head, g->logits, a->lnf, m->params.lm_head, N, C, V, 0);
+    crossentropy_softmax_backward(a->logits, a->logits, m->targets, (real)(1.0 / N), N, V); // probs -> dlogits
+    matmul_backward(g->lnf, m->grads.lm_head, a->logits, a->lnf, m->params.lm_head, N, C, V, 0);
     real *h_last = a->res + (size_t)L * m->B * m->T * C, *dh_last = g->res + (size_t)L * m->B * m->T * C;
     zero_parallel(dh_last, (size_t)N * C);
     rmsnorm_backward(dh_last, m->grads.final_norm, g->lnf, h_last, m->params.final_norm, a->lnf_rstd, N, C);
