@@ -398,12 +398,13 @@ static real *kernel_scratch(size_t n) {
     return buf;
 }
 
-// Bp (panels, K, w): Bp[p][k][j] = B(k, p*w + j), or 0 past N; B(k,n) = B[k*bk + n*bn]
-static void mm_pack_panels(real *bp, int w, const real *b, size_t bk, size_t bn, int K, int N) {
+// Bp (panels, K, w): Bp[p][k][j] = B(k, p*w + j), or 0 past N; B(k,n) = B[k*bk + n*bn].
+// With only_ragged, only a last panel that N leaves partial is packed.
+static void mm_pack_panels(real *bp, int w, const real *b, size_t bk, size_t bn, int K, int N, int only_ragged) {
     int np = (N + w - 1) / w;
     #pragma omp for schedule(static)
     for (int p = 0; p < np; p++)
-        for (int k = 0; k < K; k++) {
+        for (int k = 0; k < K && !(only_ragged && (p + 1) * w <= N); k++) {
             real *dst = bp + ((size_t)p * K + k) * w;
             if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W or inp in the backward);
                 const real *src = b + (size_t)k * bk + (size_t)p * w; // constant lengths: inline moves
@@ -503,6 +504,8 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
     nthreads = omp_get_max_threads();
 #endif
     int pack_a = ak != 1, w = pack_a ? MM_NR : MM_RN; // panel width
+    // B with contiguous rows under a packed A (inp in dW): whole panels are read in place
+    int b_rows = pack_a && bn == 1;
     int np = (N + w - 1) / w, mc = MM_MC;
     // with several threads: blocks of about equal height, as many as a whole multiple of the
     // threads (at least two each), but not under MM_MC / 2 rows; if still too few, split the
@@ -522,7 +525,7 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
     real *bp = kernel_scratch(bsize + (pack_a ? (size_t)nthreads * mc_pack * MM_KC : 0));
     #pragma omp parallel
     {
-        mm_pack_panels(bp, w, b, bk, bn, K, N); // ends with a barrier
+        mm_pack_panels(bp, w, b, bk, bn, K, N, b_rows); // ends with a barrier
         int tid = 0;
 #ifdef _OPENMP
         tid = omp_get_thread_num();
@@ -537,13 +540,15 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
                 if (pack_a) mm_pack_rows(ap, a, am, ak, m0, m1, M, k0, kc);
                 for (int p = p0; p < p1; p++) {
                     int n0 = p * w, nr = N - n0 < w ? N - n0 : w;
-                    const real *panel = bp + ((size_t)p * K + k0) * w;
+                    int in_place = b_rows && nr == w;
+                    const real *panel = in_place ? b + (size_t)k0 * bk + n0 : bp + ((size_t)p * K + k0) * w;
+                    size_t ldb = in_place ? bk : (size_t)w;
                     real *cp = c + (size_t)m0 * ldc + n0;
                     const real *arows = a + (size_t)m0 * am + k0;
                     if (pack_a)
                         for (int t0 = m0; t0 < m1; t0 += MM_MR)
                             mm_tile_packed(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
-                                           ap + (size_t)(t0 - m0) * kc, panel, w, kc);
+                                           ap + (size_t)(t0 - m0) * kc, panel, ldb, kc);
                     else if (nr > MM_NR)
                         for (int t0 = m0; t0 < m1; t0 += MM_RR)
                             mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_RR ? m1 - t0 : MM_RR, nr, add,
