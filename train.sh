@@ -61,7 +61,7 @@ case "$PRESET" in
         datadir=data/synthetic
         [ -f $datadir/train.bin ] || python3 tokenizer.py --synthetic --out $datadir >/dev/null || die "could not make the synthetic corpus"
         steps=${STEPS:-2000}
-        flags="-L 3 -C 32 -H 4 -K 4 -F 96 -t 64 -b 16 -l 1e-2 -w 100 -f eot -P 250 -v 250 -e 4"
+        flags="-L 3 -C 48 -H 4 -K 4 -F 128 -t 32 -b 32 -l 3e-3 -w 100 -f eot -P 250 -v 250 -e 4"
         ;;
     text)
         datadir=$(text_corpus) || die "no corpus: the tinyshakespeare download failed; pass DATA=path/to/text (a file or a folder of .txt files)"
