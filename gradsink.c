@@ -368,7 +368,8 @@ void matmul_backward_naive(real *dinp, real *dweight, const real *dout, const re
 
 // The fast versions share one engine, a register-tiled product C (M,N) = or += A (M,K) B (K,N):
 //   - B is first packed into column panels (zero-padded past N), each panel K rows of one
-//     panel width, contiguous, so the inner loop reads whole 16-float vectors per k;
+//     panel width, contiguous, so the inner loop reads whole 16-float vectors per k (a B whose
+//     rows are already contiguous under a packed A, the layer input in dW, is read in place);
 //   - a register tile of 24 vector accumulators then walks k, one broadcast of A(r,k) times a
 //     panel row per FMA: plain loops over constant bounds that gcc/clang unroll into 512-bit
 //     FMAs (-O3 -march=native -mprefer-vector-width=512). Two tile shapes:
@@ -384,6 +385,8 @@ void matmul_backward_naive(real *dinp, real *dweight, const real *dout, const re
 #define MM_NR 32
 #define MM_RR 6
 #define MM_RN 64
+#define MM_TILE_MAX (MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN) // outputs of the larger tile
+#define MM_ROWS_MAX (MM_MR > MM_RR ? MM_MR : MM_RR)
 
 // scratch for packed panels (matmuls) and per-thread tiles (attention): grown on first use,
 // then reused, so later steps allocate nothing. Called only outside parallel regions.
@@ -403,8 +406,9 @@ static real *kernel_scratch(size_t n) {
 static void mm_pack_panels(real *bp, int w, const real *b, size_t bk, size_t bn, int K, int N, int only_ragged) {
     int np = (N + w - 1) / w;
     #pragma omp for schedule(static)
-    for (int p = 0; p < np; p++)
-        for (int k = 0; k < K && !(only_ragged && (p + 1) * w <= N); k++) {
+    for (int p = 0; p < np; p++) {
+        if (only_ragged && (p + 1) * w <= N) continue; // a whole panel, read in place
+        for (int k = 0; k < K; k++) {
             real *dst = bp + ((size_t)p * K + k) * w;
             if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W or inp in the backward);
                 const real *src = b + (size_t)k * bk + (size_t)p * w; // constant lengths: inline moves
@@ -417,6 +421,7 @@ static void mm_pack_panels(real *bp, int w, const real *b, size_t bk, size_t bn,
                 dst[j] = n < N ? b[(size_t)k * bk + (size_t)n * bn] : 0;
             }
         }
+    }
 }
 
 // C[r][j] (+)= acc[r*NR + j] for r < mr, j < nr; MR and NR are constants at every call
@@ -427,7 +432,7 @@ static inline void mm_store(real *c, size_t ldc, int mr, int nr, int accumulate,
                 c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + acc[r * NR + j] : acc[r * NR + j];
         return;
     }
-    real part[MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN]; // a ragged tile goes through memory
+    real part[MM_TILE_MAX]; // a ragged tile goes through memory
     for (int i = 0; i < MR * NR; i++) part[i] = acc[i];
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + part[r * NR + j] : part[r * NR + j];
@@ -453,8 +458,8 @@ static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accum
 // mm_product's A with contiguous rows; constants at every call, so each call is its own kernel)
 static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
                            size_t ak, const real *bp, size_t ldb, int K, const int MR, const int NR) {
-    real acc[MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN];
-    const real *ar[MM_MR > MM_RR ? MM_MR : MM_RR];
+    real acc[MM_TILE_MAX];
+    const real *ar[MM_ROWS_MAX];
     for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < mr ? r : mr - 1) * am;
     for (int r = 0; r < MR; r++) { // k = 0 starts the sums (no zeroing pass; K >= 1 here)
         real x = ar[r][0];
@@ -485,7 +490,8 @@ static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, 
 }
 
 // C (M,N), row stride ldc (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B(k,n) = b[k*bk + n*bn].
-// B is packed into panels once per call. A with contiguous rows (ak == 1) is read in place by
+// B is packed into panels once per call (in dW only a ragged last panel: the whole ones are
+// read in place, rows bk apart). A with contiguous rows (ak == 1) is read in place by
 // 6 x 64 tiles (a last panel at most 32 wide by 12 x 32 tiles, so N = 352 wastes nothing);
 // A read down its columns (as dout^T in dW) is packed per work item into tiles of interleaved
 // rows for 12 x 32 tiles: walking a column of a wide matrix in place would touch a new cache
@@ -2446,7 +2452,7 @@ static double bench_tile_ceiling(BenchTileFn fn, int tile_outputs) {
     nmax = omp_get_max_threads();
 #endif
     // each thread's A (K x MM_MR), B (K x MM_RN) and C, allocated and filled before the timing
-    size_t na = (size_t)K * MM_MR, nb = (size_t)K * MM_RN, per = na + nb + (MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN);
+    size_t na = (size_t)K * MM_MR, nb = (size_t)K * MM_RN, per = na + nb + MM_TILE_MAX;
     real *buf = xcalloc(per * nmax, sizeof(real));
     for (int t = 0; t < nmax; t++) {
         real *a = buf + per * t, *b = a + na;
