@@ -16,6 +16,18 @@ Each check prints OK or FAIL and a number; the last line is "N passed, M failed"
 
 static int n_passed = 0, n_failed = 0;
 
+// OpenMP's thread count for what follows; returns the one before (without OpenMP: 1, a no-op)
+static int set_threads(int n) {
+#ifdef _OPENMP
+    int before = omp_get_max_threads();
+    omp_set_num_threads(n);
+    return before;
+#else
+    (void)n;
+    return 1;
+#endif
+}
+
 // GRADSINK_TEST_ONLY="word|other words" (case-insensitive): count and print only the checks
 // whose description contains one of the words (every test still runs). The exercises use it.
 static int lower_ascii(int c) { return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c; }
@@ -464,14 +476,9 @@ static void test_adamw(void) {
             for (size_t i = 0; i < lens[li]; i++) ref += (long double)x[i] * x[i];
             double want = sqrt((double)ref), got[3];
             for (int th = 1; th <= 3; th++) {
-#ifdef _OPENMP
-                int saved = omp_get_max_threads();
-                omp_set_num_threads(th);
-#endif
+                int saved = set_threads(th);
                 got[th - 1] = grad_norm(x, lens[li]);
-#ifdef _OPENMP
-                omp_set_num_threads(saved);
-#endif
+                set_threads(saved);
             }
             same &= got[0] == got[1] && got[1] == got[2];
             worst = fmax(worst, fabs(got[0] - want) / (want > 0 ? want : 1));
@@ -1275,18 +1282,13 @@ static void test_training(void) {
     int threads[4] = {2, 2, 1, 3}, ok = 1;
     real *ref = NULL;
     for (int run = 0; run < 4; run++) {
-#ifdef _OPENMP
-        int saved = omp_get_max_threads();
-        omp_set_num_threads(threads[run]);
-#endif
+        int saved = set_threads(threads[run]);
         model_build(&m, &cfg2);
         model_alloc_acts(&m, 3, 100);
         model_init(&m, 5);
         for (int i = 0; i < 300; i++) { m.inputs[i] = (i * 7 + 1) % 300; m.targets[i] = (i * 13 + 5) % 300; }
         train_steps(&m, 3, 100, 3, &o);
-#ifdef _OPENMP
-        omp_set_num_threads(saved);
-#endif
+        set_threads(saved);
         if (!ref) { ref = xcalloc(m.num_parameters, sizeof(real)); memcpy(ref, m.params_memory, m.num_parameters * sizeof(real)); }
         else ok &= memcmp(ref, m.params_memory, m.num_parameters * sizeof(real)) == 0;
         model_free(&m);
