@@ -401,25 +401,19 @@ static real *kernel_scratch(size_t n) {
     return buf;
 }
 
-// Bp (panels, K, w): Bp[p][k][j] = B(k, p*w + j), or 0 past N; B(k,n) = B[k*bk + n*bn].
-// With only_ragged, only a last panel that N leaves partial is packed.
-static void mm_pack_panels(real *bp, int w, const real *b, size_t bk, size_t bn, int K, int N, int only_ragged) {
-    int np = (N + w - 1) / w;
-    #pragma omp for schedule(static)
-    for (int p = 0; p < np; p++) {
-        if (only_ragged && (p + 1) * w <= N) continue; // a whole panel, read in place
-        for (int k = 0; k < K; k++) {
-            real *dst = bp + ((size_t)p * K + k) * w;
-            if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W or inp in the backward);
-                const real *src = b + (size_t)k * bk + (size_t)p * w; // constant lengths: inline moves
-                if (w == MM_NR) memcpy(dst, src, MM_NR * sizeof(real));
-                else memcpy(dst, src, MM_RN * sizeof(real));
-                continue;
-            }
-            for (int j = 0; j < w; j++) {
-                int n = p * w + j;
-                dst[j] = n < N ? b[(size_t)k * bk + (size_t)n * bn] : 0;
-            }
+// panel p of Bp (panels, K, w): Bp[p][k][j] = B(k, p*w + j), or 0 past N; B(k,n) = B[k*bk + n*bn]
+static void mm_pack_panel(real *bp, int w, const real *b, size_t bk, size_t bn, int K, int N, int p) {
+    for (int k = 0; k < K; k++) {
+        real *dst = bp + ((size_t)p * K + k) * w;
+        if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W or inp in the backward);
+            const real *src = b + (size_t)k * bk + (size_t)p * w; // constant lengths: inline moves
+            if (w == MM_NR) memcpy(dst, src, MM_NR * sizeof(real));
+            else memcpy(dst, src, MM_RN * sizeof(real));
+            continue;
+        }
+        for (int j = 0; j < w; j++) {
+            int n = p * w + j;
+            dst[j] = n < N ? b[(size_t)k * bk + (size_t)n * bn] : 0;
         }
     }
 }
@@ -503,16 +497,30 @@ static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, 
 // thread takes an item changes nothing in the sums, so results do not depend on the thread count.
 #define MM_MC (16 * MM_MR) // rows in a block (one thread: a whole number of tiles of either height)
 #define MM_KC 256
-static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
-                       size_t bk, size_t bn, int M, int N, int K) {
+typedef struct { // one product, and how it is cut into work items (mm_plan)
+    real *c;
+    size_t ldc, am, ak, bk, bn;
+    const real *a, *b;
+    int accumulate, M, N, K;
+    int pack_a, w, b_rows, np, mc, nblocks, ngroups, per_group, mc_pack;
+    size_t bsize;   // the packed panels of B
+    real *bp, *ap;  // where they go, and each thread's packed rows of A (when pack_a)
+} MMPlan;
+
+static MMPlan mm_plan(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
+                      size_t bk, size_t bn, int M, int N, int K) {
     int nthreads = 1;
 #ifdef _OPENMP
     nthreads = omp_get_max_threads();
 #endif
-    int pack_a = ak != 1, w = pack_a ? MM_NR : MM_RN; // panel width
+    MMPlan p = {.c = c, .ldc = ldc, .am = am, .ak = ak, .bk = bk, .bn = bn, .a = a, .b = b,
+                .accumulate = accumulate, .M = M, .N = N, .K = K};
+    p.pack_a = ak != 1;
+    p.w = p.pack_a ? MM_NR : MM_RN; // panel width
     // B with contiguous rows under a packed A (inp in dW): whole panels are read in place
-    int b_rows = pack_a && bn == 1;
-    int np = (N + w - 1) / w, mc = MM_MC;
+    p.b_rows = p.pack_a && bn == 1;
+    p.np = (N + p.w - 1) / p.w;
+    p.mc = MM_MC;
     // with several threads: blocks of about equal height, as many as a whole multiple of the
     // threads (at least two each), but not under MM_MC / 2 rows; if still too few, split the
     // panels into groups (each group's items pack their A again)
@@ -520,53 +528,113 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
         int nb = (M + MM_MC - 1) / MM_MC;
         if (nb < 2 * nthreads) nb = 2 * nthreads;
         nb = (nb + nthreads - 1) / nthreads * nthreads;
-        mc = ((M + nb - 1) / nb + MM_RR - 1) / MM_RR * MM_RR;
-        if (mc < MM_MC / 2) mc = MM_MC / 2;
+        p.mc = ((M + nb - 1) / nb + MM_RR - 1) / MM_RR * MM_RR;
+        if (p.mc < MM_MC / 2) p.mc = MM_MC / 2;
     }
-    int nblocks = (M + mc - 1) / mc, ngroups = 1;
-    while (nthreads > 1 && nblocks * ngroups < 2 * nthreads && ngroups < np) ngroups++;
-    int per_group = (np + ngroups - 1) / ngroups;
-    size_t bsize = (size_t)np * K * w;
-    int mc_pack = (mc + MM_MR - 1) / MM_MR * MM_MR; // a block's packed rows, in whole tiles
-    real *bp = kernel_scratch(bsize + (pack_a ? (size_t)nthreads * mc_pack * MM_KC : 0));
+    p.nblocks = (M + p.mc - 1) / p.mc;
+    p.ngroups = 1;
+    while (nthreads > 1 && p.nblocks * p.ngroups < 2 * nthreads && p.ngroups < p.np) p.ngroups++;
+    p.per_group = (p.np + p.ngroups - 1) / p.ngroups;
+    p.bsize = (size_t)p.np * K * p.w;
+    p.mc_pack = (p.mc + MM_MR - 1) / MM_MR * MM_MR; // a block's packed rows, in whole tiles
+    return p;
+}
+// the scratch a plan needs with all threads: B's panels, then (when pack_a) A's rows per thread
+static size_t mm_scratch_size(const MMPlan *p, int nthreads) {
+    return p->bsize + (p->pack_a ? (size_t)nthreads * p->mc_pack * MM_KC : 0);
+}
+static void mm_place_scratch(MMPlan *p, real *scratch) {
+    p->bp = scratch;
+    p->ap = scratch + p->bsize;
+}
+
+// one work item: a block of rows x a group of panels, every k
+static void mm_item(const MMPlan *p, int item, int tid) {
+    const real *a = p->a, *b = p->b;
+    size_t am = p->am, ldc = p->ldc;
+    int M = p->M, N = p->N, K = p->K, w = p->w;
+    real *ap = p->ap + (size_t)tid * p->mc_pack * MM_KC; // used only when pack_a
+    int m0 = item / p->ngroups * p->mc, m1 = M < m0 + p->mc ? M : m0 + p->mc;
+    int p0 = item % p->ngroups * p->per_group, p1 = p->np < p0 + p->per_group ? p->np : p0 + p->per_group;
+    for (int k0 = 0; k0 < K; k0 += MM_KC) {
+        int kc = K - k0 < MM_KC ? K - k0 : MM_KC, add = p->accumulate || k0 > 0;
+        if (p->pack_a) mm_pack_rows(ap, a, am, p->ak, m0, m1, M, k0, kc);
+        for (int pi = p0; pi < p1; pi++) {
+            int n0 = pi * w, nr = N - n0 < w ? N - n0 : w;
+            int in_place = p->b_rows && nr == w;
+            const real *panel = in_place ? b + (size_t)k0 * p->bk + n0 : p->bp + ((size_t)pi * K + k0) * w;
+            size_t ldb = in_place ? p->bk : (size_t)w;
+            real *cp = p->c + (size_t)m0 * ldc + n0;
+            const real *arows = a + (size_t)m0 * am + k0;
+            if (p->pack_a)
+                for (int t0 = m0; t0 < m1; t0 += MM_MR)
+                    mm_tile_packed(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
+                                   ap + (size_t)(t0 - m0) * kc, panel, ldb, kc);
+            else if (nr > MM_NR)
+                for (int t0 = m0; t0 < m1; t0 += MM_RR)
+                    mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_RR ? m1 - t0 : MM_RR, nr, add,
+                            arows + (size_t)(t0 - m0) * am, am, 1, panel, w, kc, MM_RR, MM_RN);
+            else
+                for (int t0 = m0; t0 < m1; t0 += MM_MR)
+                    mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
+                            arows + (size_t)(t0 - m0) * am, am, 1, panel, w, kc, MM_MR, MM_NR);
+        }
+    }
+}
+
+// index (in, out): which of the counts' consecutive ranges it falls in (returned), and where
+static int mm_locate(const int *counts, int *index) {
+    int i = 0;
+    while (*index >= counts[i]) *index -= counts[i++];
+    return i;
+}
+// runs n (<= MM_RUN_MAX) planned products in one parallel region: first all their B panels,
+// then the threads take the items of all of them from one queue as they come free, so one
+// product's last items overlap the next one's instead of each product ending in its own wait.
+// The products must write different outputs.
+#define MM_RUN_MAX 2
+static void mm_run(MMPlan *plans, int n) {
+    int nthreads = 1;
+#ifdef _OPENMP
+    nthreads = omp_get_max_threads();
+#endif
+    if (n > MM_RUN_MAX) die("internal: mm_run of %d products (at most %d)", n, MM_RUN_MAX);
+    size_t total = 0;
+    int panels = 0, items = 0, np[MM_RUN_MAX], ni[MM_RUN_MAX];
+    for (int i = 0; i < n; i++) {
+        total += mm_scratch_size(&plans[i], nthreads);
+        panels += np[i] = plans[i].np;
+        items += ni[i] = plans[i].nblocks * plans[i].ngroups;
+    }
+    real *scratch = kernel_scratch(total);
+    for (int i = 0; i < n; i++) { mm_place_scratch(&plans[i], scratch); scratch += mm_scratch_size(&plans[i], nthreads); }
     #pragma omp parallel
     {
-        mm_pack_panels(bp, w, b, bk, bn, K, N, b_rows); // ends with a barrier
+        #pragma omp for schedule(static) // ends with a barrier
+        for (int q = 0; q < panels; q++) {
+            int pi = q;
+            const MMPlan *p = &plans[mm_locate(np, &pi)];
+            if (!p->b_rows || (pi + 1) * p->w > p->N) // with b_rows, whole panels are read in place
+                mm_pack_panel(p->bp, p->w, p->b, p->bk, p->bn, p->K, p->N, pi);
+        }
         int tid = 0;
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        real *ap = bp + bsize + (size_t)tid * mc_pack * MM_KC; // used only when pack_a
         #pragma omp for schedule(dynamic)
-        for (int item = 0; item < nblocks * ngroups; item++) {
-            int m0 = item / ngroups * mc, m1 = M < m0 + mc ? M : m0 + mc;
-            int p0 = item % ngroups * per_group, p1 = np < p0 + per_group ? np : p0 + per_group;
-            for (int k0 = 0; k0 < K; k0 += MM_KC) {
-                int kc = K - k0 < MM_KC ? K - k0 : MM_KC, add = accumulate || k0 > 0;
-                if (pack_a) mm_pack_rows(ap, a, am, ak, m0, m1, M, k0, kc);
-                for (int p = p0; p < p1; p++) {
-                    int n0 = p * w, nr = N - n0 < w ? N - n0 : w;
-                    int in_place = b_rows && nr == w;
-                    const real *panel = in_place ? b + (size_t)k0 * bk + n0 : bp + ((size_t)p * K + k0) * w;
-                    size_t ldb = in_place ? bk : (size_t)w;
-                    real *cp = c + (size_t)m0 * ldc + n0;
-                    const real *arows = a + (size_t)m0 * am + k0;
-                    if (pack_a)
-                        for (int t0 = m0; t0 < m1; t0 += MM_MR)
-                            mm_tile_packed(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
-                                           ap + (size_t)(t0 - m0) * kc, panel, ldb, kc);
-                    else if (nr > MM_NR)
-                        for (int t0 = m0; t0 < m1; t0 += MM_RR)
-                            mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_RR ? m1 - t0 : MM_RR, nr, add,
-                                    arows + (size_t)(t0 - m0) * am, am, 1, panel, w, kc, MM_RR, MM_RN);
-                    else
-                        for (int t0 = m0; t0 < m1; t0 += MM_MR)
-                            mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
-                                    arows + (size_t)(t0 - m0) * am, am, 1, panel, w, kc, MM_MR, MM_NR);
-                }
-            }
+        for (int q = 0; q < items; q++) {
+            int item = q;
+            const MMPlan *p = &plans[mm_locate(ni, &item)];
+            mm_item(p, item, tid);
         }
     }
+}
+
+// C (M,N), row stride ldc (+)= A (M,K) B (K,N): one product (see the comment above mm_plan)
+static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
+                       size_t bk, size_t bn, int M, int N, int K) {
+    MMPlan p = mm_plan(c, ldc, accumulate, a, am, ak, b, bk, bn, M, N, K);
+    mm_run(&p, 1);
 }
 
 void matmul_forward(real *out, const real *inp, const real *weight, int N, int IC, int OC) {
@@ -580,10 +648,11 @@ void matmul_forward(real *out, const real *inp, const real *weight, int N, int I
 void matmul_backward(real *dinp, real *dweight, const real *dout, const real *inp, const real *weight,
                      int N, int IC, int OC, int add_dinp) {
     double prof_t0 = prof_start();
-    // dinp (N,IC) (+)= dout (N,OC) W (OC,IC)
-    mm_product(dinp, IC, add_dinp, dout, OC, 1, weight, IC, 1, N, IC, OC);
-    // dW (OC,IC) += dout^T (OC,N) inp (N,IC): A(o,n) = dout[n,o]
-    mm_product(dweight, IC, 1, dout, 1, OC, inp, IC, 1, OC, IC, N);
+    // dW (OC,IC) += dout^T (OC,N) inp (N,IC), A(o,n) = dout[n,o]; dinp (N,IC) (+)= dout (N,OC) W (OC,IC);
+    // in one queue of work items, dW's (the larger ones) first
+    MMPlan p[2] = {mm_plan(dweight, IC, 1, dout, 1, OC, inp, IC, 1, OC, IC, N),
+                   mm_plan(dinp, IC, add_dinp, dout, OC, 1, weight, IC, 1, N, IC, OC)};
+    mm_run(p, 2);
     prof_stop(PROF_MM_BWD, prof_t0);
 }
 
