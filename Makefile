@@ -74,6 +74,11 @@ dev/fuzz/fuzz_%: dev/fuzz/fuzz_%.c gradsink.c
 bench: gradsink
 	./gradsink --bench 20
 
+# the release build's compiler flags, for tools that build gradsink.c their own way (dev/ab_step.sh)
+.PHONY: print-flags
+print-flags:
+	@echo $(CFLAGS) $(OMP)
+
 # classroom exercises (README "Exercises"): make exercise-N [ANSWER=...] [KEEP=DIR];
 # make exercises runs them all in their solution form (make test does too)
 .PHONY: exercises

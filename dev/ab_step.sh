@@ -11,8 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 git -C "$root" show "$rev:gradsink.c" > "$tmp/a.c"
 cp "$root/gradsink.c" "$tmp/b.c"
-flags="-O3 -march=native -mprefer-vector-width=512 -fno-math-errno -w"
-echo 'int main(void){return 0;}' | ${CC:-gcc} -fopenmp -x c - -o /dev/null 2>/dev/null && flags="$flags -fopenmp"
+flags="$(make -s --no-print-directory -C "$root" print-flags) -w" # the Makefile's release flags
 for side in a b; do
   ${CC:-gcc} $flags -DAB_SIDE=$side "-DAB_FILE=\"$tmp/$side.c\"" -c "$root/dev/ab_step.c" -o "$tmp/$side.o"
   objcopy --keep-global-symbol=${side}_setup --keep-global-symbol=${side}_step "$tmp/$side.o"
