@@ -447,11 +447,11 @@ static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accum
     mm_store(c, ldc, mr, nr, accumulate, MM_MR, MM_NR, acc);
 }
 
-// A read in place, A(r,k) = a[r*am + k*ak], times B rows ldb apart: an MR x NR tile (MR x NR
+// A read in place, A(r,k) = a[r*am + k], times B rows ldb apart: an MR x NR tile (MR x NR
 // = MM_MR x MM_NR for attention's small products and ragged panels, MM_RR x MM_RN for
 // mm_product's A with contiguous rows; constants at every call, so each call is its own kernel)
 static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
-                           size_t ak, const real *bp, size_t ldb, int K, const int MR, const int NR) {
+                           const real *bp, size_t ldb, int K, const int MR, const int NR) {
     real acc[MM_TILE_MAX];
     const real *ar[MM_ROWS_MAX];
     for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < mr ? r : mr - 1) * am;
@@ -462,7 +462,7 @@ static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, 
     for (int k = 1; k < K; k++) {
         const real *b = bp + (size_t)k * ldb;
         for (int r = 0; r < MR; r++) {
-            real x = ar[r][(size_t)k * ak];
+            real x = ar[r][k];
             for (int j = 0; j < NR; j++) acc[r * NR + j] += x * b[j];
         }
     }
@@ -573,11 +573,11 @@ static void mm_item(const MMPlan *p, int item, int tid) {
             else if (nr > MM_NR)
                 for (int t0 = m0; t0 < m1; t0 += MM_RR)
                     mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_RR ? m1 - t0 : MM_RR, nr, add,
-                            arows + (size_t)(t0 - m0) * am, am, 1, panel, w, kc, MM_RR, MM_RN);
+                            arows + (size_t)(t0 - m0) * am, am, panel, w, kc, MM_RR, MM_RN);
             else
                 for (int t0 = m0; t0 < m1; t0 += MM_MR)
                     mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
-                            arows + (size_t)(t0 - m0) * am, am, 1, panel, w, kc, MM_MR, MM_NR);
+                            arows + (size_t)(t0 - m0) * am, am, panel, w, kc, MM_MR, MM_NR);
         }
     }
 }
@@ -850,20 +850,20 @@ void attention_backward_naive(real *dq, real *dk, real *dv, const real *dout, co
 //   logits S = Q K^T (tiles above the diagonal skipped), softmax row by row, Y = A V.
 // Operands that the tiles read along a row (K^T, V, ...) are first copied into per-thread
 // scratch, zero-padded to whole MM_NR panels.
-enum { MASK_NONE, MASK_N_LE_M, MASK_K_LE_M };
-// one thread: C (M,N) (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B rows ldb apart and
+enum { MASK_N_LE_M, MASK_K_LE_M };
+// one thread: C (M,N) (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k], B rows ldb apart and
 // zero-padded to whole panels. mask skips what the causal mask makes zero: MASK_N_LE_M
 // computes only the column tiles that reach n <= m; MASK_K_LE_M sums only k <= m (A is 0
 // beyond). (Sums over k >= m, of A read down its columns: mm_serial_tn.)
-static void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
-                      size_t ldb, int M, int N, int K, int mask) {
+static void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t am, const real *b, size_t ldb,
+                      int M, int N, int K, int mask) {
     for (int m0 = 0; m0 < M; m0 += MM_MR) {
         int mr = M - m0 < MM_MR ? M - m0 : MM_MR;
         int k1 = mask == MASK_K_LE_M && m0 + mr < K ? m0 + mr : K;
         int nend = mask == MASK_N_LE_M && m0 + mr < N ? m0 + mr : N;
         for (int n0 = 0; n0 < nend; n0 += MM_NR) {
             int nr = N - n0 < MM_NR ? N - n0 : MM_NR;
-            mm_tile(c + (size_t)m0 * ldc + n0, ldc, mr, nr, accumulate, a + (size_t)m0 * am, am, ak, b + n0, ldb, k1,
+            mm_tile(c + (size_t)m0 * ldc + n0, ldc, mr, nr, accumulate, a + (size_t)m0 * am, am, b + n0, ldb, k1,
                     MM_MR, MM_NR);
         }
     }
@@ -922,7 +922,7 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
             real *a = att + ((size_t)b * NH + h) * T * T;
             const real *qh = q + (size_t)b * T * C + h * D;
             // logits q_t . k_j into att, for the tiles on or below the diagonal
-            mm_serial(a, T, 0, qh, C, 1, kt, Tp, T, T, D, MASK_N_LE_M);
+            mm_serial(a, T, 0, qh, C, kt, Tp, T, T, D, MASK_N_LE_M);
             // softmax of each row over j <= t (scaled by 1/sqrt(D)); zeros above the diagonal
             for (int t = 0; t < T; t++) {
                 real *row = a + (size_t)t * T, maxv = -INFINITY, sum = 0;
@@ -936,7 +936,7 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
                 for (int j = t + 1; j < T; j++) row[j] = 0;
             }
             // y_t = sum_{j<=t} a[t,j] v_j
-            mm_serial(out + (size_t)b * T * C + h * D, C, 0, a, T, 1, vp, Dp, T, D, T, MASK_K_LE_M);
+            mm_serial(out + (size_t)b * T * C + h * D, C, 0, a, T, vp, Dp, T, D, T, MASK_K_LE_M);
         }
     prof_stop(PROF_ATT_FWD, prof_t0);
 }
@@ -976,7 +976,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
                 copy_padded(qp, Dp, q + (size_t)b * T * C + h * D, C, T, D);
                 copy_padded(dyp, Dp, dy, C, T, D);
                 // da[t,j] = dy_t . v_j (on and below the diagonal)
-                mm_serial(dl, Tp, 0, dy, C, 1, vt, Tp, T, T, D, MASK_N_LE_M);
+                mm_serial(dl, Tp, 0, dy, C, vt, Tp, T, T, D, MASK_N_LE_M);
                 // dlogit[t,j] = a[t,j] (da[t,j] - sum_i a[t,i] da[t,i]) / sqrt(D); 0 above the diagonal
                 for (int t = 0; t < T; t++) {
                     const real *at = a + (size_t)t * T;
@@ -986,7 +986,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
                     for (int j = 0; j <= t; j++) row[j] = at[j] * (row[j] - dot) * scale;
                     for (int j = t + 1; j < Tp; j++) row[j] = 0;
                 }
-                mm_serial(dq + (size_t)b * T * C + h * D, C, 1, dl, Tp, 1, kp, Dp, T, D, T, MASK_K_LE_M); // dQ += dL K
+                mm_serial(dq + (size_t)b * T * C + h * D, C, 1, dl, Tp, kp, Dp, T, D, T, MASK_K_LE_M); // dQ += dL K
                 mm_serial_tn(dkb, KV, dl, Tp, qp, Dp, T, D, tr); // dK += dL^T Q
                 mm_serial_tn(dvb, KV, a, T, dyp, Dp, T, D, tr);  // dV += A^T dY
             }
@@ -2509,7 +2509,7 @@ static double bench_fma_peak(void) {
 // compiler cannot see that the operands repeat.
 typedef void (*BenchTileFn)(real *c, const real *a, const real *b, int K);
 static void bench_tile_rows(real *c, const real *a, const real *b, int K) {
-    mm_tile(c, MM_RN, MM_RR, MM_RN, 1, a, K, 1, b, MM_RN, K, MM_RR, MM_RN);
+    mm_tile(c, MM_RN, MM_RR, MM_RN, 1, a, K, b, MM_RN, K, MM_RR, MM_RN);
 }
 static void bench_tile_packed(real *c, const real *a, const real *b, int K) {
     mm_tile_packed(c, MM_NR, MM_MR, MM_NR, 1, a, b, MM_NR, K);
