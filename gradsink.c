@@ -2751,22 +2751,24 @@ int main(int argc, char **argv) {
     int start_step = 0;
     if (*o.ckpt_in) {
         if (checkpoint_read_header(o.ckpt_in, &cfg, &start_step, err, sizeof(err))) die("%s", err);
-        const char *arch[8] = {"-V", "-C", "-L", "-H", "-K", "-F", NULL, "-a"};
-        int *vals[8] = {&o.vocab_size, &o.d_model, &o.n_layer, &o.n_head, &o.n_kv_head, &o.ffn_hidden, NULL, &o.vscale};
-        int *have[8] = {&cfg.vocab_size, &cfg.d_model, &cfg.n_layer, &cfg.n_head, &cfg.n_kv_head, &cfg.ffn_hidden, NULL, &cfg.vscale};
-        for (int i = 0; i < 8; i++) {
-            if (!arch[i] || !flag_given(flags, nflags, arch[i])) continue;
-            if (vals[i] == &o.n_kv_head && o.n_kv_head == 0) { // -K 0: as many kv heads as heads
-                if (cfg.n_kv_head != cfg.n_head)
-                    die("flag -K 0 (kv heads = heads) disagrees with checkpoint %s (which has %d kv heads for %d heads)",
-                        o.ckpt_in, cfg.n_kv_head, cfg.n_head);
-            } else if (vals[i] == &o.vscale && o.vscale != cfg.vscale) {
-                die("flag -a %s disagrees with checkpoint %s (which has %s)", VSCALE_NAMES[o.vscale], o.ckpt_in,
-                    VSCALE_NAMES[cfg.vscale]);
-            } else if (*vals[i] != *have[i]) {
-                die("flag %s %d disagrees with checkpoint %s (which has %d)", arch[i], *vals[i], o.ckpt_in, *have[i]);
-            }
+        // architecture flags given with -c must agree with the checkpoint
+        struct { const char *flag; int value, have; } arch[5] = {
+            {"-V", o.vocab_size, cfg.vocab_size}, {"-C", o.d_model, cfg.d_model}, {"-L", o.n_layer, cfg.n_layer},
+            {"-H", o.n_head, cfg.n_head}, {"-F", o.ffn_hidden, cfg.ffn_hidden}};
+        for (int i = 0; i < 5; i++)
+            if (flag_given(flags, nflags, arch[i].flag) && arch[i].value != arch[i].have)
+                die("flag %s %d disagrees with checkpoint %s (which has %d)", arch[i].flag, arch[i].value, o.ckpt_in,
+                    arch[i].have);
+        if (flag_given(flags, nflags, "-K")) {
+            if (o.n_kv_head == 0 && cfg.n_kv_head != cfg.n_head) // -K 0: as many kv heads as heads
+                die("flag -K 0 (kv heads = heads) disagrees with checkpoint %s (which has %d kv heads for %d heads)",
+                    o.ckpt_in, cfg.n_kv_head, cfg.n_head);
+            if (o.n_kv_head != 0 && o.n_kv_head != cfg.n_kv_head)
+                die("flag -K %d disagrees with checkpoint %s (which has %d)", o.n_kv_head, o.ckpt_in, cfg.n_kv_head);
         }
+        if (flag_given(flags, nflags, "-a") && o.vscale != cfg.vscale)
+            die("flag -a %s disagrees with checkpoint %s (which has %s)", VSCALE_NAMES[o.vscale], o.ckpt_in,
+                VSCALE_NAMES[cfg.vscale]);
         if (flag_given(flags, nflags, "-s")) die("flag --seed has no effect with -c %s (the model comes from the checkpoint)", o.ckpt_in);
         if (o.T > cfg.max_seq_len) die("flag --seq-len %d is above checkpoint %s's max sequence length %d", o.T, o.ckpt_in, cfg.max_seq_len);
         if (!o.resume) start_step = 0;

@@ -1451,6 +1451,7 @@ static void test_cli(void) {
     char gqa[700];
     snprintf(gqa, sizeof(gqa), "%s/gqa/model.bin", d);
     expect_refusal("-K 0 with a GQA checkpoint", "-K 0 (kv heads = heads) disagrees with checkpoint", "%s -c %s -K 0", model, gqa);
+    expect_refusal("-K 2 with a GQA checkpoint of 1 kv head", "flag -K 2 disagrees with checkpoint", "%s -c %s -K 2", model, gqa);
     // the benchmark runs end to end on a small model (its figures are the machine's; only its shape is checked).
     // Not in the sanitized suite: its fixed-length FMA and tile loops take minutes there.
 #if !defined(__SANITIZE_ADDRESS__) && !SANITIZED_BY_CLANG
