@@ -449,7 +449,10 @@ static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accum
 
 // A read in place, A(r,k) = a[r*am + k], times B rows ldb apart: an MR x NR tile (MR x NR
 // = MM_MR x MM_NR for attention's small products and ragged panels, MM_RR x MM_RN for
-// mm_product's A with contiguous rows; constants at every call, so each call is its own kernel)
+// mm_product's A with contiguous rows; constants at every call, so each call is its own kernel).
+// `omp simd` marks j as the loop to vectorize: a trial tile one vector wide was vectorized by
+// gcc across the rows instead, with gathers; on these tiles the hint changes only gcc's
+// scheduling (the same bits; paired, the step 1-2% faster on three model sizes).
 static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
                            const real *bp, size_t ldb, int K, const int MR, const int NR) {
     real acc[MM_TILE_MAX];
@@ -457,12 +460,14 @@ static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, 
     for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < mr ? r : mr - 1) * am;
     for (int r = 0; r < MR; r++) { // k = 0 starts the sums (no zeroing pass; K >= 1 here)
         real x = ar[r][0];
+        #pragma omp simd
         for (int j = 0; j < NR; j++) acc[r * NR + j] = x * bp[j];
     }
     for (int k = 1; k < K; k++) {
         const real *b = bp + (size_t)k * ldb;
         for (int r = 0; r < MR; r++) {
             real x = ar[r][k];
+            #pragma omp simd
             for (int j = 0; j < NR; j++) acc[r * NR + j] += x * b[j];
         }
     }
