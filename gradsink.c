@@ -45,6 +45,22 @@ typedef float real;
 // ----------------------------------------------------------------------------
 // utilities
 
+// the threads OpenMP will use, and this thread's number in its team (1 and 0 without OpenMP)
+static int max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 // one-line error and exit code 2: every user mistake ends here
 static void die(const char *fmt, ...) {
     va_list ap;
@@ -514,10 +530,7 @@ typedef struct { // one product, and how it is cut into work items (mm_plan)
 
 static MMPlan mm_plan(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
                       size_t bk, size_t bn, int M, int N, int K) {
-    int nthreads = 1;
-#ifdef _OPENMP
-    nthreads = omp_get_max_threads();
-#endif
+    int nthreads = max_threads();
     MMPlan p = {.c = c, .ldc = ldc, .am = am, .ak = ak, .bk = bk, .bn = bn, .a = a, .b = b,
                 .accumulate = accumulate, .M = M, .N = N, .K = K};
     p.pack_a = ak != 1;
@@ -599,10 +612,7 @@ static int mm_locate(const int *counts, int *index) {
 // The products must write different outputs.
 #define MM_RUN_MAX 2
 static void mm_run(MMPlan *plans, int n) {
-    int nthreads = 1;
-#ifdef _OPENMP
-    nthreads = omp_get_max_threads();
-#endif
+    int nthreads = max_threads();
     if (n > MM_RUN_MAX) die("internal: mm_run of %d products (at most %d)", n, MM_RUN_MAX);
     size_t total = 0;
     int panels = 0, items = 0, np[MM_RUN_MAX], ni[MM_RUN_MAX];
@@ -622,10 +632,7 @@ static void mm_run(MMPlan *plans, int n) {
             if (!p->b_rows || (pi + 1) * p->w > p->N) // with b_rows, whole panels are read in place
                 mm_pack_panel(p->bp, p->w, p->b, p->bk, p->bn, p->K, p->N, pi);
         }
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
+        int tid = thread_id();
         #pragma omp for schedule(dynamic)
         for (int q = 0; q < items; q++) {
             int item = q;
@@ -909,20 +916,15 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
                        int B, int T, int NH, int NKV, int D) {
     double prof_t0 = prof_start();
     // out, q (B,T,NH*D); k, v (B,T,NKV*D)
-    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D), nthreads = 1;
+    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D);
+    int nthreads = max_threads();
     real scale = (real)(1.0 / sqrt((double)D));
-#ifdef _OPENMP
-    nthreads = omp_get_max_threads();
-#endif
     size_t per_thread = (size_t)D * Tp + (size_t)T * Dp;
     real *scratch = kernel_scratch(per_thread * nthreads);
     #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            int hk = h / group, tid = 0;
-#ifdef _OPENMP
-            tid = omp_get_thread_num();
-#endif
+            int hk = h / group, tid = thread_id();
             real *kt = scratch + per_thread * tid, *vp = kt + (size_t)D * Tp; // K^T (D,Tp), V (T,Dp)
             transpose_padded(kt, Tp, k + (size_t)b * T * KV + hk * D, KV, T, D);
             copy_padded(vp, Dp, v + (size_t)b * T * KV + hk * D, KV, T, D);
@@ -954,21 +956,16 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
     // the math is in attention_backward_naive's comment; here as products of whole matrices:
     //   dA = dY V^T,  dL = softmax backward of dA (row by row) / sqrt(D),
     //   dQ += dL K,   dK += dL^T Q,   dV += A^T dY
-    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D), nthreads = 1;
+    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D);
+    int nthreads = max_threads();
     real scale = (real)(1.0 / sqrt((double)D));
-#ifdef _OPENMP
-    nthreads = omp_get_max_threads();
-#endif
     size_t per_thread = (size_t)D * Tp + 3 * (size_t)T * Dp + (size_t)T * Tp + (size_t)(T + MM_MR - 1) / MM_MR * MM_MR * T;
     real *scratch = kernel_scratch(per_thread * nthreads);
     // threads split (batch row, kv head): the query heads of a group share dk, dv
     #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
         for (int hk = 0; hk < NKV; hk++) {
-            int tid = 0;
-#ifdef _OPENMP
-            tid = omp_get_thread_num();
-#endif
+            int tid = thread_id();
             real *vt = scratch + per_thread * tid;   // V^T (D,Tp)
             real *kp = vt + (size_t)D * Tp;           // K (T,Dp)
             real *qp = kp + (size_t)T * Dp;           // Q of head h (T,Dp)
@@ -2523,10 +2520,7 @@ static void bench_tile_packed(real *c, const real *a, const real *b, int K) {
 }
 static double bench_tile_ceiling(BenchTileFn fn, int tile_outputs) {
     BenchTileFn volatile call = fn;
-    int K = 64, nmax = 1;
-#ifdef _OPENMP
-    nmax = omp_get_max_threads();
-#endif
+    int K = 64, nmax = max_threads();
     // each thread's A (K x MM_MR), B (K x MM_RN) and C, allocated and filled before the timing
     size_t na = (size_t)K * MM_MR, nb = (size_t)K * MM_RN, per = na + nb + MM_TILE_MAX;
     real *buf = xcalloc(per * nmax, sizeof(real));
@@ -2542,9 +2536,8 @@ static double bench_tile_ceiling(BenchTileFn fn, int tile_outputs) {
         double t0 = now_seconds();
         #pragma omp parallel
         {
-            int tid = 0;
+            int tid = thread_id();
 #ifdef _OPENMP
-            tid = omp_get_thread_num();
             #pragma omp single nowait
             nthreads = omp_get_num_threads();
 #endif
@@ -2698,10 +2691,7 @@ void bench_run(const Options *o) {
     Config big = c;
     big.d_model *= 2;
     big.ffn_hidden *= 2;
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
+    int threads = max_threads();
     double load[1] = {0};
     if (getloadavg(load, 1) < 1) load[0] = -1;
     printf("gradsink bench: %d thread%s, %s; median of %d steps after 3 warm-up steps\n", threads,
@@ -2835,7 +2825,7 @@ int main(int argc, char **argv) {
            cfg.d_model, cfg.n_layer, cfg.n_head, cfg.n_kv_head, D, cfg.ffn_hidden, VSCALE_NAMES[cfg.vscale],
            model.num_parameters);
 #ifdef _OPENMP
-    printf("threads: %d\n", omp_get_max_threads());
+    printf("threads: %d\n", max_threads());
 #endif
 
     if (o.eval_only) {
