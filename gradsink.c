@@ -421,7 +421,7 @@ static real *kernel_scratch(size_t n) {
 static void mm_pack_panel(real *bp, int w, const real *b, size_t bk, size_t bn, int K, int N, int p) {
     for (int k = 0; k < K; k++) {
         real *dst = bp + ((size_t)p * K + k) * w;
-        if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W or inp in the backward);
+        if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W in dinp);
             const real *src = b + (size_t)k * bk + (size_t)p * w; // constant lengths: inline moves
             if (w == MM_NR) memcpy(dst, src, MM_NR * sizeof(real));
             else memcpy(dst, src, MM_RN * sizeof(real));
@@ -561,10 +561,8 @@ static MMPlan mm_plan(real *c, size_t ldc, int accumulate, const real *a, size_t
 static size_t mm_scratch_size(const MMPlan *p, int nthreads) {
     return p->bsize + (p->pack_a ? (size_t)nthreads * p->mc_pack * MM_KC : 0);
 }
-static void mm_place_scratch(MMPlan *p, real *scratch) {
-    p->bp = scratch;
-    p->ap = scratch + p->bsize;
-}
+// whether panel pi of B is read in place (b_rows, and the panel whole), so never packed
+static int mm_panel_in_place(const MMPlan *p, int pi) { return p->b_rows && (pi + 1) * p->w <= p->N; }
 
 // one work item: a block of rows x a group of panels, every k
 static void mm_item(const MMPlan *p, int item, int tid) {
@@ -579,7 +577,7 @@ static void mm_item(const MMPlan *p, int item, int tid) {
         if (p->pack_a) mm_pack_rows(ap, a, am, p->ak, m0, m1, M, k0, kc);
         for (int pi = p0; pi < p1; pi++) {
             int n0 = pi * w, nr = N - n0 < w ? N - n0 : w;
-            int in_place = p->b_rows && nr == w;
+            int in_place = mm_panel_in_place(p, pi);
             const real *panel = in_place ? b + (size_t)k0 * p->bk + n0 : p->bp + ((size_t)pi * K + k0) * w;
             size_t ldb = in_place ? p->bk : (size_t)w;
             real *cp = p->c + (size_t)m0 * ldc + n0;
@@ -614,23 +612,26 @@ static int mm_locate(const int *counts, int *index) {
 static void mm_run(MMPlan *plans, int n) {
     int nthreads = max_threads();
     if (n > MM_RUN_MAX) die("internal: mm_run of %d products (at most %d)", n, MM_RUN_MAX);
-    size_t total = 0;
+    size_t total = 0, size[MM_RUN_MAX];
     int panels = 0, items = 0, np[MM_RUN_MAX], ni[MM_RUN_MAX];
     for (int i = 0; i < n; i++) {
-        total += mm_scratch_size(&plans[i], nthreads);
+        total += size[i] = mm_scratch_size(&plans[i], nthreads);
         panels += np[i] = plans[i].np;
         items += ni[i] = plans[i].nblocks * plans[i].ngroups;
     }
     real *scratch = kernel_scratch(total);
-    for (int i = 0; i < n; i++) { mm_place_scratch(&plans[i], scratch); scratch += mm_scratch_size(&plans[i], nthreads); }
+    for (int i = 0; i < n; i++) {
+        plans[i].bp = scratch;
+        plans[i].ap = scratch + plans[i].bsize;
+        scratch += size[i];
+    }
     #pragma omp parallel
     {
         #pragma omp for schedule(static) // ends with a barrier
         for (int q = 0; q < panels; q++) {
             int pi = q;
             const MMPlan *p = &plans[mm_locate(np, &pi)];
-            if (!p->b_rows || (pi + 1) * p->w > p->N) // with b_rows, whole panels are read in place
-                mm_pack_panel(p->bp, p->w, p->b, p->bk, p->bn, p->K, p->N, pi);
+            if (!mm_panel_in_place(p, pi)) mm_pack_panel(p->bp, p->w, p->b, p->bk, p->bn, p->K, p->N, pi);
         }
         int tid = thread_id();
         #pragma omp for schedule(dynamic)
