@@ -18,14 +18,13 @@ static int n_passed = 0, n_failed = 0;
 
 // OpenMP's thread count for what follows; returns the one before (without OpenMP: 1, a no-op)
 static int set_threads(int n) {
+    int before = max_threads();
 #ifdef _OPENMP
-    int before = omp_get_max_threads();
     omp_set_num_threads(n);
-    return before;
 #else
     (void)n;
-    return 1;
 #endif
+    return before;
 }
 
 // GRADSINK_TEST_ONLY="word|other words" (case-insensitive): count and print only the checks
