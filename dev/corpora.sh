@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# dev/corpora.sh OUT — rebuild the development and held-out corpora of dev/EXPERIMENTS.md
+# (issue "the mechanism on any corpus") from Debian packages, into OUT (outside the repository).
+# Needs: apt-get install bible-kjv-text fortunes dict-gcide dict-jargon dict-foldoc perl-doc \
+#        python3.11-doc linux-doc-6.1   (not all are used; see the list below), and
+#        SOTU=path/to/sotu for the shuffled SOTU corpus. Each corpus is a file or a folder of .txt
+# documents, as train.sh's DATA takes them.
+set -euo pipefail
+out=${1:?usage: dev/corpora.sh OUT}
+mkdir -p "$out"
+# --- development set (settings are chosen on these)
+# dev-shakespeare: one 1.1 MB file of plays (what train.sh downloads by default)
+[ -n "${SHAKESPEARE:-}" ] && cp "$SHAKESPEARE" "$out/dev-shakespeare.txt"
+# dev-sotu-shuffled: the 233 SOTU addresses, file names prefixed by a hash so the sorted order is not chronological
+if [ -n "${SOTU:-}" ]; then
+    mkdir -p "$out/dev-sotu-shuffled"
+    for f in "$SOTU"/*.txt; do
+        b=$(basename "$f"); h=$(printf %s "$b" | md5sum | cut -c1-8)
+        cp "$f" "$out/dev-sotu-shuffled/${h}_$b"
+    done
+fi
+# dev-perlpod: Perl's manual pages in POD (technical documentation), one document a page
+mkdir -p "$out/dev-perlpod"
+for f in /usr/share/perl/5.*/pod/*.pod; do cp "$f" "$out/dev-perlpod/$(basename "$f" .pod).txt"; done
+# dev-jargon: the Jargon File (a glossary, 1.4 MB, one file)
+zcat /usr/share/dictd/jargon.dict.dz > "$out/dev-jargon.txt"
+# --- held-out set (looked at only after the settings were chosen)
+# held-fortunes: the fortune cookie files (quotes, jokes), one document a file
+mkdir -p "$out/held-fortunes"
+for f in /usr/share/games/fortunes/*; do
+    case "$f" in *.dat|*.u8) continue ;; esac
+    [ -f "$f" ] && cp "$f" "$out/held-fortunes/$(basename "$f").txt"
+done
+# held-linuxdoc: the Linux kernel's admin guide and filesystem docs (reStructuredText), one document a file
+mkdir -p "$out/held-linuxdoc"
+for d in admin-guide filesystems; do
+    find "/usr/share/doc/linux-doc-6.1/Documentation/$d" -name '*.rst.gz' | sort | while read -r f; do
+        n=$(echo "${f#/usr/share/doc/linux-doc-6.1/Documentation/}" | tr / _); zcat "$f" > "$out/held-linuxdoc/${n%.rst.gz}.txt"
+    done
+done
+# held-gcide: the first 4 MB of the Collaborative International Dictionary of English (one file)
+{ zcat /usr/share/dictd/gcide.dict.dz || true; } | head -c 4000000 > "$out/held-gcide.txt"  # zcat ends on SIGPIPE
+# held-pydoc: Python's library reference, HTML with the tags stripped, one document a page
+mkdir -p "$out/held-pydoc"
+python3 - "$out/held-pydoc" <<'PY'
+import glob, html, os, re, sys
+for f in sorted(glob.glob("/usr/share/doc/python3.11/html/library/*.html")):
+    t = open(f, encoding="utf-8", errors="replace").read()
+    t = re.sub(r"(?s)<(script|style|head).*?</\1>", "", t)
+    t = html.unescape(re.sub(r"<[^>]+>", "", t))
+    t = re.sub(r"\n\s*\n+", "\n\n", t).strip()
+    open(os.path.join(sys.argv[1], os.path.basename(f)[:-5] + ".txt"), "w").write(t + "\n")
+PY
+du -sh "$out"/*
