@@ -118,15 +118,23 @@ static int errorf(char *err, size_t len, const char *fmt, ...) {
     return -1;
 }
 
-// reads a whole regular file; returns NULL with err set when it cannot
-static unsigned char *read_file(const char *path, size_t *size, char *err, size_t errlen) {
+// opens a regular file for reading, and gives its size; returns NULL with err set when it cannot
+static FILE *open_regular(const char *path, size_t *size, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) { errorf(err, errlen, "cannot open %s: %s", path, strerror(errno)); return NULL; }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f); errorf(err, errlen, "%s is not a regular file", path); return NULL;
     }
-    size_t n = (size_t)st.st_size;
+    *size = (size_t)st.st_size;
+    return f;
+}
+
+// reads a whole regular file; returns NULL with err set when it cannot
+static unsigned char *read_file(const char *path, size_t *size, char *err, size_t errlen) {
+    size_t n;
+    FILE *f = open_regular(path, &n, err, errlen);
+    if (!f) return NULL;
     unsigned char *buf = xcalloc(n + 1, 1);
     if (fread(buf, 1, n, f) != n) { fclose(f); free(buf); errorf(err, errlen, "cannot read %s", path); return NULL; }
     fclose(f);
@@ -2168,13 +2176,16 @@ static int argmax(const double *x, int n) {
 // summaries that the stdout line, train.sh and the README table use
 typedef struct {
     double sink_mean, M0_mean, R_gs_median, dv_dk_0;
-    double ratio_h_out[64], ratio_r_mlp[64], ratio_r_attn[64], ratio_v[64], ratio_grad_v[64];
+    double *ratio_h_out, *ratio_r_mlp, *ratio_r_attn, *ratio_v, *ratio_grad_v; // (L) token 0 / rest
     double grad_mean[3][PROBE_POSITIONS]; // q, k, v gradient norms averaged over layers
 } ProbeSummary;
 
 void probe_summarize(ProbeSummary *s, const Probe *pr) {
     memset(s, 0, sizeof(*s));
-    int L = pr->L < 64 ? pr->L : 64, P = pr->P;
+    int L = pr->L, P = pr->P;
+    s->ratio_h_out = xcalloc(L, sizeof(double)); s->ratio_r_mlp = xcalloc(L, sizeof(double));
+    s->ratio_r_attn = xcalloc(L, sizeof(double)); s->ratio_v = xcalloc(L, sizeof(double));
+    s->ratio_grad_v = xcalloc(L, sizeof(double));
     for (int l = 0; l < L; l++) {
         s->sink_mean += pr->sink_rate[l] / L;
         s->M0_mean += pr->M0[l] / L;
@@ -2191,6 +2202,10 @@ void probe_summarize(ProbeSummary *s, const Probe *pr) {
     }
     s->R_gs_median = median(pr->R_gs, pr->L);
     s->dv_dk_0 = s->grad_mean[2][0] / s->grad_mean[1][0];
+}
+void probe_summary_free(ProbeSummary *s) {
+    free(s->ratio_h_out); free(s->ratio_r_mlp); free(s->ratio_r_attn); free(s->ratio_v); free(s->ratio_grad_v);
+    memset(s, 0, sizeof(*s));
 }
 
 // one JSON object on one line; returns how many numbers were not finite (written as null)
@@ -2231,6 +2246,7 @@ int probe_json(StrBuf *b, const Probe *pr, const Config *c, int step, double tra
     sb_array(b, "vscale_phi0", pr->phi0, L, &bad);
     sb_array(b, "vscale_phi_rest", pr->phi_rest, L, &bad);
     sb_printf(b, "}");
+    probe_summary_free(&s);
     return bad;
 }
 
@@ -2244,6 +2260,7 @@ void probe_print(const Probe *pr, int step, double probe_ms, FILE *out) {
             step, pr->loss, s.sink_mean, s.M0_mean, s.R_gs_median,
             pr->rgs_n < PROBE_POSITIONS ? " (T<32: over t=1..T-1)" : "", s.ratio_h_out[lh], lh, s.ratio_r_mlp[lm], lm,
             s.dv_dk_0, probe_ms);
+    probe_summary_free(&s);
 }
 
 // forward + backward on the probe batch, then measure. Touches gradients, never parameters
@@ -2746,9 +2763,9 @@ int main(int argc, char **argv) {
 
     // the model's configuration: from the checkpoint, or from the flags
     Config cfg;
-    int start_step = 0;
+    int start_step = 0, ckpt_step = 0; // where training starts; the step the checkpoint was saved at
     if (*o.ckpt_in) {
-        if (checkpoint_read_header(o.ckpt_in, &cfg, &start_step, err, sizeof(err))) die("%s", err);
+        if (checkpoint_read_header(o.ckpt_in, &cfg, &ckpt_step, err, sizeof(err))) die("%s", err);
         // architecture flags given with -c must agree with the checkpoint
         struct { const char *flag; int value, have; } arch[5] = {
             {"-V", o.vocab_size, cfg.vocab_size}, {"-C", o.d_model, cfg.d_model}, {"-L", o.n_layer, cfg.n_layer},
@@ -2769,9 +2786,15 @@ int main(int argc, char **argv) {
                 VSCALE_NAMES[cfg.vscale]);
         if (flag_given(flags, nflags, "-s")) die("flag --seed has no effect with -c %s (the model comes from the checkpoint)", o.ckpt_in);
         if (o.T > cfg.max_seq_len) die("flag --seq-len %d is above checkpoint %s's max sequence length %d", o.T, o.ckpt_in, cfg.max_seq_len);
-        if (!o.resume) start_step = 0;
+        if (o.resume) start_step = ckpt_step; // without -r, a new schedule starts at step 0
     } else {
         int V = o.vocab_size ? o.vocab_size : have_tok ? tok.vocab_size : 0;
+        if (V == 0 && train) { // a train file that cannot be read is the first thing to say
+            size_t n;
+            FILE *f = open_regular(o.train_path, &n, err, sizeof(err));
+            if (!f) die("%s", err);
+            fclose(f);
+        }
         if (V == 0) die("vocab size unknown: pass -V N or put tokenizer.bin beside the train file (or -z PATH)");
         cfg = options_config(&o, V, o.vscale);
     }
@@ -2839,7 +2862,7 @@ int main(int argc, char **argv) {
     snprintf(probe_path, sizeof(probe_path), "%s/probes.jsonl", o.out_dir);
     if (probing && make_dirs(o.out_dir)) die("cannot create output directory %s", o.out_dir);
     if (o.probe_only) {
-        probe_and_log(&probe, &model, probe_dl, o.first_token, eot, start_step, NAN, NAN, -1, probe_path);
+        probe_and_log(&probe, &model, probe_dl, o.first_token, eot, ckpt_step, NAN, NAN, -1, probe_path);
         printf("appended to %s\n", probe_path);
     }
     if (train) {
@@ -2856,7 +2879,7 @@ int main(int argc, char **argv) {
         double val_loss = NAN, train_loss = NAN;
         // the newest complete checkpoint, named when training has to stop because numbers blew up
         char last_good[4200];
-        if (*o.ckpt_in) snprintf(last_good, sizeof(last_good), "%s (step %d, where this run started)", o.ckpt_in, start_step);
+        if (*o.ckpt_in) snprintf(last_good, sizeof(last_good), "%s (step %d, where this run started)", o.ckpt_in, ckpt_step);
         else snprintf(last_good, sizeof(last_good), "none (this run has not written one yet)");
         for (int step = start_step; step <= end; step++) {
             int last = step == end;
@@ -2891,7 +2914,9 @@ int main(int argc, char **argv) {
                 exit(3);
             }
             double dt = now_seconds() - t0;
-            printf("step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s\n", step + 1, o.steps, loss, lr,
+            // STEP on stdout and in log.txt: the training steps taken before this one, as for the
+            // validation and probe lines (all three then measure the same parameters at the same STEP)
+            printf("step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s\n", step, o.steps, loss, lr,
                    norm, dt * 1e3, o.B * o.T / dt);
             fprintf(logf, "s:%d trl:%.9g\n", step, loss); // %.9g: a float loss, exactly
             if (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0 && step + 1 < end) {

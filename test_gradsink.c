@@ -935,6 +935,41 @@ static void test_probe_is_read_only(void) {
     dataloader_free(&dl);
 }
 
+// the summaries (stdout line, JSON ratio_* arrays) cover every layer, also beyond 64
+static void test_probe_summary_many_layers(void) {
+    Config cfg = {37, 8, 70, 1, 1, 8, 32, VSCALE_OFF};
+    Probe pr;
+    probe_alloc(&pr, &cfg, 32);
+    int L = pr.L, P = pr.P;
+    for (int l = 0; l < L; l++)
+        for (int t = 0; t < P; t++) {
+            size_t i = (size_t)l * P + t;
+            for (int q = 0; q < NUM_PQ; q++) pr.pq[q][i] = 1;
+            if (t == 0 && l == 69) pr.pq[PQ_NORM_H_OUT][i] = 9; // token 0 / rest: 9 in the last layer
+            if (t == 0 && l == 67) pr.pq[PQ_NORM_R_MLP][i] = 5;
+        }
+    pr.sink_rate[69] = 70; // mean over the 70 layers: 1
+    char path[600], err[256];
+    snprintf(path, sizeof(path), "%s/probe_line.txt", tmpdir);
+    FILE *f = fopen(path, "w");
+    probe_print(&pr, 3, 1.0, f);
+    fclose(f);
+    size_t n;
+    char *text = (char *)read_file(path, &n, err, sizeof(err));
+    int line_ok = text && strstr(text, "| sink 1.00 |") && strstr(text, "h_out tok0/rest max 9.00 (L69)") &&
+                  strstr(text, "mlp tok0/rest max 5.00 (L67)");
+    StrBuf js = {0};
+    probe_json(&js, &pr, &cfg, 3, 1.0, 1.0, 0, 1.0, FIRST_ANY);
+    int entries = 0;
+    const char *arr = strstr(js.s, "\"ratio_h_out\": [");
+    if (arr) for (const char *c = arr; *c && *c != ']'; c++) entries += *c == ',' || *c == '[';
+    int json_ok = entries == 70 && strstr(js.s, "9]") != NULL;
+    check(line_ok && json_ok, "probe summary of a 70-layer model covers all 70 layers (stdout: %.*s; ratio_h_out has %d entries)",
+          text ? (int)strcspn(text, "\n") : 0, text ? text : "", entries);
+    free(text); free(js.s);
+    probe_free(&pr);
+}
+
 // ----------------------------------------------------------------------------
 // bad input, one case at a time: every reader refuses with a one-line reason naming the file
 
@@ -1373,6 +1408,7 @@ static void expect_refusal(const char *label, const char *what, const char *fmt,
 }
 
 static void test_cli(void) {
+    char err[256];
     char d[512], tok[600], tok7[600], big[600], bad[600], tkz[600], ck[600], out[600], file[600];
     snprintf(d, sizeof(d), "%s", tmpdir);
     snprintf(tok, sizeof(tok), "%s/train.bin", d);
@@ -1425,6 +1461,8 @@ static void test_cli(void) {
 
     // files
     expect_refusal("missing train file", "cannot open /nonexistent/train.bin", "%s -i /nonexistent/train.bin", model);
+    expect_refusal("missing train file without -V (no tokenizer to find either)", "cannot open /nonexistent/train.bin",
+                   "-i /nonexistent/train.bin -j '' -n 1 -G 0");
     expect_refusal("train file with bad magic", "bad.bin: bad magic", "%s -i %s", model, bad);
     expect_refusal("train file holding id 29 >= vocab 29", "ids.bin: token 29 at position 100", "%s -i %s", model, big);
     expect_refusal("train file shorter than one batch (T larger than the data)", "seven.bin: 7 tokens is fewer", "%s -i %s", model, tok7);
@@ -1473,6 +1511,15 @@ static void test_cli(void) {
     int probed = stdout_has("appended to"), sampled = stdout_has("sample (");
     check(rc == 0 && probed && !sampled, "cli: -c CKPT -p probes and prints no sample: exit %d, probed %d, sampled %d %s",
           rc, probed, sampled, cli_err);
+    int step_line = stdout_has("probe step 2 |");
+    char probes[700];
+    snprintf(probes, sizeof(probes), "%s/pr/probes.jsonl", d);
+    size_t pn;
+    char *pj = (char *)read_file(probes, &pn, err, sizeof(err));
+    int step_json = pj && !strncmp(pj, "{\"step\": 2,", 11);
+    free(pj);
+    check(rc == 0 && step_line && step_json, "cli: probing a checkpoint of step 2 records step 2 (stdout %d, probes.jsonl %d)",
+          step_line, step_json);
     rc = run("-i %s -j %s -t 8 -c %s -p -G 5 -o %s/pr", tok, tok, ck, d);
     sampled = stdout_has("sample (");
     check(rc == 0 && sampled, "cli: -c CKPT -p -G 5 also samples: exit %d, sampled %d %s", rc, sampled, cli_err);
@@ -1502,7 +1549,6 @@ static void test_cli(void) {
 
     // a run that blows up stops with the step and the last good checkpoint, which stays as it was
     size_t n0, n1;
-    char err[256];
     unsigned char *before = read_file(ck, &n0, err, sizeof(err));
     rc = run("%s -c %s -r 1 -n 4 -k 1 -l 1e300 -o %s/ck", model, ck, d);
     unsigned char *after = read_file(ck, &n1, err, sizeof(err));
@@ -1515,6 +1561,25 @@ static void test_cli(void) {
     check(rc == 3 && cli_one_line && strstr(cli_err, "loss") && strstr(cli_err, "last good checkpoint: "),
           "cli: lr 1e30 overflows the forward pass: exit %d, %s", rc, cli_err);
     free(before);
+
+    // stdout and log.txt number a step alike: "step S/N | loss X" on stdout for each "s:S trl:X" in the log
+    rc = run("%s -n 3 -o %s/steps", model, d);
+    char lp[700];
+    snprintf(lp, sizeof(lp), "%s/steps/log.txt", d);
+    char *lg = (char *)read_file(lp, &n0, err, sizeof(err));
+    int logged = 0, matched = 0;
+    for (char *ln = lg; ln && *ln; ln = strchr(ln, '\n') ? strchr(ln, '\n') + 1 : ln + strlen(ln)) {
+        int s;
+        double x;
+        if (sscanf(ln, "s:%d trl:%lf", &s, &x) != 2) continue;
+        char want[100];
+        snprintf(want, sizeof(want), "step %5d/3 | loss %.4f |", s, x);
+        logged++;
+        matched += stdout_has(want);
+    }
+    free(lg);
+    check(rc == 0 && logged == 3 && matched == 3, "cli: stdout's step numbers are log.txt's (%d of %d training lines agree)",
+          matched, logged);
 
     // resume: 8 steps in one run == 4 steps, checkpoint, resume for 4, bit for bit
     rc = run("%s -n 8 -w 2 -o %s/full", model, d);
@@ -1595,6 +1660,7 @@ int main(int argc, char **argv) {
         test_rmsnorm_jacobian();
         test_vscale_jacobian();
         test_probe_is_read_only();
+        test_probe_summary_many_layers();
         test_training();
     }
     char cmd[300];
