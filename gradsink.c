@@ -291,8 +291,14 @@ static void add_parallel(real *dst, const real *a, const real *b, size_t n) {
 
 // ----------------------------------------------------------------------------
 // layers: each is a forward/backward pair. Shapes in comments; B batch rows, T positions,
-// C model width. Every backward ACCUMULATES (+=) into its gradient buffers, so a tensor
-// that feeds two branches simply receives both contributions.
+// C model width.
+// The backward convention: every *_backward ACCUMULATES (+=) into its gradient outputs (the
+// caller zeroes them first), so a tensor that feeds two branches simply receives both
+// contributions. Exactly two functions store (=) instead, and the tests pin both:
+//   crossentropy_softmax_backward, the start of the chain: it writes dlogits over the
+//     probabilities, in place (the logits, B*T*V, are the largest activation at a real vocab);
+//   softmax_backward_row, one row of attention's logit gradient, written into its caller's
+//     scratch row (in place over da in attention_backward).
 
 // --- token embedding: h0[b,t,:] = wte[tok[b,t], :]
 void encoder_forward(real *out, const int *inp, const real *wte, int B, int T, int C) {
@@ -664,15 +670,14 @@ void matmul_forward(real *out, const real *inp, const real *weight, int N, int I
     mm_product(out, OC, 0, inp, IC, 1, weight, 1, IC, N, OC, IC);
     prof_stop(PROF_MM_FWD, prof_t0);
 }
-// add_dinp = 1: dinp += dout W, as the naive version; 0: dinp = dout W (the first of several
-// contributions to dinp stores, so the buffer needs no zeroing beforehand). dW always adds.
+// dinp += dout W and dW += dout^T inp, as the naive version
 void matmul_backward(real *dinp, real *dweight, const real *dout, const real *inp, const real *weight,
-                     int N, int IC, int OC, int add_dinp) {
+                     int N, int IC, int OC) {
     double prof_t0 = prof_start();
-    // dW (OC,IC) += dout^T (OC,N) inp (N,IC), A(o,n) = dout[n,o]; dinp (N,IC) (+)= dout (N,OC) W (OC,IC);
+    // dW (OC,IC) += dout^T (OC,N) inp (N,IC), A(o,n) = dout[n,o]; dinp (N,IC) += dout (N,OC) W (OC,IC);
     // in one queue of work items, dW's (the larger ones) first
     MMPlan p[2] = {mm_plan(dweight, IC, 1, dout, 1, OC, inp, IC, 1, OC, IC, N),
-                   mm_plan(dinp, IC, add_dinp, dout, OC, 1, weight, IC, 1, N, IC, OC)};
+                   mm_plan(dinp, IC, 1, dout, OC, 1, weight, IC, 1, N, IC, OC)};
     mm_run(p, 2);
     prof_stop(PROF_MM_BWD, prof_t0);
 }
@@ -707,8 +712,7 @@ void rope_forward(real *out, const real *inp, const real *cosb, const real *sinb
             }
 }
 void rope_backward(real *dinp, const real *dout, const real *cosb, const real *sinb, int B, int T, int NH, int D) {
-    // a rotation's Jacobian is the rotation; its transpose rotates back by -angle. Stores dinp
-    // (the only gradient that reaches the pre-RoPE q and k), so it needs no zeroing beforehand.
+    // a rotation's Jacobian is the rotation; its transpose rotates back by -angle: dinp += R^T dout
     int h2 = D / 2;
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
@@ -718,8 +722,8 @@ void rope_backward(real *dinp, const real *dout, const real *cosb, const real *s
                 const real *dy = dout + off, *c = cosb + t * h2, *s = sinb + t * h2;
                 real *dx = dinp + off;
                 for (int i = 0; i < h2; i++) {
-                    dx[i] = dy[i] * c[i] + dy[i + h2] * s[i];
-                    dx[i + h2] = dy[i + h2] * c[i] - dy[i] * s[i];
+                    dx[i] += dy[i] * c[i] + dy[i + h2] * s[i];
+                    dx[i + h2] += dy[i + h2] * c[i] - dy[i] * s[i];
                 }
             }
 }
@@ -819,11 +823,14 @@ void attention_forward_naive(real *out, real *att, const real *q, const real *k,
             }
         }
 }
-// softmax backward for one row: dlogit_j = a_j (da_j - sum_i a_i da_i). Each row sums to 0.
-void softmax_backward_row(real *dlogit, const real *a, const real *da, int n) {
+// softmax backward for one row of n weights a (of logits scaled by `scale`):
+//   dlogit_j = a_j (da_j - sum_i a_i da_i) * scale. Each row sums to 0.
+// Stores (see the convention above); dlogit may be da itself. Both attention backwards call it.
+static inline void softmax_backward_row(real *dlogit, const real *a, const real *da, int n, real scale) {
     real dot = 0;
+    #pragma omp simd reduction(+ : dot)
     for (int j = 0; j < n; j++) dot += a[j] * da[j];
-    for (int j = 0; j < n; j++) dlogit[j] = a[j] * (da[j] - dot);
+    for (int j = 0; j < n; j++) dlogit[j] = a[j] * (da[j] - dot) * scale;
 }
 void attention_backward_naive(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
                         const real *v, const real *att, int B, int T, int NH, int NKV, int D) {
@@ -854,11 +861,11 @@ void attention_backward_naive(real *dq, real *dk, real *dv, const real *dout, co
                         for (int i = 0; i < D; i++) { s += dy[i] * vj[i]; dvj[i] += a[j] * dy[i]; }
                         da[j] = s;
                     }
-                    softmax_backward_row(dl, a, da, t + 1);
+                    softmax_backward_row(dl, a, da, t + 1, scale);
                     for (int j = 0; j <= t; j++) {
                         const real *kj = k + ((size_t)b * T + j) * KV + hk * D;
                         real *dkj = dk + ((size_t)b * T + j) * KV + hk * D;
-                        real g = dl[j] * scale;
+                        real g = dl[j];
                         for (int i = 0; i < D; i++) { dqt[i] += g * kj[i]; dkj[i] += g * qt[i]; }
                     }
                 }
@@ -992,11 +999,8 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
                 mm_serial(dl, Tp, 0, dy, C, vt, Tp, T, T, D, MASK_N_LE_M);
                 // dlogit[t,j] = a[t,j] (da[t,j] - sum_i a[t,i] da[t,i]) / sqrt(D); 0 above the diagonal
                 for (int t = 0; t < T; t++) {
-                    const real *at = a + (size_t)t * T;
-                    real *row = dl + (size_t)t * Tp, dot = 0;
-                    #pragma omp simd reduction(+ : dot)
-                    for (int j = 0; j <= t; j++) dot += at[j] * row[j];
-                    for (int j = 0; j <= t; j++) row[j] = at[j] * (row[j] - dot) * scale;
+                    real *row = dl + (size_t)t * Tp;
+                    softmax_backward_row(row, a + (size_t)t * T, row, t + 1, scale);
                     for (int j = t + 1; j < Tp; j++) row[j] = 0;
                 }
                 mm_serial(dq + (size_t)b * T * C + h * D, C, 1, dl, Tp, kp, Dp, T, D, T, MASK_K_LE_M); // dQ += dL K
@@ -1020,8 +1024,8 @@ void swiglu_backward(real *dgate, real *dup, const real *dout, const real *gate,
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real x = gate[i], s = 1 / (1 + exp_fast(-x));
-        dgate[i] = dout[i] * up[i] * s * (1 + x * (1 - s));
-        dup[i] = dout[i] * x * s;
+        dgate[i] += dout[i] * up[i] * s * (1 + x * (1 - s));
+        dup[i] += dout[i] * x * s;
     }
 }
 
@@ -1046,7 +1050,8 @@ void crossentropy_forward(real *losses, real *probs, const int *targets, int N, 
 }
 void crossentropy_softmax_backward(real *dlogits, const real *probs, const int *targets, real dloss, int N, int V) {
     double prof_t0 = prof_start();
-    // d(-log p_y)/dlogit_i = p_i - [i == y], times dloss = 1/N for the mean loss
+    // d(-log p_y)/dlogit_i = p_i - [i == y], times dloss = 1/N for the mean loss. Stores (the
+    // convention's exception), so dlogits may be probs itself.
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         for (int i = 0; i < V; i++)
@@ -1368,11 +1373,11 @@ void model_backward(Model *m, int B, int T) {
     int C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head, D = C / H, KV = Hkv * D;
     int F = c->ffn_hidden, V = c->vocab_size, N = B * T;
     ActTensors *a = &m->acts, *g = &m->grads_acts;
-    // Each activation gradient is written before it is read: where several terms add up, the
-    // first one stores (the last argument of matmul_backward: 0 stores, 1 adds) and the rest
-    // add. Only the sums that kernels accumulate into are zeroed, one layer at a time.
+    // Every *_backward adds into its outputs, so each activation gradient is zeroed (one layer at
+    // a time, just before its kernel) or, at a residual, starts as a copy of d h_out.
     crossentropy_softmax_backward(a->logits, a->logits, m->targets, (real)(1.0 / N), N, V); // probs -> dlogits
-    matmul_backward(g->lnf, m->grads.lm_head, a->logits, a->lnf, m->params.lm_head, N, C, V, 0);
+    zero_parallel(g->lnf, (size_t)N * C);
+    matmul_backward(g->lnf, m->grads.lm_head, a->logits, a->lnf, m->params.lm_head, N, C, V);
     real *h_last = a->res + (size_t)L * m->B * m->T * C, *dh_last = g->res + (size_t)L * m->B * m->T * C;
     zero_parallel(dh_last, (size_t)N * C);
     rmsnorm_backward(dh_last, m->grads.final_norm, g->lnf, h_last, m->params.final_norm, a->lnf_rstd, N, C);
@@ -1382,25 +1387,33 @@ void model_backward(Model *m, int B, int T) {
         // MLP branch: h_out = h_half + r_mlp, so both receive d h_out (r_mlp's gradient is
         // d h_out itself, read in place)
         copy_parallel(ds.h_half, ds.h_out, (size_t)N * C);
-        matmul_backward(ds.hmlp, dp.w_down, ds.h_out, s.hmlp, p.w_down, N, F, C, 0);
+        zero_parallel(ds.hmlp, (size_t)N * F);
+        matmul_backward(ds.hmlp, dp.w_down, ds.h_out, s.hmlp, p.w_down, N, F, C);
+        zero_parallel(ds.gate, (size_t)N * F);
+        zero_parallel(ds.up, (size_t)N * F);
         swiglu_backward(ds.gate, ds.up, ds.hmlp, s.gate, s.up, (size_t)N * F);
-        matmul_backward(ds.ln2, dp.w_gate, ds.gate, s.ln2, p.w_gate, N, C, F, 0);
-        matmul_backward(ds.ln2, dp.w_up, ds.up, s.ln2, p.w_up, N, C, F, 1);
+        zero_parallel(ds.ln2, (size_t)N * C);
+        matmul_backward(ds.ln2, dp.w_gate, ds.gate, s.ln2, p.w_gate, N, C, F);
+        matmul_backward(ds.ln2, dp.w_up, ds.up, s.ln2, p.w_up, N, C, F);
         rmsnorm_backward(ds.h_half, dp.mlp_norm, ds.ln2, s.h_half, p.mlp_norm, s.ln2_rstd, N, C);
         // attention branch: h_half = h_in + r_attn, the same way
         copy_parallel(ds.h_in, ds.h_half, (size_t)N * C);
-        matmul_backward(ds.atty, dp.wo, ds.h_half, s.atty, p.wo, N, C, C, 0);
+        zero_parallel(ds.atty, (size_t)N * C);
+        matmul_backward(ds.atty, dp.wo, ds.h_half, s.atty, p.wo, N, C, C);
         zero_parallel(ds.q, (size_t)N * C);
         zero_parallel(ds.k, (size_t)N * KV);
         zero_parallel(ds.vhat, (size_t)N * KV);
         zero_parallel(ds.v, (size_t)N * KV);
         attention_backward(ds.q, ds.k, ds.vhat, ds.atty, s.q, s.k, s.vhat, s.att, B, T, H, Hkv, D);
         vscale_backward(ds.v, dp.theta, ds.vhat, s.v, p.theta, c->vscale, C, N, Hkv, D);
+        zero_parallel(g->qpre, (size_t)N * C);
+        zero_parallel(g->kpre, (size_t)N * KV);
         rope_backward(g->qpre, ds.q, m->rope_cos, m->rope_sin, B, T, H, D);
         rope_backward(g->kpre, ds.k, m->rope_cos, m->rope_sin, B, T, Hkv, D);
-        matmul_backward(ds.ln1, dp.wq, g->qpre, s.ln1, p.wq, N, C, C, 0);
-        matmul_backward(ds.ln1, dp.wk, g->kpre, s.ln1, p.wk, N, C, KV, 1);
-        matmul_backward(ds.ln1, dp.wv, ds.v, s.ln1, p.wv, N, C, KV, 1);
+        zero_parallel(ds.ln1, (size_t)N * C);
+        matmul_backward(ds.ln1, dp.wq, g->qpre, s.ln1, p.wq, N, C, C);
+        matmul_backward(ds.ln1, dp.wk, g->kpre, s.ln1, p.wk, N, C, KV);
+        matmul_backward(ds.ln1, dp.wv, ds.v, s.ln1, p.wv, N, C, KV);
         rmsnorm_backward(ds.h_in, dp.attn_norm, ds.ln1, s.h_in, p.attn_norm, s.ln1_rstd, N, C);
     }
     encoder_backward(m->grads.wte, g->res, m->inputs, B, T, C);
@@ -2669,7 +2682,7 @@ static BenchResult bench_config(const Config *cfg, int B, int T, int steps) {
     for (int i = 0; i < nsh; i++) {
         double tf, tb;
         BENCH_TIME(tf, 7, matmul_forward(y, x, w, (int)N, sh[i].IC, sh[i].OC));
-        BENCH_TIME(tb, 7, matmul_backward(dx, dw, y, x, w, (int)N, sh[i].IC, sh[i].OC, 1));
+        BENCH_TIME(tb, 7, matmul_backward(dx, dw, y, x, w, (int)N, sh[i].IC, sh[i].OC));
         mm_fwd += tf * sh[i].count;
         mm_bwd += tb * sh[i].count;
     }

@@ -155,7 +155,24 @@ static double fd_dir_err(real *x, const real *analytic, size_t n, LossFn loss, v
 }
 
 // ----------------------------------------------------------------------------
-// layer checks: loss = sum(out * R) for a fixed random R, so dout = R
+// layer checks: loss = sum(out * R) for a fixed random R, so dout = R.
+// The backward convention (gradsink.c, "layers"): a backward ADDS into its gradient buffers.
+// So every check starts from buffers pre-filled with random values and compares what the
+// backward added (after - prefill) with finite differences: a backward that stored would fail.
+// The two functions that store are checked to overwrite a pre-filled buffer.
+
+// a buffer of n random values, and a copy of it to subtract later
+static real *prefill(size_t n, real **copy) {
+    real *x = rand_buf(n, 1);
+    *copy = xcalloc(n, sizeof(real));
+    memcpy(*copy, x, n * sizeof(real));
+    return x;
+}
+// after - before, in place in before (which is returned): what the backward added
+static real *added(const real *after, real *before, size_t n) {
+    for (size_t i = 0; i < n; i++) before[i] = after[i] - before[i];
+    return before;
+}
 
 typedef struct {
     int B, T, C, V, IC, OC, NH, NKV, D, mode, d_model;
@@ -175,11 +192,12 @@ static void test_encoder(void) {
     c.tok = xcalloc(c.B * c.T, sizeof(int));
     for (int i = 0; i < c.B * c.T; i++) c.tok[i] = (i * 3) % c.V; // tokens repeat: rows must sum
     c.a = rand_buf((size_t)c.V * c.C, 1); c.out = rand_buf(c.nout, 0); c.R = rand_buf(c.nout, 1);
-    real *dw = rand_buf((size_t)c.V * c.C, 0);
+    size_t nw = (size_t)c.V * c.C;
+    real *dw0, *dw = prefill(nw, &dw0);
     encoder_backward(dw, c.R, c.tok, c.B, c.T, c.C);
-    double e = fd_rel_err(c.a, dw, (size_t)c.V * c.C, loss_encoder, &c, 1000);
-    check(e <= FD_TOL, "encoder backward vs finite differences: dwte rel err %.2e", e);
-    free(c.tok); free(c.a); free(c.out); free(c.R); free(dw);
+    double e = fd_rel_err(c.a, added(dw, dw0, nw), nw, loss_encoder, &c, 1000);
+    check(e <= FD_TOL, "encoder backward (added to a pre-filled dwte) vs finite differences: dwte rel err %.2e", e);
+    free(c.tok); free(c.a); free(c.out); free(c.R); free(dw); free(dw0);
 }
 
 static double loss_rmsnorm(void *p) {
@@ -192,13 +210,14 @@ static void test_rmsnorm(void) {
     c.nout = (size_t)c.B * c.C;
     c.a = rand_buf(c.nout, 1.5); c.b = rand_buf(c.C, 1); c.out = rand_buf(c.nout, 0); c.aux = rand_buf(c.B, 0);
     c.R = rand_buf(c.nout, 1);
-    real *dx = rand_buf(c.nout, 0), *dg = rand_buf(c.C, 0);
+    real *dx0, *dg0, *dx = prefill(c.nout, &dx0), *dg = prefill(c.C, &dg0);
     loss_rmsnorm(&c);
     rmsnorm_backward(dx, dg, c.R, c.a, c.b, c.aux, c.B, c.C);
-    double e1 = fd_rel_err(c.a, dx, c.nout, loss_rmsnorm, &c, 1000);
-    double e2 = fd_rel_err(c.b, dg, c.C, loss_rmsnorm, &c, 1000);
-    check(e1 <= FD_TOL && e2 <= FD_TOL, "rmsnorm backward vs finite differences: dx %.2e, dgain %.2e", e1, e2);
-    free(c.a); free(c.b); free(c.out); free(c.aux); free(c.R); free(dx); free(dg);
+    double e1 = fd_rel_err(c.a, added(dx, dx0, c.nout), c.nout, loss_rmsnorm, &c, 1000);
+    double e2 = fd_rel_err(c.b, added(dg, dg0, c.C), c.C, loss_rmsnorm, &c, 1000);
+    check(e1 <= FD_TOL && e2 <= FD_TOL, "rmsnorm backward (added to pre-filled buffers) vs finite differences: dx %.2e, dgain %.2e",
+          e1, e2);
+    free(c.a); free(c.b); free(c.out); free(c.aux); free(c.R); free(dx); free(dg); free(dx0); free(dg0);
 }
 
 static double loss_matmul(void *p) {
@@ -221,7 +240,7 @@ static void test_matmul(int N, int IC, int OC) {
     real *dx = rand_buf((size_t)N * IC, 1), *dw = rand_buf((size_t)OC * IC, 1);
     real *dx0 = xcalloc((size_t)N * IC, sizeof(real)), *dw0 = xcalloc((size_t)OC * IC, sizeof(real));
     memcpy(dx0, dx, (size_t)N * IC * sizeof(real)); memcpy(dw0, dw, (size_t)OC * IC * sizeof(real));
-    matmul_backward(dx, dw, c.R, c.a, c.b, N, IC, OC, 1);
+    matmul_backward(dx, dw, c.R, c.a, c.b, N, IC, OC);
     matmul_backward_naive(dx0, dw0, c.R, c.a, c.b, N, IC, OC);
     double bd = 0, bs = 0;
     for (size_t i = 0; i < (size_t)N * IC; i++) { bd = fmax(bd, fabs(dx[i] - dx0[i])); bs = fmax(bs, fabs(dx0[i])); }
@@ -229,13 +248,14 @@ static void test_matmul(int N, int IC, int OC) {
     double tol = sizeof(real) == 8 ? 1e-12 : 1e-5;
     check(maxd <= tol * (maxr + 1) && bd <= tol * (bs + 1),
           "matmul %dx%dx%d: fast == naive (forward %.1e, backward %.1e)", N, IC, OC, maxd, bd);
-    // finite differences on the fast backward, dinp in its storing mode (over stale values)
-    memset(dw, 0, (size_t)OC * IC * sizeof(real));
-    matmul_backward(dx, dw, c.R, c.a, c.b, N, IC, OC, 0);
-    double e1 = fd_rel_err(c.a, dx, (size_t)N * IC, loss_matmul, &c, 300);
-    double e2 = fd_rel_err(c.b, dw, (size_t)OC * IC, loss_matmul, &c, 300);
-    check(e1 <= FD_TOL && e2 <= FD_TOL, "matmul %dx%dx%d backward vs finite differences: dinp %.2e, dweight %.2e", N, IC,
-          OC, e1, e2);
+    // finite differences on what the fast backward adds to pre-filled buffers
+    fill_normal(dx, (size_t)N * IC, 1); fill_normal(dw, (size_t)OC * IC, 1);
+    memcpy(dx0, dx, (size_t)N * IC * sizeof(real)); memcpy(dw0, dw, (size_t)OC * IC * sizeof(real));
+    matmul_backward(dx, dw, c.R, c.a, c.b, N, IC, OC);
+    double e1 = fd_rel_err(c.a, added(dx, dx0, (size_t)N * IC), (size_t)N * IC, loss_matmul, &c, 300);
+    double e2 = fd_rel_err(c.b, added(dw, dw0, (size_t)OC * IC), (size_t)OC * IC, loss_matmul, &c, 300);
+    check(e1 <= FD_TOL && e2 <= FD_TOL, "matmul %dx%dx%d backward (added to pre-filled buffers) vs finite differences: dinp %.2e, dweight %.2e",
+          N, IC, OC, e1, e2);
     free(c.a); free(c.b); free(c.out); free(c.R); free(ref); free(dx); free(dw); free(dx0); free(dw0);
 }
 
@@ -250,17 +270,17 @@ static void test_rope(void) {
     c.cosb = rand_buf((size_t)c.T * c.D / 2, 0); c.sinb = rand_buf((size_t)c.T * c.D / 2, 0);
     rope_tables(c.cosb, c.sinb, c.T, c.D, 10000.0);
     c.a = rand_buf(c.nout, 1); c.out = rand_buf(c.nout, 0); c.R = rand_buf(c.nout, 1);
-    real *dx = rand_buf(c.nout, 0);
+    real *dx0, *dx = prefill(c.nout, &dx0);
     rope_backward(dx, c.R, c.cosb, c.sinb, c.B, c.T, c.NH, c.D);
-    double e = fd_rel_err(c.a, dx, c.nout, loss_rope, &c, 1000);
-    check(e <= FD_TOL, "rope backward vs finite differences: %.2e", e);
+    double e = fd_rel_err(c.a, added(dx, dx0, c.nout), c.nout, loss_rope, &c, 1000);
+    check(e <= FD_TOL, "rope backward (added to a pre-filled buffer) vs finite differences: %.2e", e);
     // HF rotate-half pairing: position 1, pair (0, D/2) rotates by angle 1 (frequency base^0)
     real x[8] = {1, 0, 0, 0, 0, 0, 0, 0}, y[16], in2[16];
     memset(in2, 0, sizeof(in2)); memcpy(in2 + 8, x, sizeof(x));
     rope_forward(y, in2, c.cosb, c.sinb, 1, 2, 1, 8);
     check(fabs(y[8] - cos(1.0)) < 1e-6 && fabs(y[12] - sin(1.0)) < 1e-6 && fabs(y[9]) < 1e-12,
           "rope pairs dimension i with i + D/2 (HF rotate-half), angle t * base^(-2i/D)");
-    free(c.cosb); free(c.sinb); free(c.a); free(c.out); free(c.R); free(dx);
+    free(c.cosb); free(c.sinb); free(c.a); free(c.out); free(c.R); free(dx); free(dx0);
 }
 
 static double loss_attention(void *p) {
@@ -274,14 +294,15 @@ static void test_attention(int NH, int NKV) {
     c.nout = nq;
     c.a = rand_buf(nq, 1); c.b = rand_buf(nk, 1); c.c = rand_buf(nk, 1);
     c.out = rand_buf(nq, 0); c.aux = rand_buf((size_t)c.B * NH * c.T * c.T, 0); c.R = rand_buf(nq, 1);
-    real *dq = rand_buf(nq, 0), *dk = rand_buf(nk, 0), *dv = rand_buf(nk, 0);
+    real *dq0, *dk0, *dv0, *dq = prefill(nq, &dq0), *dk = prefill(nk, &dk0), *dv = prefill(nk, &dv0);
     loss_attention(&c);
     attention_backward(dq, dk, dv, c.R, c.a, c.b, c.c, c.aux, c.B, c.T, NH, NKV, c.D);
-    double e1 = fd_rel_err(c.a, dq, nq, loss_attention, &c, 1000);
-    double e2 = fd_rel_err(c.b, dk, nk, loss_attention, &c, 1000);
-    double e3 = fd_rel_err(c.c, dv, nk, loss_attention, &c, 1000);
+    double e1 = fd_rel_err(c.a, added(dq, dq0, nq), nq, loss_attention, &c, 1000);
+    double e2 = fd_rel_err(c.b, added(dk, dk0, nk), nk, loss_attention, &c, 1000);
+    double e3 = fd_rel_err(c.c, added(dv, dv0, nk), nk, loss_attention, &c, 1000);
     check(e1 <= FD_TOL && e2 <= FD_TOL && e3 <= FD_TOL,
-          "attention (H %d, Hkv %d) backward vs finite differences: dq %.2e, dk %.2e, dv %.2e", NH, NKV, e1, e2, e3);
+          "attention (H %d, Hkv %d) backward (added to pre-filled buffers) vs finite differences: dq %.2e, dk %.2e, dv %.2e",
+          NH, NKV, e1, e2, e3);
     // causal: weights above the diagonal are exactly 0, rows sum to 1
     double worst = 0;
     for (int r = 0; r < c.B * NH * c.T; r++) {
@@ -292,6 +313,7 @@ static void test_attention(int NH, int NKV) {
     }
     check(worst < 1e-5, "attention weights are causal and each row sums to 1 (worst %.1e)", worst);
     free(c.a); free(c.b); free(c.c); free(c.out); free(c.aux); free(c.R); free(dq); free(dk); free(dv);
+    free(dq0); free(dk0); free(dv0);
 }
 
 static double loss_vscale(void *p) {
@@ -336,15 +358,15 @@ static void test_vscale(int mode) {
     // value norms spread around c = 12*4*0.0004 = 0.0192, where the Jacobian is most curved
     c.a = rand_buf(c.nout, 0.07); c.b = rand_buf(c.NKV, 0.5); c.out = rand_buf(c.nout, 0);
     c.aux = rand_buf((size_t)c.B * c.NKV, 0); c.R = rand_buf(c.nout, 1);
-    real *dv = rand_buf(c.nout, 0), *dth = rand_buf(c.NKV, 0);
+    real *dv0, *dth0, *dv = prefill(c.nout, &dv0), *dth = prefill(c.NKV, &dth0);
     vscale_backward(dv, dth, c.R, c.a, c.b, mode, c.d_model, c.B, c.NKV, c.D);
-    double e1 = fd_rel_err(c.a, dv, c.nout, loss_vscale, &c, 1000);
-    double e2 = mode == VSCALE_LEARNED ? fd_rel_err(c.b, dth, c.NKV, loss_vscale, &c, 10) : 0;
-    int theta_untouched = 1;
-    if (mode != VSCALE_LEARNED) for (int h = 0; h < c.NKV; h++) theta_untouched &= dth[h] == 0;
-    check(e1 <= FD_TOL && e2 <= FD_TOL && theta_untouched, "vscale %s backward vs finite differences: dv %.2e, dtheta %.2e",
-          VSCALE_NAMES[mode], e1, e2);
-    free(c.a); free(c.b); free(c.out); free(c.aux); free(c.R); free(dv); free(dth);
+    int theta_untouched = 1; // theta is a parameter only when learned: its gradient is then left as it was
+    if (mode != VSCALE_LEARNED) for (int h = 0; h < c.NKV; h++) theta_untouched &= dth[h] == dth0[h];
+    double e1 = fd_rel_err(c.a, added(dv, dv0, c.nout), c.nout, loss_vscale, &c, 1000);
+    double e2 = mode == VSCALE_LEARNED ? fd_rel_err(c.b, added(dth, dth0, c.NKV), c.NKV, loss_vscale, &c, 10) : 0;
+    check(e1 <= FD_TOL && e2 <= FD_TOL && theta_untouched,
+          "vscale %s backward (added to pre-filled buffers) vs finite differences: dv %.2e, dtheta %.2e", VSCALE_NAMES[mode], e1, e2);
+    free(c.a); free(c.b); free(c.out); free(c.aux); free(c.R); free(dv); free(dth); free(dv0); free(dth0);
 }
 
 static double loss_swiglu(void *p) {
@@ -355,12 +377,13 @@ static double loss_swiglu(void *p) {
 static void test_swiglu(void) {
     Ctx c = {.nout = 40};
     c.a = rand_buf(c.nout, 2); c.b = rand_buf(c.nout, 1); c.out = rand_buf(c.nout, 0); c.R = rand_buf(c.nout, 1);
-    real *dg = rand_buf(c.nout, 0), *du = rand_buf(c.nout, 0);
+    real *dg0, *du0, *dg = prefill(c.nout, &dg0), *du = prefill(c.nout, &du0);
     swiglu_backward(dg, du, c.R, c.a, c.b, c.nout);
-    double e1 = fd_rel_err(c.a, dg, c.nout, loss_swiglu, &c, 100);
-    double e2 = fd_rel_err(c.b, du, c.nout, loss_swiglu, &c, 100);
-    check(e1 <= FD_TOL && e2 <= FD_TOL, "swiglu backward vs finite differences: dgate %.2e, dup %.2e", e1, e2);
-    free(c.a); free(c.b); free(c.out); free(c.R); free(dg); free(du);
+    double e1 = fd_rel_err(c.a, added(dg, dg0, c.nout), c.nout, loss_swiglu, &c, 100);
+    double e2 = fd_rel_err(c.b, added(du, du0, c.nout), c.nout, loss_swiglu, &c, 100);
+    check(e1 <= FD_TOL && e2 <= FD_TOL, "swiglu backward (added to pre-filled buffers) vs finite differences: dgate %.2e, dup %.2e",
+          e1, e2);
+    free(c.a); free(c.b); free(c.out); free(c.R); free(dg); free(du); free(dg0); free(du0);
 }
 
 static double loss_xent(void *p) {
@@ -377,11 +400,48 @@ static void test_crossentropy(void) {
     c.tok = xcalloc(c.B, sizeof(int));
     for (int i = 0; i < c.B; i++) c.tok[i] = (i * 5 + 1) % c.V;
     double l = loss_xent(&c);
-    real *dl = rand_buf((size_t)c.B * c.V, 0);
+    size_t n = (size_t)c.B * c.V;
+    // the convention's exception: it stores, over a pre-filled buffer, or in place over the probabilities
+    real *dl = rand_buf(n, 1), *inplace = xcalloc(n, sizeof(real));
+    memcpy(inplace, c.out, n * sizeof(real));
     crossentropy_softmax_backward(dl, c.out, c.tok, (real)(1.0 / c.B), c.B, c.V);
-    double e = fd_rel_err(c.a, dl, (size_t)c.B * c.V, loss_xent, &c, 1000);
-    check(e <= FD_TOL && isfinite(l), "cross-entropy backward vs finite differences: %.2e", e);
-    free(c.a); free(c.out); free(c.aux); free(c.tok); free(dl);
+    crossentropy_softmax_backward(inplace, inplace, c.tok, (real)(1.0 / c.B), c.B, c.V);
+    int same = !memcmp(dl, inplace, n * sizeof(real));
+    double e = fd_rel_err(c.a, dl, n, loss_xent, &c, 1000);
+    check(e <= FD_TOL && isfinite(l) && same,
+          "cross-entropy backward (stores: over a pre-filled buffer, and in place over the probabilities, the same bits) vs finite differences: %.2e",
+          e);
+    free(c.a); free(c.out); free(c.aux); free(c.tok); free(dl); free(inplace);
+}
+
+// softmax_backward_row, the other function that stores: into a pre-filled row, or in place over
+// da (as attention_backward calls it), the same bits, and against finite differences of
+// loss = sum_j R_j softmax(scale * z)_j, whose gradient in z is the row's dlogit for da = R
+static void test_softmax_row(void) {
+    int n = 9;
+    real z[9], a[9], R[9], dl[9], inplace[9];
+    fill_normal(z, n, 1); fill_normal(R, n, 1); fill_normal(dl, n, 1);
+    real scale = (real)0.5, worst = 0;
+    double zmax = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++) zmax = fmax(zmax, z[j]);
+    for (int j = 0; j < n; j++) sum += exp(scale * (z[j] - zmax));
+    for (int j = 0; j < n; j++) a[j] = (real)(exp(scale * (z[j] - zmax)) / sum);
+    memcpy(inplace, R, sizeof(R));
+    softmax_backward_row(dl, a, R, n, scale);
+    softmax_backward_row(inplace, a, inplace, n, scale);
+    for (int j = 0; j < n; j++) { // central difference of the loss in z_j
+        double h = sizeof(real) == 8 ? 1e-6 : 1e-2, f[2];
+        for (int k = 0; k < 2; k++) {
+            double s2 = 0, l = 0, zj = z[j] + (k ? -h : h);
+            for (int i = 0; i < n; i++) s2 += exp(scale * ((i == j ? zj : z[i]) - zmax));
+            for (int i = 0; i < n; i++) l += R[i] * exp(scale * ((i == j ? zj : z[i]) - zmax)) / s2;
+            f[k] = l;
+        }
+        worst = fmax(worst, fabs(dl[j] - (f[0] - f[1]) / (2 * h)));
+    }
+    check(worst <= (sizeof(real) == 8 ? 1e-8 : 1e-3) && !memcmp(dl, inplace, sizeof(dl)),
+          "softmax_backward_row (stores: over a pre-filled row, and in place over da, the same bits) vs finite differences: %.1e",
+          (double)worst);
 }
 
 // ----------------------------------------------------------------------------
@@ -432,6 +492,20 @@ static void test_model_gradients(int n_kv_head, int vscale) {
     }
     check(worst <= FD_TOL_MODEL, "model (H 4, Hkv %d, vscale %s) gradient vs finite differences (%s) on every tensor: worst %.2e (%s)",
           n_kv_head, VSCALE_NAMES[vscale], sizeof(real) == 8 ? "entries" : "directions", worst, worst_name);
+    // model_backward adds into the parameter gradients too: from pre-filled ones, it adds the same gradient
+    real *pre0, *pre = prefill(m.num_parameters, &pre0);
+    memcpy(m.grads_memory, pre, m.num_parameters * sizeof(real));
+    model_forward(&m, B, T, 1);
+    model_backward(&m, B, T);
+    double dmax = 0, gmax = 0;
+    for (size_t i = 0; i < m.num_parameters; i++) {
+        dmax = fmax(dmax, fabs((m.grads_memory[i] - pre0[i]) - grads[i]));
+        gmax = fmax(gmax, fabs(grads[i]));
+    }
+    check(dmax <= (sizeof(real) == 8 ? 1e-14 : 1e-6) * (gmax + 1),
+          "model (H 4, Hkv %d, vscale %s) backward adds into pre-filled parameter gradients (error %.1e)", n_kv_head,
+          VSCALE_NAMES[vscale], dmax);
+    free(pre); free(pre0);
     free(grads);
     model_free(&m);
 }
@@ -794,22 +868,30 @@ static void test_identities(int n_kv_head, int vscale) {
                     }
         for (int b = 0; b < B; b++)
             for (int i = 0; i < C; i++) dq0 = fmax(dq0, fabs(g.q[(size_t)b * T * C + i])); // t = 0
-        // each row of the logit gradient sums to 0
-        real da[16], dl[16];
+        // each row of the logit gradient sums to 0: on this model's da = dy_t . v_j, through
+        // softmax_backward_row in place, as attention_backward calls it in training
+        real row[16];
         for (int b = 0; b < B; b++)
             for (int h = 0; h < H; h++)
                 for (int t = 0; t < T; t++) {
                     const real *a = s.att + (((size_t)b * H + h) * T + t) * T;
                     for (int j = 0; j <= t; j++) {
-                        da[j] = 0;
+                        row[j] = 0;
                         for (int e = 0; e < D; e++)
-                            da[j] += g.atty[((size_t)b * T + t) * C + h * D + e] * s.vhat[((size_t)b * T + j) * KV + (h / group) * D + e];
+                            row[j] += g.atty[((size_t)b * T + t) * C + h * D + e] * s.vhat[((size_t)b * T + j) * KV + (h / group) * D + e];
                     }
-                    softmax_backward_row(dl, a, da, t + 1);
+                    softmax_backward_row(row, a, row, t + 1, (real)scale);
                     double sum = 0, mag = 0;
-                    for (int j = 0; j <= t; j++) { sum += dl[j]; mag += fabs(dl[j]); }
+                    for (int j = 0; j <= t; j++) { sum += row[j]; mag += fabs(row[j]); }
                     rowsum = fmax(rowsum, fabs(sum) / (mag + 1e-300));
                 }
+    }
+    // and the output softmax's: the logits' gradient that training's cross-entropy backward left in place
+    double xrow = 0;
+    for (int n = 0; n < B * T; n++) {
+        double sum = 0, mag = 0;
+        for (int i = 0; i < c->vocab_size; i++) { real d = m.acts.logits[(size_t)n * c->vocab_size + i]; sum += d; mag += fabs(d); }
+        xrow = fmax(xrow, fabs(sum) / (mag + 1e-300));
     }
     double tol = sizeof(real) == 8 ? 1e-12 : 1e-5;
     check(err_v <= tol * mag_v, "dV = A^T dY for every head (H %d, Hkv %d, vscale %s): max error %.1e of %.1e", H, Hkv,
@@ -817,7 +899,8 @@ static void test_identities(int n_kv_head, int vscale) {
     check(err_k <= tol * mag_k * 10, "key gradient dk_s = sum_t a_ts <g_t, v_s - y_t> q_t / sqrt(D): max error %.1e of %.1e",
           err_k, mag_k);
     check(dq0 == 0, "query path: dq_0 = 0 exactly (max |dq_0| = %g)", dq0);
-    check(rowsum < tol, "each row of the logit gradient sums to 0 (worst |sum|/sum|.| = %.1e)", rowsum);
+    check(rowsum < tol, "each row of the attention logit gradient sums to 0 (worst |sum|/sum|.| = %.1e)", rowsum);
+    check(xrow < tol, "each row of the output logit gradient (p - onehot)/(B T) sums to 0 (worst |sum|/sum|.| = %.1e)", xrow);
     model_free(&m);
 }
 
@@ -830,18 +913,23 @@ static void test_rmsnorm_jacobian(void) {
     rmsnorm_forward(y, rs, x, g, N, C);
     double gmax = 0, worst = 0;
     for (int i = 0; i < C; i++) gmax = fmax(gmax, fabs(g[i]));
-    real *u = xcalloc(C, sizeof(real)), *dx = xcalloc(C, sizeof(real)), dg[12];
+    // J^T u is what rmsnorm_backward adds to a gradient already there (random, as a residual's)
+    real *u = xcalloc(C, sizeof(real)), *dx = xcalloc(C, sizeof(real)), *dx0 = xcalloc(C, sizeof(real)), dg[12];
+    fill_normal(dg, C, 1);
     for (int n = 0; n < N; n++)
         for (int trial = 0; trial < 20; trial++) {
-            fill_normal(u, C, 1);
-            memset(dx, 0, C * sizeof(real));
-            rmsnorm_backward(dx, dg, u, x + (size_t)n * C, g, rs + n, 1, C);
             double rms = sqrt(dot(x + (size_t)n * C, x + (size_t)n * C, C) / C);
-            double ratio = sqrt(dot(dx, dx, C)) / sqrt(dot(u, u, C)) / (gmax / rms);
+            fill_normal(u, C, 1);
+            fill_normal(dx, C, 1 / rms); // of the size of J^T u, so float rounding stays below the bound's margin
+            memcpy(dx0, dx, C * sizeof(real));
+            rmsnorm_backward(dx, dg, u, x + (size_t)n * C, g, rs + n, 1, C);
+            added(dx, dx0, C);
+            double ratio = sqrt(dot(dx0, dx0, C)) / sqrt(dot(u, u, C)) / (gmax / rms);
             worst = fmax(worst, ratio);
         }
-    check(worst <= 1 + 1e-6, "RMSNorm Jacobian norm <= max|g|/rms(x) (worst ratio to the bound %.4f)", worst);
-    free(x); free(g); free(y); free(rs); free(u); free(dx);
+    check(worst <= 1 + 1e-6, "RMSNorm Jacobian norm <= max|g|/rms(x), J^T u added to a non-zero gradient (worst ratio to the bound %.4f)",
+          worst);
+    free(x); free(g); free(y); free(rs); free(u); free(dx); free(dx0);
 }
 
 static void test_vscale_jacobian(void) {
@@ -1641,6 +1729,7 @@ int main(int argc, char **argv) {
         test_vscale(VSCALE_LEARNED);
         test_swiglu();
         test_crossentropy();
+        test_softmax_row();
         if (quick) test_model_gradients(2, VSCALE_LEARNED);
         else
             for (int kv = 4; kv >= 2; kv -= 2)
