@@ -1091,34 +1091,40 @@ typedef struct {
     real *lm_head;      // (V, C)
 } ParamTensors;
 
-static const char *PARAM_NAMES[NUM_PARAM_TENSORS] = {
-    "wte", "attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_gate", "w_up", "w_down",
-    "vscale_theta", "final_norm", "lm_head"};
-// what each tensor is: a matrix (init N(0, 0.02^2), weight decay), a norm gain (init 1), theta (init 0)
-enum { KIND_MATRIX, KIND_GAIN, KIND_THETA };
-static const int PARAM_KIND[NUM_PARAM_TENSORS] = {
-    KIND_MATRIX, KIND_GAIN, KIND_MATRIX, KIND_MATRIX, KIND_MATRIX, KIND_MATRIX, KIND_GAIN,
-    KIND_MATRIX, KIND_MATRIX, KIND_MATRIX, KIND_THETA, KIND_GAIN, KIND_MATRIX};
+// One tensor of a block: its name, the pointer that gets its address, its size in reals, and
+// its kind (for a parameter: how it is initialised and decayed; for an activation: whether it
+// has a gradient tensor of its own)
+typedef struct {
+    const char *name;
+    real **at;
+    size_t size;
+    int kind;
+} Slot;
+enum { KIND_MATRIX, KIND_GAIN, KIND_THETA }; // init N(0, 0.02^2) and weight decay; init 1; init 0
+enum { NO_GRAD, GRAD };
 
-static void param_sizes(size_t *s, const Config *c) {
+// the sizes table of the parameters, one line per tensor, in checkpoint order
+static void param_table(Slot *t, ParamTensors *p, const Config *c) {
     size_t V = c->vocab_size, C = c->d_model, L = c->n_layer, D = C / c->n_head;
-    size_t KV = c->n_kv_head * D, F = c->ffn_hidden;
-    s[0] = V * C; s[1] = L * C; s[2] = L * C * C; s[3] = L * KV * C; s[4] = L * KV * C;
-    s[5] = L * C * C; s[6] = L * C; s[7] = L * F * C; s[8] = L * F * C; s[9] = L * C * F;
-    s[10] = L * c->n_kv_head; s[11] = C; s[12] = V * C;
+    size_t Hkv = c->n_kv_head, KV = Hkv * D, F = c->ffn_hidden;
+    int n = 0;
+    t[n++] = (Slot){"wte",          &p->wte,          V * C,      KIND_MATRIX};
+    t[n++] = (Slot){"attn_norm",    &p->attn_norm,    L * C,      KIND_GAIN};
+    t[n++] = (Slot){"wq",           &p->wq,           L * C * C,  KIND_MATRIX};
+    t[n++] = (Slot){"wk",           &p->wk,           L * KV * C, KIND_MATRIX};
+    t[n++] = (Slot){"wv",           &p->wv,           L * KV * C, KIND_MATRIX};
+    t[n++] = (Slot){"wo",           &p->wo,           L * C * C,  KIND_MATRIX};
+    t[n++] = (Slot){"mlp_norm",     &p->mlp_norm,     L * C,      KIND_GAIN};
+    t[n++] = (Slot){"w_gate",       &p->w_gate,       L * F * C,  KIND_MATRIX};
+    t[n++] = (Slot){"w_up",         &p->w_up,         L * F * C,  KIND_MATRIX};
+    t[n++] = (Slot){"w_down",       &p->w_down,       L * C * F,  KIND_MATRIX};
+    t[n++] = (Slot){"vscale_theta", &p->vscale_theta, L * Hkv,    KIND_THETA};
+    t[n++] = (Slot){"final_norm",   &p->final_norm,   C,          KIND_GAIN};
+    t[n++] = (Slot){"lm_head",      &p->lm_head,      V * C,      KIND_MATRIX};
+    if (n != NUM_PARAM_TENSORS) die("internal: %d parameter tensors in the table", n);
 }
 
-// carve one block of memory into named tensors, in table order
-static void point_tensors(real **ptrs[], const size_t *sizes, int n, real *memory) {
-    for (int i = 0; i < n; i++) { *ptrs[i] = memory; memory += sizes[i]; }
-}
-static void param_pointers(real **ptrs[NUM_PARAM_TENSORS], ParamTensors *p) {
-    real **list[NUM_PARAM_TENSORS] = {&p->wte, &p->attn_norm, &p->wq, &p->wk, &p->wv, &p->wo, &p->mlp_norm,
-                                      &p->w_gate, &p->w_up, &p->w_down, &p->vscale_theta, &p->final_norm, &p->lm_head};
-    memcpy(ptrs, list, sizeof(list));
-}
-
-// the activations of one forward pass (and, in a second copy, their gradients)
+// the activations of one forward pass (and, in a second block, the gradients of those that have one)
 #define NUM_ACT_TENSORS 24
 typedef struct {
     real *res;      // (L+1, B, T, C) residual stream: res[l] = h_in of layer l, res[l+1] = its h_out
@@ -1147,43 +1153,71 @@ typedef struct {
     real *kpre;     // (B, T, KV)     scratch: keys before RoPE
 } ActTensors;
 
-static void act_sizes(size_t *s, const Config *c, int B, int T, int for_grads) {
-    size_t L = c->n_layer, C = c->d_model, H = c->n_head, D = C / H, KV = c->n_kv_head * D;
+// the sizes table of the activations, one line per tensor. NO_GRAD: no gradient tensor (NULL
+// in the gradient block), because nothing differentiates through it, or because its gradient
+// is another tensor's, read in place
+static void act_table(Slot *t, ActTensors *a, const Config *c, int B, int T) {
+    size_t L = c->n_layer, C = c->d_model, H = c->n_head, D = C / H, Hkv = c->n_kv_head, KV = Hkv * D;
     size_t F = c->ffn_hidden, V = c->vocab_size, N = (size_t)B * T;
-    size_t sz[NUM_ACT_TENSORS] = {
-        (L + 1) * N * C, L * N * C, L * N, L * N * C, L * N * KV, L * N * KV, L * N * KV,
-        L * N * c->n_kv_head, L * B * H * T * T, L * N * C, L * N * C, L * N * C, L * N * C, L * N,
-        L * N * F, L * N * F, L * N * F, L * N * C, N * C, N, N * V, N, N * C, N * KV};
-    // no gradient needed (rstd, phi, the weights, the losses), or read in place of its own
-    // buffer (r_attn's and r_mlp's gradients are those of h_half and h_out)
-    // (the logits' gradient overwrites the probabilities in place: nothing reads them after)
-    if (for_grads) { sz[2] = sz[7] = sz[8] = sz[10] = sz[13] = sz[17] = sz[19] = sz[20] = sz[21] = 0; }
-    memcpy(s, sz, sizeof(sz));
+    int n = 0;
+    t[n++] = (Slot){"res",      &a->res,      (L + 1) * N * C,   GRAD};
+    t[n++] = (Slot){"ln1",      &a->ln1,      L * N * C,         GRAD};
+    t[n++] = (Slot){"ln1_rstd", &a->ln1_rstd, L * N,             NO_GRAD};
+    t[n++] = (Slot){"q",        &a->q,        L * N * C,         GRAD};
+    t[n++] = (Slot){"k",        &a->k,        L * N * KV,        GRAD};
+    t[n++] = (Slot){"v",        &a->v,        L * N * KV,        GRAD};
+    t[n++] = (Slot){"vhat",     &a->vhat,     L * N * KV,        GRAD};
+    t[n++] = (Slot){"vphi",     &a->vphi,     L * N * Hkv,       NO_GRAD};
+    t[n++] = (Slot){"att",      &a->att,      L * B * H * T * T, NO_GRAD}; // dA lives in attention_backward's scratch
+    t[n++] = (Slot){"atty",     &a->atty,     L * N * C,         GRAD};
+    t[n++] = (Slot){"r_attn",   &a->r_attn,   L * N * C,         NO_GRAD}; // its gradient is h_half's
+    t[n++] = (Slot){"h_half",   &a->h_half,   L * N * C,         GRAD};
+    t[n++] = (Slot){"ln2",      &a->ln2,      L * N * C,         GRAD};
+    t[n++] = (Slot){"ln2_rstd", &a->ln2_rstd, L * N,             NO_GRAD};
+    t[n++] = (Slot){"gate",     &a->gate,     L * N * F,         GRAD};
+    t[n++] = (Slot){"up",       &a->up,       L * N * F,         GRAD};
+    t[n++] = (Slot){"hmlp",     &a->hmlp,     L * N * F,         GRAD};
+    t[n++] = (Slot){"r_mlp",    &a->r_mlp,    L * N * C,         NO_GRAD}; // its gradient is h_out's
+    t[n++] = (Slot){"lnf",      &a->lnf,      N * C,             GRAD};
+    t[n++] = (Slot){"lnf_rstd", &a->lnf_rstd, N,                 NO_GRAD};
+    t[n++] = (Slot){"logits",   &a->logits,   N * V,             NO_GRAD}; // its gradient overwrites the probabilities
+    t[n++] = (Slot){"losses",   &a->losses,   N,                 NO_GRAD};
+    t[n++] = (Slot){"qpre",     &a->qpre,     N * C,             GRAD};
+    t[n++] = (Slot){"kpre",     &a->kpre,     N * KV,            GRAD};
+    if (n != NUM_ACT_TENSORS) die("internal: %d activation tensors in the table", n);
 }
-static void act_pointers(real **ptrs[NUM_ACT_TENSORS], ActTensors *a) {
-    real **list[NUM_ACT_TENSORS] = {&a->res, &a->ln1, &a->ln1_rstd, &a->q, &a->k, &a->v, &a->vhat, &a->vphi,
-                                    &a->att, &a->atty, &a->r_attn, &a->h_half, &a->ln2, &a->ln2_rstd, &a->gate,
-                                    &a->up, &a->hmlp, &a->r_mlp, &a->lnf, &a->lnf_rstd, &a->logits, &a->losses,
-                                    &a->qpre, &a->kpre};
-    memcpy(ptrs, list, sizeof(list));
+
+// Carves one block of memory into a table's tensors, in table order, and returns the reals they
+// take. grads: only the tensors with a gradient (the others get NULL). memory NULL: only count.
+static size_t carve(Slot *t, int n, real *memory, int grads) {
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        int present = !grads || t[i].kind == GRAD;
+        if (memory) *t[i].at = present ? memory + used : NULL;
+        if (present) used += t[i].size;
+    }
+    return used;
 }
 
 typedef struct {
     Config cfg;
-    size_t param_sizes[NUM_PARAM_TENSORS], num_parameters;
+    size_t num_parameters;
     ParamTensors params, grads;
     real *params_memory, *grads_memory;
     real *m_memory, *v_memory; // AdamW moments
     int adam_t;                // AdamW steps taken (for bias correction)
     int schedule_steps;        // the --steps of the run, kept in the optimizer file (0: unknown)
     int B, T;                  // the batch shape the activations were sized for
-    size_t act_sizes[NUM_ACT_TENSORS], num_acts, num_grad_acts;
+    size_t num_acts, num_grad_acts;
     ActTensors acts, grads_acts;
     real *acts_memory, *grads_acts_memory;
     real *rope_cos, *rope_sin; // (max_seq_len, D/2)
     int *inputs, *targets;     // (B, T)
     real mean_loss;
 } Model;
+
+// the model's parameter table (names, sizes and kinds; `at` points into m->params)
+static void model_params(Model *m, Slot *t) { param_table(t, &m->params, &m->cfg); }
 
 static const char *VSCALE_NAMES[3] = {"off", "fixed", "learned"};
 
@@ -1226,11 +1260,10 @@ const char *config_check(const Config *c) {
 double model_bytes(const Config *c, int B, int T) {
     double att = (double)c->n_layer * B * c->n_head * T * T; // the attention weights, the largest activation
     if (att > 1e15) return att * sizeof(real);             // beyond any machine; and size_t sums could wrap
-    size_t as[NUM_ACT_TENSORS], gs[NUM_ACT_TENSORS];
-    act_sizes(as, c, B, T, 0);
-    act_sizes(gs, c, B, T, 1);
-    double acts = 0;
-    for (int i = 0; i < NUM_ACT_TENSORS; i++) acts += (double)as[i] + gs[i];
+    Slot t[NUM_ACT_TENSORS];
+    ActTensors none;
+    act_table(t, &none, c, B, T);
+    double acts = (double)carve(t, NUM_ACT_TENSORS, NULL, 0) + carve(t, NUM_ACT_TENSORS, NULL, 1);
     return sizeof(real) * (4 * config_num_parameters(c) + acts + (double)c->max_seq_len * c->d_model);
 }
 
@@ -1238,15 +1271,16 @@ double model_bytes(const Config *c, int B, int T) {
 void model_build(Model *m, const Config *cfg) {
     memset(m, 0, sizeof(*m));
     m->cfg = *cfg;
-    param_sizes(m->param_sizes, cfg);
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) m->num_parameters += m->param_sizes[i];
+    Slot t[NUM_PARAM_TENSORS];
+    param_table(t, &m->params, cfg);
+    m->num_parameters = carve(t, NUM_PARAM_TENSORS, NULL, 0);
     m->params_memory = xcalloc(m->num_parameters, sizeof(real));
     m->grads_memory = xcalloc(m->num_parameters, sizeof(real));
     m->m_memory = xcalloc(m->num_parameters, sizeof(real));
     m->v_memory = xcalloc(m->num_parameters, sizeof(real));
-    real **pp[NUM_PARAM_TENSORS];
-    param_pointers(pp, &m->params); point_tensors(pp, m->param_sizes, NUM_PARAM_TENSORS, m->params_memory);
-    param_pointers(pp, &m->grads); point_tensors(pp, m->param_sizes, NUM_PARAM_TENSORS, m->grads_memory);
+    carve(t, NUM_PARAM_TENSORS, m->params_memory, 0);
+    param_table(t, &m->grads, cfg);
+    carve(t, NUM_PARAM_TENSORS, m->grads_memory, 0);
     int D = cfg->d_model / cfg->n_head;
     m->rope_cos = xcalloc((size_t)cfg->max_seq_len * D / 2, sizeof(real));
     m->rope_sin = xcalloc((size_t)cfg->max_seq_len * D / 2, sizeof(real));
@@ -1258,24 +1292,25 @@ void model_build(Model *m, const Config *cfg) {
 void model_init(Model *m, uint64_t seed) {
     Rng rng;
     rng_seed(&rng, seed);
+    Slot t[NUM_PARAM_TENSORS];
+    model_params(m, t);
     real *p = m->params_memory;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++)
-        for (size_t j = 0; j < m->param_sizes[i]; j++, p++)
-            *p = PARAM_KIND[i] == KIND_MATRIX ? (real)(0.02 * rng_normal(&rng)) : PARAM_KIND[i] == KIND_GAIN ? 1 : 0;
+        for (size_t j = 0; j < t[i].size; j++, p++)
+            *p = t[i].kind == KIND_MATRIX ? (real)(0.02 * rng_normal(&rng)) : t[i].kind == KIND_GAIN ? 1 : 0;
 }
 
 void model_alloc_acts(Model *m, int B, int T) {
     m->B = B; m->T = T;
-    size_t gsz[NUM_ACT_TENSORS];
-    act_sizes(m->act_sizes, &m->cfg, B, T, 0);
-    act_sizes(gsz, &m->cfg, B, T, 1);
-    m->num_acts = m->num_grad_acts = 0;
-    for (int i = 0; i < NUM_ACT_TENSORS; i++) { m->num_acts += m->act_sizes[i]; m->num_grad_acts += gsz[i]; }
+    Slot t[NUM_ACT_TENSORS];
+    act_table(t, &m->acts, &m->cfg, B, T);
+    m->num_acts = carve(t, NUM_ACT_TENSORS, NULL, 0);
     m->acts_memory = xcalloc(m->num_acts, sizeof(real));
+    carve(t, NUM_ACT_TENSORS, m->acts_memory, 0);
+    act_table(t, &m->grads_acts, &m->cfg, B, T);
+    m->num_grad_acts = carve(t, NUM_ACT_TENSORS, NULL, 1);
     m->grads_acts_memory = xcalloc(m->num_grad_acts, sizeof(real));
-    real **pp[NUM_ACT_TENSORS];
-    act_pointers(pp, &m->acts); point_tensors(pp, m->act_sizes, NUM_ACT_TENSORS, m->acts_memory);
-    act_pointers(pp, &m->grads_acts); point_tensors(pp, gsz, NUM_ACT_TENSORS, m->grads_acts_memory);
+    carve(t, NUM_ACT_TENSORS, m->grads_acts_memory, 1);
     m->inputs = xcalloc((size_t)B * T, sizeof(int));
     m->targets = xcalloc((size_t)B * T, sizeof(int));
 }
@@ -1293,27 +1328,31 @@ typedef struct {
 } LayerParams;
 static LayerParams layer_params(const ParamTensors *p, const Config *c, int l) {
     size_t C = c->d_model, D = C / c->n_head, KV = c->n_kv_head * D, F = c->ffn_hidden;
-    LayerParams lp = {p->attn_norm + l * C, p->wq + l * C * C, p->wk + l * KV * C, p->wv + l * KV * C,
-                      p->wo + l * C * C, p->mlp_norm + l * C, p->w_gate + l * F * C, p->w_up + l * F * C,
-                      p->w_down + l * C * F, p->vscale_theta + l * c->n_kv_head};
+    LayerParams lp = {.attn_norm = p->attn_norm + l * C, .wq = p->wq + l * C * C, .wk = p->wk + l * KV * C,
+                      .wv = p->wv + l * KV * C, .wo = p->wo + l * C * C, .mlp_norm = p->mlp_norm + l * C,
+                      .w_gate = p->w_gate + l * F * C, .w_up = p->w_up + l * F * C, .w_down = p->w_down + l * C * F,
+                      .theta = p->vscale_theta + l * c->n_kv_head};
     return lp;
 }
 typedef struct {
     real *h_in, *h_out, *ln1, *ln1_rstd, *q, *k, *v, *vhat, *vphi, *att, *atty, *r_attn, *h_half;
     real *ln2, *ln2_rstd, *gate, *up, *hmlp, *r_mlp;
 } LayerActs;
+// layer l's part of a tensor of L equal parts, `per` reals each (NULL for a tensor that is absent)
+static real *part(real *x, int l, size_t per) { return x ? x + l * per : NULL; }
 // strides use the allocated shape (m->B, m->T), so a forward on a smaller B, T still fits
 static LayerActs layer_acts(const ActTensors *a, const Model *m, int l) {
     const Config *c = &m->cfg;
     size_t N = (size_t)m->B * m->T, C = c->d_model, D = C / c->n_head, KV = c->n_kv_head * D;
     size_t F = c->ffn_hidden, H = c->n_head;
-    LayerActs la = {a->res + l * N * C, a->res + (l + 1) * N * C, a->ln1 + l * N * C,
-                    a->ln1_rstd ? a->ln1_rstd + l * N : NULL, a->q + l * N * C, a->k + l * N * KV,
-                    a->v + l * N * KV, a->vhat + l * N * KV, a->vphi ? a->vphi + l * N * c->n_kv_head : NULL,
-                    a->att ? a->att + l * m->B * H * m->T * m->T : NULL, a->atty + l * N * C,
-                    a->r_attn + l * N * C, a->h_half + l * N * C, a->ln2 + l * N * C,
-                    a->ln2_rstd ? a->ln2_rstd + l * N : NULL, a->gate + l * N * F, a->up + l * N * F,
-                    a->hmlp + l * N * F, a->r_mlp + l * N * C};
+    LayerActs la = {.h_in = part(a->res, l, N * C), .h_out = part(a->res, l + 1, N * C), .ln1 = part(a->ln1, l, N * C),
+                    .ln1_rstd = part(a->ln1_rstd, l, N), .q = part(a->q, l, N * C), .k = part(a->k, l, N * KV),
+                    .v = part(a->v, l, N * KV), .vhat = part(a->vhat, l, N * KV),
+                    .vphi = part(a->vphi, l, N * c->n_kv_head), .att = part(a->att, l, m->B * H * m->T * m->T),
+                    .atty = part(a->atty, l, N * C), .r_attn = part(a->r_attn, l, N * C),
+                    .h_half = part(a->h_half, l, N * C), .ln2 = part(a->ln2, l, N * C), .ln2_rstd = part(a->ln2_rstd, l, N),
+                    .gate = part(a->gate, l, N * F), .up = part(a->up, l, N * F), .hmlp = part(a->hmlp, l, N * F),
+                    .r_mlp = part(a->r_mlp, l, N * C)};
     return la;
 }
 
@@ -1495,10 +1534,12 @@ typedef struct { double lr, beta1, beta2, eps, weight_decay; } AdamW;
 void model_update(Model *m, const AdamW *o, double lr) {
     double prof_t0 = prof_start();
     m->adam_t++;
+    Slot t[NUM_PARAM_TENSORS];
+    model_params(m, t);
     size_t off = 0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-        size_t n = m->param_sizes[i];
-        int kind = PARAM_KIND[i];
+        size_t n = t[i].size;
+        int kind = t[i].kind;
         if (!(kind == KIND_THETA && m->cfg.vscale != VSCALE_LEARNED))
             adamw_update(m->params_memory + off, m->grads_memory + off, m->m_memory + off, m->v_memory + off, n,
                          lr, o->beta1, o->beta2, o->eps, kind == KIND_MATRIX ? o->weight_decay : 0.0, m->adam_t);
@@ -1883,7 +1924,8 @@ int checkpoint_parse_header(const char *name, const unsigned char *head, size_t 
                             int *step, char *err, size_t errlen) {
     int32_t h[HEADER_INTS];
     if (header_parse(h, name, head, headlen, CKPT_MAGIC, "a gradsink checkpoint", err, errlen)) return -1;
-    Config c = {h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]};
+    Config c = {.vocab_size = h[2], .d_model = h[3], .n_layer = h[4], .n_head = h[5], .n_kv_head = h[6],
+                .ffn_hidden = h[7], .max_seq_len = h[8], .vscale = h[9]};
     const char *why = config_check(&c);
     if (why) return errorf(err, errlen, "%s: header describes an impossible model (%s)", name, why);
     if (h[10] < 0) return errorf(err, errlen, "%s: negative step %d in header", name, h[10]);
@@ -1916,12 +1958,14 @@ int checkpoint_parse(Model *m, const char *name, const unsigned char *buf, size_
     if (memcmp(&c, &m->cfg, sizeof(c)) != 0) return errorf(err, errlen, "%s: header does not match the model", name);
     real *params = xcalloc(m->num_parameters, sizeof(real)); // the model is changed only when all is well
     read_floats(params, buf + HEADER_INTS * sizeof(int32_t), m->num_parameters);
+    Slot t[NUM_PARAM_TENSORS];
+    model_params(m, t);
     size_t off = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; off += m->param_sizes[i], i++) {
-        size_t j = first_nonfinite(params + off, m->param_sizes[i]);
-        if (j < m->param_sizes[i]) {
+    for (int i = 0; i < NUM_PARAM_TENSORS; off += t[i].size, i++) {
+        size_t j = first_nonfinite(params + off, t[i].size);
+        if (j < t[i].size) {
             free(params);
-            return errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", name, PARAM_NAMES[i], j);
+            return errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", name, t[i].name, j);
         }
     }
     memcpy(m->params_memory, params, m->num_parameters * sizeof(real));
@@ -2854,7 +2898,7 @@ int main(int argc, char **argv) {
     } else {
         model_init(&model, (uint64_t)o.seed);
         if (cfg.vscale != VSCALE_OFF) // theta = log lambda
-            for (size_t i = 0; i < model.param_sizes[10]; i++) model.params.vscale_theta[i] = (real)log(o.vscale_lambda);
+            for (size_t i = 0; i < (size_t)cfg.n_layer * cfg.n_kv_head; i++) model.params.vscale_theta[i] = (real)log(o.vscale_lambda);
     }
     model.schedule_steps = o.steps; // what this run's checkpoints record
     int D = cfg.d_model / cfg.n_head;

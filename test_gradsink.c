@@ -462,10 +462,12 @@ static void tiny_model(Model *m, int n_kv_head, int vscale, int B, int T) {
     Rng r;
     rng_seed(&r, 8);
     real *p = m->params_memory;
+    Slot t[NUM_PARAM_TENSORS];
+    model_params(m, t);
     for (int i = 0; i < NUM_PARAM_TENSORS; i++)
-        for (size_t j = 0; j < m->param_sizes[i]; j++, p++) {
-            if (PARAM_KIND[i] == KIND_MATRIX) *p *= 15;                     // std 0.3
-            else if (PARAM_KIND[i] == KIND_GAIN) *p += (real)(0.2 * rng_normal(&r));
+        for (size_t j = 0; j < t[i].size; j++, p++) {
+            if (t[i].kind == KIND_MATRIX) *p *= 15;                     // std 0.3
+            else if (t[i].kind == KIND_GAIN) *p += (real)(0.2 * rng_normal(&r));
             else *p = (real)(0.5 * rng_normal(&r));                       // theta
         }
     for (int i = 0; i < B * T; i++) { m->inputs[i] = (i * 7 + 3) % 37; m->targets[i] = (i * 11 + 5) % 37; }
@@ -484,11 +486,13 @@ static void test_model_gradients(int n_kv_head, int vscale) {
     double worst = 0;
     const char *worst_name = "";
     size_t off = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; off += m.param_sizes[i], i++) {
-        if (PARAM_KIND[i] == KIND_THETA && vscale != VSCALE_LEARNED) continue; // not a parameter then
-        double e = sizeof(real) == 8 ? fd_rel_err(m.params_memory + off, grads + off, m.param_sizes[i], loss_model, &c, 24)
-                                     : fd_dir_err(m.params_memory + off, grads + off, m.param_sizes[i], loss_model, &c);
-        if (e > worst) { worst = e; worst_name = PARAM_NAMES[i]; }
+    Slot t[NUM_PARAM_TENSORS];
+    model_params(&m, t);
+    for (int i = 0; i < NUM_PARAM_TENSORS; off += t[i].size, i++) {
+        if (t[i].kind == KIND_THETA && vscale != VSCALE_LEARNED) continue; // not a parameter then
+        double e = sizeof(real) == 8 ? fd_rel_err(m.params_memory + off, grads + off, t[i].size, loss_model, &c, 24)
+                                     : fd_dir_err(m.params_memory + off, grads + off, t[i].size, loss_model, &c);
+        if (e > worst) { worst = e; worst_name = t[i].name; }
     }
     check(worst <= FD_TOL_MODEL, "model (H 4, Hkv %d, vscale %s) gradient vs finite differences (%s) on every tensor: worst %.2e (%s)",
           n_kv_head, VSCALE_NAMES[vscale], sizeof(real) == 8 ? "entries" : "directions", worst, worst_name);
@@ -578,10 +582,12 @@ static void test_adamw(void) {
         model_update(&m, &o, 0.01);
         int ok = 1;
         size_t off = 0, theta0 = (size_t)(m.params.vscale_theta - m.params_memory);
-        for (int i = 0; i < NUM_PARAM_TENSORS; off += m.param_sizes[i], i++)
-            for (size_t j = 0; j < m.param_sizes[i]; j++) {
+        Slot t[NUM_PARAM_TENSORS];
+        model_params(&m, t);
+        for (int i = 0; i < NUM_PARAM_TENSORS; off += t[i].size, i++)
+            for (size_t j = 0; j < t[i].size; j++) {
                 real b = before[off + j], a = m.params_memory[off + j];
-                if (PARAM_KIND[i] == KIND_MATRIX) ok &= a == b - (real)(0.01 * 0.1) * b;
+                if (t[i].kind == KIND_MATRIX) ok &= a == b - (real)(0.01 * 0.1) * b;
                 else if (off + j == theta0 && mode == VSCALE_LEARNED) ok &= fabs(a - (b - 0.01)) < 1e-6; // Adam's first step moves by lr
                 else ok &= a == b;
             }
@@ -1260,6 +1266,26 @@ static void test_limits(void) {
     tiny_model(&m, 2, VSCALE_OFF, 3, 9);
     check(config_num_parameters(&m.cfg) == (double)m.num_parameters, "config_num_parameters agrees with the sizes table (%zu)",
           m.num_parameters);
+    // the named layout: each block holds its tables' tensors back to back, in table order, each
+    // exactly its size; an activation without a gradient is NULL in the gradient block (no alias)
+    Slot pt[NUM_PARAM_TENSORS], at[NUM_ACT_TENSORS], gt[NUM_ACT_TENSORS];
+    model_params(&m, pt);
+    act_table(at, &m.acts, &m.cfg, m.B, m.T);
+    act_table(gt, &m.grads_acts, &m.cfg, m.B, m.T);
+    int tiled = 1, absent = 0, with_grad = 0;
+    size_t off = 0, aoff = 0, goff = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; off += pt[i].size, i++) tiled &= *pt[i].at == m.params_memory + off;
+    tiled &= off == m.num_parameters;
+    for (int i = 0; i < NUM_ACT_TENSORS; aoff += at[i].size, i++) {
+        tiled &= *at[i].at == m.acts_memory + aoff && at[i].size > 0;
+        if (gt[i].kind == GRAD) { tiled &= *gt[i].at == m.grads_acts_memory + goff; goff += gt[i].size; with_grad++; }
+        else { tiled &= *gt[i].at == NULL; absent++; }
+    }
+    tiled &= aoff == m.num_acts && goff == m.num_grad_acts;
+    LayerActs g1 = layer_acts(&m.grads_acts, &m, 1);
+    check(tiled && g1.ln1_rstd == NULL && g1.att == NULL && g1.r_mlp == NULL && g1.ln1 != NULL,
+          "sizes tables: %d parameter and %d activation tensors tile their blocks; %d activations have a gradient, %d are NULL there",
+          NUM_PARAM_TENSORS, NUM_ACT_TENSORS, with_grad, absent);
     model_free(&m);
 }
 
