@@ -289,6 +289,13 @@ static void add_parallel(real *dst, const real *a, const real *b, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
 }
 
+// index of the first NaN or infinity in x[0..n), or n when all are finite
+static size_t first_nonfinite(const real *x, size_t n) {
+    size_t i = 0;
+    while (i < n && isfinite(x[i])) i++;
+    return i;
+}
+
 // ----------------------------------------------------------------------------
 // layers: each is a forward/backward pair. Shapes in comments; B batch rows, T positions,
 // C model width.
@@ -1549,6 +1556,26 @@ void model_update(Model *m, const AdamW *o, double lr) {
 }
 
 // ----------------------------------------------------------------------------
+// one training step
+
+// On the batch in m->inputs, m->targets (m->B x m->T): forward, zero the gradients, backward,
+// clip the global gradient norm, AdamW at lr. Fills loss and norm (before clipping). A NaN or
+// infinity stops the step: STEP_NONFINITE_GRAD when the loss or the gradient norm is not
+// finite (the parameters are left untouched), STEP_NONFINITE_PARAM when the update made
+// parameter *bad not finite. STEP_OK otherwise.
+enum { STEP_OK, STEP_NONFINITE_GRAD, STEP_NONFINITE_PARAM };
+int train_step(Model *m, const AdamW *opt, double lr, double clip, double *loss, double *norm, size_t *bad) {
+    *loss = model_forward(m, m->B, m->T, 1);
+    model_zero_grad(m);
+    model_backward(m, m->B, m->T);
+    *norm = clip_grads(m->grads_memory, m->num_parameters, clip);
+    if (!isfinite(*loss) || !isfinite(*norm)) return STEP_NONFINITE_GRAD;
+    model_update(m, opt, lr);
+    *bad = first_nonfinite(m->params_memory, m->num_parameters);
+    return *bad < m->num_parameters ? STEP_NONFINITE_PARAM : STEP_OK;
+}
+
+// ----------------------------------------------------------------------------
 // measurements: the paper's quantities, read from what forward and backward stored.
 // Token 0 is the candidate sink (s = 0). All gradients are of the mean training loss.
 // "Batch-aggregated" (the paper's word): sum a position's gradient over the batch rows, as one
@@ -1870,12 +1897,6 @@ static void read_floats(real *x, const unsigned char *src, size_t n) {
         memcpy(&v, src + i * sizeof(float), sizeof(float));
         x[i] = v;
     }
-}
-// index of the first NaN or infinity in x[0..n), or n when all are finite
-static size_t first_nonfinite(const real *x, size_t n) {
-    size_t i = 0;
-    while (i < n && isfinite(x[i])) i++;
-    return i;
 }
 
 // header + float arrays to PATH.tmp, complete and synced (the caller renames it into place).
@@ -2483,7 +2504,11 @@ void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) {
         }
     }
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
-    // ranges of the values that are not part of the model's configuration
+}
+
+// Every check of the flags on their own (the model's shape: config_check; agreement with a
+// checkpoint: config_from_checkpoint). A mistake is one line and exit 2.
+void options_check(const Options *o) {
     if (o->B < 1) die("flag --batch: must be at least 1 (got %d)", o->B);
     if (o->T < 1 || o->T > MAX_SEQ_LEN) die("flag --seq-len: must be in 1..%d (got %d)", MAX_SEQ_LEN, o->T);
     if ((double)o->B * o->T > 1e8) die("flag --batch x --seq-len: %d x %d is too large", o->B, o->T);
@@ -2648,9 +2673,9 @@ static double bench_attention_flops(const Config *c, int B, int T) {
 
 // one training step, as main runs it
 static void bench_step(Model *m, const AdamW *opt) {
-    model_forward_backward(m, m->B, m->T);
-    clip_grads(m->grads_memory, m->num_parameters, 1.0);
-    model_update(m, opt, 1e-4);
+    double loss, norm;
+    size_t bad;
+    train_step(m, opt, 1e-4, 1.0, &loss, &norm, &bad);
 }
 
 typedef struct {
@@ -2793,211 +2818,256 @@ void bench_run(const Options *o) {
            r1.step_ms, r1.gflops, 100 * r1.gflops / peak, peak, 100 * r1.mm_gflops / peak);
 }
 
-#ifndef TESTING
-int main(int argc, char **argv) {
+// ----------------------------------------------------------------------------
+// main: parse and check the flags, set up the run, then evaluate, probe, train and/or sample
+
+// everything one run of the program holds
+typedef struct {
     Options o;
     Flag flags[NUM_FLAGS];
     int nflags;
-    parse_args(argc, argv, &o, flags, &nflags);
-    if (o.bench > 0) { bench_run(&o); return 0; }
-    char err[1024], path[4096];
-    int train = !o.eval_only && !o.probe_only && o.steps > 0;
-
-    // the tokenizer: given, or beside the training file
-    Tokenizer tok = {0};
+    Tokenizer tok;
     char tok_path[4096];
-    if (*o.tokenizer_path) snprintf(tok_path, sizeof(tok_path), "%s", o.tokenizer_path);
-    else {
-        const char *slash = strrchr(o.train_path, '/');
-        int dirlen = slash ? (int)(slash - o.train_path) : 0;
-        snprintf(tok_path, sizeof(tok_path), "%.*s%stokenizer.bin", dirlen, o.train_path, slash ? "/" : "");
-    }
-    int have_tok = 0;
-    if (*o.tokenizer_path || file_exists(tok_path)) {
-        if (tokenizer_load(&tok, tok_path, err, sizeof(err))) die("%s", err);
-        have_tok = 1;
-    }
-
-    // the model's configuration: from the checkpoint, or from the flags
+    int have_tok, eot;
     Config cfg;
-    int start_step = 0, ckpt_step = 0; // where training starts; the step the checkpoint was saved at
-    if (*o.ckpt_in) {
-        if (checkpoint_read_header(o.ckpt_in, &cfg, &ckpt_step, err, sizeof(err))) die("%s", err);
-        // architecture flags given with -c must agree with the checkpoint
-        struct { const char *flag; int value, have; } arch[5] = {
-            {"-V", o.vocab_size, cfg.vocab_size}, {"-C", o.d_model, cfg.d_model}, {"-L", o.n_layer, cfg.n_layer},
-            {"-H", o.n_head, cfg.n_head}, {"-F", o.ffn_hidden, cfg.ffn_hidden}};
-        for (int i = 0; i < 5; i++)
-            if (flag_given(flags, nflags, arch[i].flag) && arch[i].value != arch[i].have)
-                die("flag %s %d disagrees with checkpoint %s (which has %d)", arch[i].flag, arch[i].value, o.ckpt_in,
-                    arch[i].have);
-        if (flag_given(flags, nflags, "-K")) {
-            if (o.n_kv_head == 0 && cfg.n_kv_head != cfg.n_head) // -K 0: as many kv heads as heads
-                die("flag -K 0 (kv heads = heads) disagrees with checkpoint %s (which has %d kv heads for %d heads)",
-                    o.ckpt_in, cfg.n_kv_head, cfg.n_head);
-            if (o.n_kv_head != 0 && o.n_kv_head != cfg.n_kv_head)
-                die("flag -K %d disagrees with checkpoint %s (which has %d)", o.n_kv_head, o.ckpt_in, cfg.n_kv_head);
-        }
-        if (flag_given(flags, nflags, "-a") && o.vscale != cfg.vscale)
-            die("flag -a %s disagrees with checkpoint %s (which has %s)", VSCALE_NAMES[o.vscale], o.ckpt_in,
-                VSCALE_NAMES[cfg.vscale]);
-        if (flag_given(flags, nflags, "-s")) die("flag --seed has no effect with -c %s (the model comes from the checkpoint)", o.ckpt_in);
-        if (o.T > cfg.max_seq_len) die("flag --seq-len %d is above checkpoint %s's max sequence length %d", o.T, o.ckpt_in, cfg.max_seq_len);
-        if (o.resume) start_step = ckpt_step; // without -r, a new schedule starts at step 0
-    } else {
-        int V = o.vocab_size ? o.vocab_size : have_tok ? tok.vocab_size : 0;
-        if (V == 0 && train) { // a train file that cannot be read is the first thing to say
+    int ckpt_step, start_step, end; // the checkpoint's step; this run trains steps start_step..end-1
+    int train, have_val, probing;
+    DataLoader train_dl, val_dl;
+    const DataLoader *probe_dl;
+    Model model;
+    Probe probe;
+    char probe_path[4096];
+} Run;
+
+// the tokenizer: given (-z), or tokenizer.bin beside the training file when there is one
+void run_tokenizer(Run *r) {
+    const Options *o = &r->o;
+    char err[1024];
+    if (*o->tokenizer_path) snprintf(r->tok_path, sizeof(r->tok_path), "%s", o->tokenizer_path);
+    else {
+        const char *slash = strrchr(o->train_path, '/');
+        int dirlen = slash ? (int)(slash - o->train_path) : 0;
+        snprintf(r->tok_path, sizeof(r->tok_path), "%.*s%stokenizer.bin", dirlen, o->train_path, slash ? "/" : "");
+    }
+    if (*o->tokenizer_path || file_exists(r->tok_path)) {
+        if (tokenizer_load(&r->tok, r->tok_path, err, sizeof(err))) die("%s", err);
+        r->have_tok = 1;
+    }
+}
+
+// the model's configuration from checkpoint -c, whose architecture the flags given must agree with
+void config_from_checkpoint(Run *r) {
+    const Options *o = &r->o;
+    char err[1024];
+    Config *cfg = &r->cfg;
+    if (checkpoint_read_header(o->ckpt_in, cfg, &r->ckpt_step, err, sizeof(err))) die("%s", err);
+    struct { const char *flag; int value, have; } arch[5] = {
+        {"-V", o->vocab_size, cfg->vocab_size}, {"-C", o->d_model, cfg->d_model}, {"-L", o->n_layer, cfg->n_layer},
+        {"-H", o->n_head, cfg->n_head}, {"-F", o->ffn_hidden, cfg->ffn_hidden}};
+    for (int i = 0; i < 5; i++)
+        if (flag_given(r->flags, r->nflags, arch[i].flag) && arch[i].value != arch[i].have)
+            die("flag %s %d disagrees with checkpoint %s (which has %d)", arch[i].flag, arch[i].value, o->ckpt_in,
+                arch[i].have);
+    if (flag_given(r->flags, r->nflags, "-K")) {
+        if (o->n_kv_head == 0 && cfg->n_kv_head != cfg->n_head) // -K 0: as many kv heads as heads
+            die("flag -K 0 (kv heads = heads) disagrees with checkpoint %s (which has %d kv heads for %d heads)",
+                o->ckpt_in, cfg->n_kv_head, cfg->n_head);
+        if (o->n_kv_head != 0 && o->n_kv_head != cfg->n_kv_head)
+            die("flag -K %d disagrees with checkpoint %s (which has %d)", o->n_kv_head, o->ckpt_in, cfg->n_kv_head);
+    }
+    if (flag_given(r->flags, r->nflags, "-a") && o->vscale != cfg->vscale)
+        die("flag -a %s disagrees with checkpoint %s (which has %s)", VSCALE_NAMES[o->vscale], o->ckpt_in,
+            VSCALE_NAMES[cfg->vscale]);
+    if (flag_given(r->flags, r->nflags, "-s"))
+        die("flag --seed has no effect with -c %s (the model comes from the checkpoint)", o->ckpt_in);
+    if (o->T > cfg->max_seq_len)
+        die("flag --seq-len %d is above checkpoint %s's max sequence length %d", o->T, o->ckpt_in, cfg->max_seq_len);
+    if (o->resume) r->start_step = r->ckpt_step; // without -r, a new schedule starts at step 0
+}
+
+// the configuration (from the checkpoint or the flags) and what it must fit: memory, tokenizer, steps
+void run_config(Run *r) {
+    const Options *o = &r->o;
+    char err[1024];
+    if (*o->ckpt_in) config_from_checkpoint(r);
+    else {
+        int V = o->vocab_size ? o->vocab_size : r->have_tok ? r->tok.vocab_size : 0;
+        if (V == 0 && r->train) { // a train file that cannot be read is the first thing to say
             size_t n;
-            FILE *f = open_regular(o.train_path, &n, err, sizeof(err));
+            FILE *f = open_regular(o->train_path, &n, err, sizeof(err));
             if (!f) die("%s", err);
             fclose(f);
         }
         if (V == 0) die("vocab size unknown: pass -V N or put tokenizer.bin beside the train file (or -z PATH)");
-        cfg = options_config(&o, V, o.vscale);
+        r->cfg = options_config(o, V, o->vscale);
     }
-    const char *why = config_check(&cfg);
+    const Config *cfg = &r->cfg;
+    const char *why = config_check(cfg);
     if (why) die("%s", why);
-    double need = model_bytes(&cfg, o.B, o.T), have_mem = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE);
+    double need = model_bytes(cfg, o->B, o->T), have_mem = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE);
     if (have_mem > 0 && need > have_mem)
         die("the model needs %.3g GB (parameters, AdamW state, activations for -b %d -t %d), this machine has %.3g GB",
-            need / 1e9, o.B, o.T, have_mem / 1e9);
-    if (have_tok && tok.vocab_size != cfg.vocab_size)
-        die("tokenizer %s has vocab %d but the model has %d", tok_path, tok.vocab_size, cfg.vocab_size);
-    int eot = have_tok ? tok.eot : cfg.vocab_size - 1;
-    if (o.resume && start_step > o.steps) die("checkpoint %s is at step %d, beyond --steps %d", o.ckpt_in, start_step, o.steps);
-    int end = o.stop_at > 0 && o.stop_at < o.steps ? o.stop_at : o.steps; // this run trains steps start_step..end-1
-    if (o.stop_at > 0 && o.stop_at < start_step) die("flag --stop-at %d is before the checkpoint's step %d", o.stop_at, start_step);
+            need / 1e9, o->B, o->T, have_mem / 1e9);
+    if (r->have_tok && r->tok.vocab_size != cfg->vocab_size)
+        die("tokenizer %s has vocab %d but the model has %d", r->tok_path, r->tok.vocab_size, cfg->vocab_size);
+    r->eot = r->have_tok ? r->tok.eot : cfg->vocab_size - 1;
+    if (o->resume && r->start_step > o->steps)
+        die("checkpoint %s is at step %d, beyond --steps %d", o->ckpt_in, r->start_step, o->steps);
+    r->end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
+    if (o->stop_at > 0 && o->stop_at < r->start_step)
+        die("flag --stop-at %d is before the checkpoint's step %d", o->stop_at, r->start_step);
+}
 
-    // data
-    DataLoader train_dl = {0}, val_dl = {0};
-    if (train && dataloader_open(&train_dl, o.train_path, o.B, o.T, cfg.vocab_size, err, sizeof(err))) die("%s", err);
-    int have_val = *o.val_path && (o.val_batches > 0) && (flag_given(flags, nflags, "-j") || file_exists(o.val_path));
-    if (have_val && dataloader_open(&val_dl, o.val_path, o.B, o.T, cfg.vocab_size, err, sizeof(err))) die("%s", err);
-    if (o.eval_only && !have_val) die("--eval-only needs validation tokens (-j PATH)");
-    int probing = o.probe_only || (train && o.probe_every > 0);
-    const DataLoader *probe_dl = have_val ? &val_dl : &train_dl;
-    if (probing && !have_val) {
-        if (!train) die("--probe needs validation tokens (-j PATH) for its probe batch");
+// the token files: training (when training), validation (when given or present), the probe batch's
+void run_data(Run *r) {
+    const Options *o = &r->o;
+    char err[1024];
+    int V = r->cfg.vocab_size;
+    if (r->train && dataloader_open(&r->train_dl, o->train_path, o->B, o->T, V, err, sizeof(err))) die("%s", err);
+    r->have_val = *o->val_path && (o->val_batches > 0) && (flag_given(r->flags, r->nflags, "-j") || file_exists(o->val_path));
+    if (r->have_val && dataloader_open(&r->val_dl, o->val_path, o->B, o->T, V, err, sizeof(err))) die("%s", err);
+    if (o->eval_only && !r->have_val) die("--eval-only needs validation tokens (-j PATH)");
+    r->probing = o->probe_only || (r->train && o->probe_every > 0);
+    r->probe_dl = r->have_val ? &r->val_dl : &r->train_dl;
+    if (r->probing && !r->have_val) {
+        if (!r->train) die("--probe needs validation tokens (-j PATH) for its probe batch");
         printf("note: no validation file, so probes use the first training batch\n");
     }
+}
 
-    // model
-    Model model;
-    model_build(&model, &cfg);
-    model_alloc_acts(&model, o.B, o.T);
-    if (*o.ckpt_in) {
+// the model: from the checkpoint (and, resuming, its optimizer state), or initialised from the seed
+void run_model(Run *r) {
+    const Options *o = &r->o;
+    const Config *cfg = &r->cfg;
+    Model *m = &r->model;
+    char err[1024], path[4096];
+    model_build(m, cfg);
+    model_alloc_acts(m, o->B, o->T);
+    if (*o->ckpt_in) {
         int s;
-        if (checkpoint_read(&model, o.ckpt_in, &s, err, sizeof(err))) die("%s", err);
-        if (o.resume) {
-            snprintf(path, sizeof(path), "%s.opt", o.ckpt_in);
-            if (optstate_read(&model, path, start_step, err, sizeof(err))) die("%s", err);
-            if (model.schedule_steps > 0 && model.schedule_steps != o.steps)
+        if (checkpoint_read(m, o->ckpt_in, &s, err, sizeof(err))) die("%s", err);
+        if (o->resume) {
+            snprintf(path, sizeof(path), "%s.opt", o->ckpt_in);
+            if (optstate_read(m, path, r->start_step, err, sizeof(err))) die("%s", err);
+            if (m->schedule_steps > 0 && m->schedule_steps != o->steps)
                 printf("note: %s comes from a run with --steps %d; this one follows --steps %d, so its learning rates "
-                       "differ from that run's\n", path, model.schedule_steps, o.steps);
+                       "differ from that run's\n", path, m->schedule_steps, o->steps);
         }
     } else {
-        model_init(&model, (uint64_t)o.seed);
-        if (cfg.vscale != VSCALE_OFF) // theta = log lambda
-            for (size_t i = 0; i < (size_t)cfg.n_layer * cfg.n_kv_head; i++) model.params.vscale_theta[i] = (real)log(o.vscale_lambda);
+        model_init(m, (uint64_t)o->seed);
+        if (cfg->vscale != VSCALE_OFF) // theta = log lambda
+            for (size_t i = 0; i < (size_t)cfg->n_layer * cfg->n_kv_head; i++) m->params.vscale_theta[i] = (real)log(o->vscale_lambda);
     }
-    model.schedule_steps = o.steps; // what this run's checkpoints record
-    int D = cfg.d_model / cfg.n_head;
-    printf("model: V %d | C %d | L %d | H %d | Hkv %d | D %d | F %d | vscale %s | %zu parameters\n", cfg.vocab_size,
-           cfg.d_model, cfg.n_layer, cfg.n_head, cfg.n_kv_head, D, cfg.ffn_hidden, VSCALE_NAMES[cfg.vscale],
-           model.num_parameters);
+    m->schedule_steps = o->steps; // what this run's checkpoints record
+    printf("model: V %d | C %d | L %d | H %d | Hkv %d | D %d | F %d | vscale %s | %zu parameters\n", cfg->vocab_size,
+           cfg->d_model, cfg->n_layer, cfg->n_head, cfg->n_kv_head, cfg->d_model / cfg->n_head, cfg->ffn_hidden,
+           VSCALE_NAMES[cfg->vscale], m->num_parameters);
 #ifdef _OPENMP
     printf("threads: %d\n", max_threads());
 #endif
+}
 
-    if (o.eval_only) {
-        printf("val loss %.4f (%d batches of %s)\n", evaluate(&model, &val_dl, o.val_batches, o.first_token, eot),
-               o.val_batches < (int)val_dl.num_batches ? o.val_batches : (int)val_dl.num_batches, o.val_path);
-    }
-    Probe probe;
-    probe_alloc(&probe, &cfg, o.T);
-    char probe_path[4096];
-    snprintf(probe_path, sizeof(probe_path), "%s/probes.jsonl", o.out_dir);
-    if (probing && make_dirs(o.out_dir)) die("cannot create output directory %s", o.out_dir);
-    if (o.probe_only) {
-        probe_and_log(&probe, &model, probe_dl, o.first_token, eot, ckpt_step, NAN, NAN, -1, probe_path);
-        printf("appended to %s\n", probe_path);
-    }
-    if (train) {
-        if (make_dirs(o.out_dir)) die("cannot create output directory %s", o.out_dir);
-        snprintf(path, sizeof(path), "%s/log.txt", o.out_dir);
-        FILE *logf = fopen(path, "a");
-        if (!logf) die("cannot write %s: %s", path, strerror(errno));
-        char ckpt_path[4096]; // and ckpt_path.opt beside it
-        snprintf(ckpt_path, sizeof(ckpt_path), "%s/model.bin", o.out_dir);
-        printf("train: %s (%zu tokens, %zu batches of %d x %d) | steps %d..%d | lr %g -> %g | warmup %d\n",
-               o.train_path, train_dl.count, train_dl.num_batches, o.B, o.T, start_step, o.steps, o.lr, o.min_lr, o.warmup);
-        AdamW opt = {0, 0.9, 0.95, 1e-8, o.weight_decay};
-        int val_step = -1;
-        double val_loss = NAN, train_loss = NAN;
-        // the newest complete checkpoint, named when training has to stop because numbers blew up
-        char last_good[4200];
-        if (*o.ckpt_in) snprintf(last_good, sizeof(last_good), "%s (step %d, where this run started)", o.ckpt_in, ckpt_step);
-        else snprintf(last_good, sizeof(last_good), "none (this run has not written one yet)");
-        for (int step = start_step; step <= end; step++) {
-            int last = step == end;
-            if (have_val && (last || (o.val_every > 0 && step % o.val_every == 0))) {
-                val_loss = evaluate(&model, &val_dl, o.val_batches, o.first_token, eot);
-                val_step = step;
-                printf("step %5d | val loss %.4f\n", step, val_loss);
-                fprintf(logf, "s:%d tel:%.6f\n", step, val_loss);
-                fflush(logf);
-            }
-            if (o.probe_every > 0 && (last || step == start_step || step % o.probe_every == 0))
-                probe_and_log(&probe, &model, probe_dl, o.first_token, eot, step, train_loss, val_loss, val_step, probe_path);
-            if (last) break;
-            double t0 = now_seconds();
-            dataloader_batch(&train_dl, (size_t)step, model.inputs, model.targets, o.first_token, eot);
-            double loss = train_loss = model_forward_backward(&model, o.B, o.T);
-            double norm = clip_grads(model.grads_memory, model.num_parameters, o.grad_clip);
-            // a NaN or infinity stops the run before it reaches the parameters or any file (exit 3)
-            if (!isfinite(loss) || !isfinite(norm)) {
+// Training from start_step to end: validation and probes at their steps (a probe also at the
+// first and after the last), train_step, the log, checkpoints. A NaN or infinity stops the run
+// with exit 3, naming the step and the newest complete checkpoint; that file is never replaced.
+void run_train(Run *r) {
+    const Options *o = &r->o;
+    Model *m = &r->model;
+    char err[1024], path[4096], ckpt_path[4096]; // and ckpt_path.opt beside it
+    if (make_dirs(o->out_dir)) die("cannot create output directory %s", o->out_dir);
+    snprintf(path, sizeof(path), "%s/log.txt", o->out_dir);
+    FILE *logf = fopen(path, "a");
+    if (!logf) die("cannot write %s: %s", path, strerror(errno));
+    snprintf(ckpt_path, sizeof(ckpt_path), "%s/model.bin", o->out_dir);
+    printf("train: %s (%zu tokens, %zu batches of %d x %d) | steps %d..%d | lr %g -> %g | warmup %d\n", o->train_path,
+           r->train_dl.count, r->train_dl.num_batches, o->B, o->T, r->start_step, o->steps, o->lr, o->min_lr, o->warmup);
+    AdamW opt = {0, 0.9, 0.95, 1e-8, o->weight_decay};
+    int val_step = -1;
+    double val_loss = NAN, train_loss = NAN;
+    char last_good[4200];
+    if (*o->ckpt_in) snprintf(last_good, sizeof(last_good), "%s (step %d, where this run started)", o->ckpt_in, r->ckpt_step);
+    else snprintf(last_good, sizeof(last_good), "none (this run has not written one yet)");
+    for (int step = r->start_step; step <= r->end; step++) {
+        int last = step == r->end;
+        if (r->have_val && (last || (o->val_every > 0 && step % o->val_every == 0))) {
+            val_loss = evaluate(m, &r->val_dl, o->val_batches, o->first_token, r->eot);
+            val_step = step;
+            printf("step %5d | val loss %.4f\n", step, val_loss);
+            fprintf(logf, "s:%d tel:%.6f\n", step, val_loss);
+            fflush(logf);
+        }
+        if (o->probe_every > 0 && (last || step == r->start_step || step % o->probe_every == 0))
+            probe_and_log(&r->probe, m, r->probe_dl, o->first_token, r->eot, step, train_loss, val_loss, val_step,
+                          r->probe_path);
+        if (last) break;
+        double t0 = now_seconds(), loss, norm, lr = lr_at(step, o->steps, o->warmup, o->lr, o->min_lr);
+        size_t bad;
+        dataloader_batch(&r->train_dl, (size_t)step, m->inputs, m->targets, o->first_token, r->eot);
+        int status = train_step(m, &opt, lr, o->grad_clip, &loss, &norm, &bad);
+        train_loss = loss;
+        if (status != STEP_OK) {
+            if (status == STEP_NONFINITE_GRAD)
                 fprintf(stderr, "gradsink: error: step %d: loss %g, grad norm %g: not finite, training stopped; last good checkpoint: %s\n",
                         step, loss, norm, last_good);
-                fclose(logf);
-                exit(3);
-            }
-            double lr = lr_at(step, o.steps, o.warmup, o.lr, o.min_lr);
-            model_update(&model, &opt, lr);
-            size_t bad = first_nonfinite(model.params_memory, model.num_parameters);
-            if (bad < model.num_parameters) {
+            else
                 fprintf(stderr, "gradsink: error: step %d: the update (lr %g) made parameter %zu not finite, training stopped; last good checkpoint: %s\n",
                         step, lr, bad, last_good);
-                fclose(logf);
-                exit(3);
-            }
-            double dt = now_seconds() - t0;
-            // STEP on stdout and in log.txt: the training steps taken before this one, as for the
-            // validation and probe lines (all three then measure the same parameters at the same STEP)
-            printf("step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s\n", step, o.steps, loss, lr,
-                   norm, dt * 1e3, o.B * o.T / dt);
-            fprintf(logf, "s:%d trl:%.9g\n", step, loss); // %.9g: a float loss, exactly
-            if (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0 && step + 1 < end) {
-                if (checkpoint_save(&model, ckpt_path, step + 1, err, sizeof(err))) die("%s", err);
-                snprintf(last_good, sizeof(last_good), "%s (step %d)", ckpt_path, step + 1);
-            }
+            fclose(logf);
+            exit(3);
         }
-        fclose(logf);
-        if (checkpoint_save(&model, ckpt_path, end, err, sizeof(err))) die("%s", err);
-        printf("wrote %s (step %d)\n", ckpt_path, end);
+        double dt = now_seconds() - t0;
+        // STEP on stdout and in log.txt: the training steps taken before this one, as for the
+        // validation and probe lines (all three then measure the same parameters at the same STEP)
+        printf("step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s\n", step, o->steps, loss, lr, norm,
+               dt * 1e3, o->B * o->T / dt);
+        fprintf(logf, "s:%d trl:%.9g\n", step, loss); // %.9g: a float loss, exactly
+        if (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0 && step + 1 < r->end) {
+            if (checkpoint_save(m, ckpt_path, step + 1, err, sizeof(err))) die("%s", err);
+            snprintf(last_good, sizeof(last_good), "%s (step %d)", ckpt_path, step + 1);
+        }
     }
+    fclose(logf);
+    if (checkpoint_save(m, ckpt_path, r->end, err, sizeof(err))) die("%s", err);
+    printf("wrote %s (step %d)\n", ckpt_path, r->end);
+}
+
+#ifndef TESTING
+int main(int argc, char **argv) {
+    static Run run; // large (paths, flag table): not on the stack
+    Run *r = &run;
+    Options *o = &r->o;
+    parse_args(argc, argv, o, r->flags, &r->nflags);
+    options_check(o);
+    if (o->bench > 0) { bench_run(o); return 0; }
+    r->train = !o->eval_only && !o->probe_only && o->steps > 0;
+    run_tokenizer(r);
+    run_config(r);
+    run_data(r);
+    run_model(r);
+    if (o->eval_only)
+        printf("val loss %.4f (%d batches of %s)\n", evaluate(&r->model, &r->val_dl, o->val_batches, o->first_token, r->eot),
+               o->val_batches < (int)r->val_dl.num_batches ? o->val_batches : (int)r->val_dl.num_batches, o->val_path);
+    probe_alloc(&r->probe, &r->cfg, o->T);
+    snprintf(r->probe_path, sizeof(r->probe_path), "%s/probes.jsonl", o->out_dir);
+    if (r->probing && make_dirs(o->out_dir)) die("cannot create output directory %s", o->out_dir);
+    if (o->probe_only) {
+        probe_and_log(&r->probe, &r->model, r->probe_dl, o->first_token, r->eot, r->ckpt_step, NAN, NAN, -1, r->probe_path);
+        printf("appended to %s\n", r->probe_path);
+    }
+    if (r->train) run_train(r);
     // sample after training, or from a checkpoint; a probe (-p) or an evaluation (-x) of a
     // checkpoint samples only when -G is given
-    int sample = train || (*o.ckpt_in && ((!o.probe_only && !o.eval_only) || flag_given(flags, nflags, "-G")));
-    if (o.sample_tokens > 0 && sample) {
-        printf("sample (temperature %g, top-k %d, seed %d):\n", o.temperature, o.top_k, o.sample_seed);
-        model_sample(&model, have_tok ? &tok : NULL, eot, o.sample_tokens, o.temperature, o.top_k,
-                     (uint64_t)o.sample_seed, stdout);
+    int sample = r->train || (*o->ckpt_in && ((!o->probe_only && !o->eval_only) || flag_given(r->flags, r->nflags, "-G")));
+    if (o->sample_tokens > 0 && sample) {
+        printf("sample (temperature %g, top-k %d, seed %d):\n", o->temperature, o->top_k, o->sample_seed);
+        model_sample(&r->model, r->have_tok ? &r->tok : NULL, r->eot, o->sample_tokens, o->temperature, o->top_k,
+                     (uint64_t)o->sample_seed, stdout);
     }
-    probe_free(&probe);
-    dataloader_free(&train_dl);
-    dataloader_free(&val_dl);
-    tokenizer_free(&tok);
-    model_free(&model);
+    probe_free(&r->probe);
+    dataloader_free(&r->train_dl);
+    dataloader_free(&r->val_dl);
+    tokenizer_free(&r->tok);
+    model_free(&r->model);
     return 0;
 }
 #endif

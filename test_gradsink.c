@@ -609,7 +609,7 @@ static void write_bytes(const char *path, const void *data, size_t n) {
     fclose(f);
 }
 static int files_equal(const char *a, const char *b) {
-    size_t na, nb;
+    size_t na = 0, nb = 0;
     char err[256];
     unsigned char *x = read_file(a, &na, err, sizeof(err)), *y = read_file(b, &nb, err, sizeof(err));
     int eq = x && y && na == nb && memcmp(x, y, na) == 0;
@@ -1381,13 +1381,12 @@ static void test_safe_writes(void) {
 // ----------------------------------------------------------------------------
 // training end to end
 
-// n training steps on the batch already in m, as main takes them (clip 1.0, lr 1e-3)
+// n training steps on the batch already in m (allocated for B x T), as main takes them (clip 1.0, lr 1e-3)
 static void train_steps(Model *m, int B, int T, int n, const AdamW *o) {
-    for (int s = 0; s < n; s++) {
-        model_forward_backward(m, B, T);
-        clip_grads(m->grads_memory, m->num_parameters, 1.0);
-        model_update(m, o, 1e-3);
-    }
+    double loss, norm;
+    size_t bad;
+    (void)B; (void)T;
+    for (int s = 0; s < n; s++) train_step(m, o, 1e-3, 1.0, &loss, &norm, &bad);
 }
 
 static void test_training(void) {
@@ -1460,6 +1459,27 @@ static void test_training(void) {
     check(xcalloc_calls == calls && calls > 0, "three training steps after the first allocate nothing (%zu allocations before, %zu during)",
           calls, xcalloc_calls - calls);
     model_free(&m);
+
+    // train_step stops at a NaN or infinity: a non-finite loss leaves the parameters untouched;
+    // an update that makes a parameter non-finite (here an infinite lr) says which
+    {
+        tiny_model(&m, 2, VSCALE_OFF, 2, 8);
+        double loss, norm;
+        size_t bad = 0;
+        real *before = xcalloc(m.num_parameters, sizeof(real));
+        m.params.lm_head[0] = NAN;
+        memcpy(before, m.params_memory, m.num_parameters * sizeof(real));
+        int s1 = train_step(&m, &o, 1e-3, 1.0, &loss, &norm, &bad);
+        int untouched = !memcmp(before, m.params_memory, m.num_parameters * sizeof(real)) && m.adam_t == 0;
+        m.params.lm_head[0] = 0;
+        int s2 = train_step(&m, &o, INFINITY, 1.0, &loss, &norm, &bad);
+        check(s1 == STEP_NONFINITE_GRAD && untouched && s2 == STEP_NONFINITE_PARAM && bad < m.num_parameters &&
+                  !isfinite(m.params_memory[bad]),
+              "train_step: a NaN loss stops it before the update (%d), a non-finite update names parameter %zu (%d)", s1,
+              bad, s2);
+        free(before);
+        model_free(&m);
+    }
 
     // the documented RNG: splitmix64's published first outputs for seed 1234567
     Rng r;
