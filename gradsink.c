@@ -9,7 +9,9 @@ inline from the activations and gradients that training itself stores.
 
 Read it top to bottom, in the order of one training step:
   utilities -> layers (forward/backward pairs) -> model (sizes, init, forward, backward,
-  AdamW) -> measurements -> data loader -> checkpoints -> main.
+  AdamW, train_step) -> measurements -> data loader -> checkpoints -> main.
+After a "making it fast" banner come the tiled kernels that training calls (matmul, attention,
+exp, the gradient norm; each with the result of its readable version above) and the benchmark.
 
 What it is not: a fast general framework, a GPU trainer, or a faithful 0.1B-scale rerun.
 It uses libc and libm only, and OpenMP when the compiler has it.
@@ -25,6 +27,7 @@ differences are exact enough to check the backward pass tightly).
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <fcntl.h>
@@ -222,27 +225,9 @@ int append_line(const char *path, const char *line, char *err, size_t errlen) {
     return bad ? errorf(err, errlen, "appending to %s failed (disk full?)", path) : 0;
 }
 
-// e^x for the softmaxes and sigmoids, in plain arithmetic that vectorizes (libm's exp is a
-// call per element): x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
-// (relative error below 2e-7, float rounding), 2^n written into the exponent bits. Inputs
-// are clamped to [-87, 88], where e^x stays a normal float. The double build uses libm.
-static inline real exp_fast(real x) {
-#ifdef GRADSINK_DOUBLE
-    return exp(x);
-#else
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float t = x * 1.44269504f + 12582912.0f; // 1.5 * 2^23 + round(x / ln2), exactly
-    float n = t - 12582912.0f;
-    float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-6f; // ln2 split in two
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    uint32_t tb; // round(x / ln2) is in t's low mantissa bits: read it there, with no float-to-int cast
-    memcpy(&tb, &t, sizeof(tb));
-    uint32_t bits = (tb - 0x4B400000u + 127u) << 23; // (for a NaN x, p is NaN and so is the result)
-    float two_n;
-    memcpy(&two_n, &bits, sizeof(two_n));
-    return p * two_n;
-#endif
-}
+// e^x for the softmaxes and sigmoids: exp(x) in the double build; in float, a vectorizable
+// polynomial (relative error below 2e-7), defined in "making it fast" at the end of the file
+static inline real exp_fast(real x);
 
 // RNG: splitmix64 (Steele, Lea, Flood 2014) over a 64-bit state; uniform doubles from its
 // top 53 bits; normals by Box-Muller. Integer arithmetic only until the last step, so the
@@ -403,291 +388,11 @@ void matmul_backward_naive(real *dinp, real *dweight, const real *dout, const re
         }
 }
 
-// The fast versions share one engine, a register-tiled product C (M,N) = or += A (M,K) B (K,N):
-//   - B is first packed into column panels (zero-padded past N), each panel K rows of one
-//     panel width, contiguous, so the inner loop reads whole 16-float vectors per k (a B whose
-//     rows are already contiguous under a packed A, the layer input in dW, is read in place);
-//   - a register tile of 24 vector accumulators then walks k, one broadcast of A(r,k) times a
-//     panel row per FMA: plain loops over constant bounds that gcc/clang unroll into 512-bit
-//     FMAs (-O3 -march=native -mprefer-vector-width=512). Two tile shapes:
-//       MM_MR x MM_NR = 12 x 32 when A is packed into tiles of interleaved rows (A read down
-//       its columns, as dout^T in dW): the inner loop reads A at constant offsets of one pointer;
-//       MM_RR x MM_RN = 6 x 64 when A is read in place through its rows (x W^T, dout W): one
-//       pointer per row, and 6 of them fit in the general registers where 12 did not (gcc kept
-//       moving spilled row pointers back, 4 extra port-0 moves per 24 FMAs, ~15% of the loop);
-//   - threads split the output tiles, so each C element is summed by one thread, over k in
-//     order: no atomics, and the result does not depend on the number of threads.
-// In the rows past M of a ragged last tile the kernel re-reads row M-1 and throws the result away.
-#define MM_MR 12
-#define MM_NR 32
-#define MM_RR 6
-#define MM_RN 64
-#define MM_TILE_MAX (MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN) // outputs of the larger tile
-#define MM_ROWS_MAX (MM_MR > MM_RR ? MM_MR : MM_RR)
-
-// scratch for packed panels (matmuls) and per-thread tiles (attention): grown on first use,
-// then reused, so later steps allocate nothing. Called only outside parallel regions.
-static real *kernel_scratch(size_t n) {
-    static real *buf = NULL;
-    static size_t cap = 0;
-    if (n > cap) {
-        free(buf);
-        buf = xcalloc(n, sizeof(real));
-        cap = n;
-    }
-    return buf;
-}
-
-// panel p of Bp (panels, K, w): Bp[p][k][j] = B(k, p*w + j), or 0 past N; B(k,n) = B[k*bk + n*bn]
-static void mm_pack_panel(real *bp, int w, const real *b, size_t bk, size_t bn, int K, int N, int p) {
-    for (int k = 0; k < K; k++) {
-        real *dst = bp + ((size_t)p * K + k) * w;
-        if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W in dinp);
-            const real *src = b + (size_t)k * bk + (size_t)p * w; // constant lengths: inline moves
-            if (w == MM_NR) memcpy(dst, src, MM_NR * sizeof(real));
-            else memcpy(dst, src, MM_RN * sizeof(real));
-            continue;
-        }
-        for (int j = 0; j < w; j++) {
-            int n = p * w + j;
-            dst[j] = n < N ? b[(size_t)k * bk + (size_t)n * bn] : 0;
-        }
-    }
-}
-
-// C[r][j] (+)= acc[r*NR + j] for r < mr, j < nr; MR and NR are constants at every call
-static inline void mm_store(real *c, size_t ldc, int mr, int nr, int accumulate, int MR, int NR, const real *acc) {
-    if (mr == MR && nr == NR) { // a whole tile: constant bounds, so acc can stay in registers
-        for (int r = 0; r < MR; r++)
-            for (int j = 0; j < NR; j++)
-                c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + acc[r * NR + j] : acc[r * NR + j];
-        return;
-    }
-    real part[MM_TILE_MAX]; // a ragged tile goes through memory
-    for (int i = 0; i < MR * NR; i++) part[i] = acc[i];
-    for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + part[r * NR + j] : part[r * NR + j];
-}
-
-// one register tile on packed A: C[r][j] (+)= sum_k ap[k*MM_MR + r] bp[k*ldb + j] (B: a packed
-// panel, ldb = MM_NR, or a padded matrix; every address of A a constant offset from one pointer)
-static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accumulate, const real *ap,
-                                  const real *bp, size_t ldb, int K) {
-    real acc[MM_MR * MM_NR];
-    for (int r = 0; r < MM_MR; r++) // k = 0 starts the sums (no zeroing pass; K >= 1 here)
-        for (int j = 0; j < MM_NR; j++) acc[r * MM_NR + j] = ap[r] * bp[j];
-    for (int k = 1; k < K; k++) {
-        const real *a = ap + (size_t)k * MM_MR, *b = bp + (size_t)k * ldb;
-        for (int r = 0; r < MM_MR; r++)
-            for (int j = 0; j < MM_NR; j++) acc[r * MM_NR + j] += a[r] * b[j];
-    }
-    mm_store(c, ldc, mr, nr, accumulate, MM_MR, MM_NR, acc);
-}
-
-// A read in place, A(r,k) = a[r*am + k], times B rows ldb apart: an MR x NR tile (MR x NR
-// = MM_MR x MM_NR for attention's small products and ragged panels, MM_RR x MM_RN for
-// mm_product's A with contiguous rows; constants at every call, so each call is its own kernel).
-// `omp simd` marks j as the loop to vectorize: a trial tile one vector wide was vectorized by
-// gcc across the rows instead, with gathers; on these tiles the hint changes only gcc's
-// scheduling (the same bits; paired, the step 1-2% faster on three model sizes).
-static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
-                           const real *bp, size_t ldb, int K, const int MR, const int NR) {
-    real acc[MM_TILE_MAX];
-    const real *ar[MM_ROWS_MAX];
-    for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < mr ? r : mr - 1) * am;
-    for (int r = 0; r < MR; r++) { // k = 0 starts the sums (no zeroing pass; K >= 1 here)
-        real x = ar[r][0];
-        #pragma omp simd
-        for (int j = 0; j < NR; j++) acc[r * NR + j] = x * bp[j];
-    }
-    for (int k = 1; k < K; k++) {
-        const real *b = bp + (size_t)k * ldb;
-        for (int r = 0; r < MR; r++) {
-            real x = ar[r][k];
-            #pragma omp simd
-            for (int j = 0; j < NR; j++) acc[r * NR + j] += x * b[j];
-        }
-    }
-    mm_store(c, ldc, mr, nr, accumulate, MR, NR, acc);
-}
-
-// ap (tiles, kc, MM_MR) = rows m0..m1 of A over k0..k0+kc, MM_MR rows interleaved; rows past M
-// repeat row M-1 (their results are never stored). For A read down its columns (am == 1, as
-// dout^T), k outermost: each k is one contiguous run of memory.
-static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, int m1, int M, int k0, int kc) {
-    for (int k = 0; k < kc; k++) {
-        const real *src = a + (size_t)(k0 + k) * ak;
-        for (int t0 = m0; t0 < m1; t0 += MM_MR) {
-            real *dst = ap + (size_t)(t0 - m0) * kc + (size_t)k * MM_MR;
-            if (am == 1 && t0 + MM_MR <= M) memcpy(dst, src + t0, MM_MR * sizeof(real));
-            else for (int r = 0; r < MM_MR; r++) dst[r] = src[(size_t)(t0 + r < M ? t0 + r : M - 1) * am];
-        }
-    }
-}
-
-// C (M,N), row stride ldc (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B(k,n) = b[k*bk + n*bn].
-// B is packed into panels once per call (in dW only a ragged last panel: the whole ones are
-// read in place, rows bk apart). A with contiguous rows (ak == 1) is read in place by
-// 6 x 64 tiles (a last panel at most 32 wide by 12 x 32 tiles, so N = 352 wastes nothing);
-// A read down its columns (as dout^T in dW) is packed per work item into tiles of interleaved
-// rows for 12 x 32 tiles: walking a column of a wide matrix in place would touch a new cache
-// line every k, all of them in a few cache sets. (Packing A always would cost as much as the
-// product when N is only a few panels wide.) Work items are (block of about MM_MC rows) x (group
-// of panels), taken by threads as they come free (dynamic: a thread the OS has paused does not
-// hold up the others). In an item, k runs in chunks of MM_KC; each panel's slice of MM_KC rows
-// serves all the block's tiles, whose packed rows (in L2) serve every panel of the group. Which
-// thread takes an item changes nothing in the sums, so results do not depend on the thread count.
-#define MM_MC (16 * MM_MR) // rows in a block (one thread: a whole number of tiles of either height)
-#define MM_KC 256
-typedef struct { // one product, and how it is cut into work items (mm_plan)
-    real *c;
-    size_t ldc, am, ak, bk, bn;
-    const real *a, *b;
-    int accumulate, M, N, K;
-    int pack_a, w, b_rows, np, mc, nblocks, ngroups, per_group, mc_pack;
-    size_t bsize;   // the packed panels of B
-    real *bp, *ap;  // where they go, and each thread's packed rows of A (when pack_a)
-} MMPlan;
-
-static MMPlan mm_plan(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
-                      size_t bk, size_t bn, int M, int N, int K) {
-    int nthreads = max_threads();
-    MMPlan p = {.c = c, .ldc = ldc, .am = am, .ak = ak, .bk = bk, .bn = bn, .a = a, .b = b,
-                .accumulate = accumulate, .M = M, .N = N, .K = K};
-    p.pack_a = ak != 1;
-    p.w = p.pack_a ? MM_NR : MM_RN; // panel width
-    // B with contiguous rows under a packed A (inp in dW): whole panels are read in place
-    p.b_rows = p.pack_a && bn == 1;
-    p.np = (N + p.w - 1) / p.w;
-    p.mc = MM_MC;
-    // with several threads: blocks of about equal height, as many as a whole multiple of the
-    // threads (at least two each), but not under MM_MC / 2 rows; if still too few, split the
-    // panels into groups (each group's items pack their A again)
-    if (nthreads > 1) {
-        int nb = (M + MM_MC - 1) / MM_MC;
-        if (nb < 2 * nthreads) nb = 2 * nthreads;
-        nb = (nb + nthreads - 1) / nthreads * nthreads;
-        p.mc = ((M + nb - 1) / nb + MM_RR - 1) / MM_RR * MM_RR;
-        if (p.mc < MM_MC / 2) p.mc = MM_MC / 2;
-    }
-    p.nblocks = (M + p.mc - 1) / p.mc;
-    p.ngroups = 1;
-    while (nthreads > 1 && p.nblocks * p.ngroups < 2 * nthreads && p.ngroups < p.np) p.ngroups++;
-    p.per_group = (p.np + p.ngroups - 1) / p.ngroups;
-    p.bsize = (size_t)p.np * K * p.w;
-    p.mc_pack = (p.mc + MM_MR - 1) / MM_MR * MM_MR; // a block's packed rows, in whole tiles
-    return p;
-}
-// the scratch a plan needs with all threads: B's panels, then (when pack_a) A's rows per thread
-static size_t mm_scratch_size(const MMPlan *p, int nthreads) {
-    return p->bsize + (p->pack_a ? (size_t)nthreads * p->mc_pack * MM_KC : 0);
-}
-// whether panel pi of B is read in place (b_rows, and the panel whole), so never packed
-static int mm_panel_in_place(const MMPlan *p, int pi) { return p->b_rows && (pi + 1) * p->w <= p->N; }
-
-// one work item: a block of rows x a group of panels, every k
-static void mm_item(const MMPlan *p, int item, int tid) {
-    const real *a = p->a, *b = p->b;
-    size_t am = p->am, ldc = p->ldc;
-    int M = p->M, N = p->N, K = p->K, w = p->w;
-    real *ap = p->ap + (size_t)tid * p->mc_pack * MM_KC; // used only when pack_a
-    int m0 = item / p->ngroups * p->mc, m1 = M < m0 + p->mc ? M : m0 + p->mc;
-    int p0 = item % p->ngroups * p->per_group, p1 = p->np < p0 + p->per_group ? p->np : p0 + p->per_group;
-    for (int k0 = 0; k0 < K; k0 += MM_KC) {
-        int kc = K - k0 < MM_KC ? K - k0 : MM_KC, add = p->accumulate || k0 > 0;
-        if (p->pack_a) mm_pack_rows(ap, a, am, p->ak, m0, m1, M, k0, kc);
-        for (int pi = p0; pi < p1; pi++) {
-            int n0 = pi * w, nr = N - n0 < w ? N - n0 : w;
-            int in_place = mm_panel_in_place(p, pi);
-            const real *panel = in_place ? b + (size_t)k0 * p->bk + n0 : p->bp + ((size_t)pi * K + k0) * w;
-            size_t ldb = in_place ? p->bk : (size_t)w;
-            real *cp = p->c + (size_t)m0 * ldc + n0;
-            const real *arows = a + (size_t)m0 * am + k0;
-            if (p->pack_a)
-                for (int t0 = m0; t0 < m1; t0 += MM_MR)
-                    mm_tile_packed(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
-                                   ap + (size_t)(t0 - m0) * kc, panel, ldb, kc);
-            else if (nr > MM_NR)
-                for (int t0 = m0; t0 < m1; t0 += MM_RR)
-                    mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_RR ? m1 - t0 : MM_RR, nr, add,
-                            arows + (size_t)(t0 - m0) * am, am, panel, w, kc, MM_RR, MM_RN);
-            else
-                for (int t0 = m0; t0 < m1; t0 += MM_MR)
-                    mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
-                            arows + (size_t)(t0 - m0) * am, am, panel, w, kc, MM_MR, MM_NR);
-        }
-    }
-}
-
-// index (in, out): which of the counts' consecutive ranges it falls in (returned), and where
-static int mm_locate(const int *counts, int *index) {
-    int i = 0;
-    while (*index >= counts[i]) *index -= counts[i++];
-    return i;
-}
-// runs n (<= MM_RUN_MAX) planned products in one parallel region: first all their B panels,
-// then the threads take the items of all of them from one queue as they come free, so one
-// product's last items overlap the next one's instead of each product ending in its own wait.
-// The products must write different outputs.
-#define MM_RUN_MAX 2
-static void mm_run(MMPlan *plans, int n) {
-    int nthreads = max_threads();
-    if (n > MM_RUN_MAX) die("internal: mm_run of %d products (at most %d)", n, MM_RUN_MAX);
-    size_t total = 0, size[MM_RUN_MAX];
-    int panels = 0, items = 0, np[MM_RUN_MAX], ni[MM_RUN_MAX];
-    for (int i = 0; i < n; i++) {
-        total += size[i] = mm_scratch_size(&plans[i], nthreads);
-        panels += np[i] = plans[i].np;
-        items += ni[i] = plans[i].nblocks * plans[i].ngroups;
-    }
-    real *scratch = kernel_scratch(total);
-    for (int i = 0; i < n; i++) {
-        plans[i].bp = scratch;
-        plans[i].ap = scratch + plans[i].bsize;
-        scratch += size[i];
-    }
-    #pragma omp parallel
-    {
-        #pragma omp for schedule(static) // ends with a barrier
-        for (int q = 0; q < panels; q++) {
-            int pi = q;
-            const MMPlan *p = &plans[mm_locate(np, &pi)];
-            if (!mm_panel_in_place(p, pi)) mm_pack_panel(p->bp, p->w, p->b, p->bk, p->bn, p->K, p->N, pi);
-        }
-        int tid = thread_id();
-        #pragma omp for schedule(dynamic)
-        for (int q = 0; q < items; q++) {
-            int item = q;
-            const MMPlan *p = &plans[mm_locate(ni, &item)];
-            mm_item(p, item, tid);
-        }
-    }
-}
-
-// C (M,N), row stride ldc (+)= A (M,K) B (K,N): one product (see the comment above mm_plan)
-static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
-                       size_t bk, size_t bn, int M, int N, int K) {
-    MMPlan p = mm_plan(c, ldc, accumulate, a, am, ak, b, bk, bn, M, N, K);
-    mm_run(&p, 1);
-}
-
-void matmul_forward(real *out, const real *inp, const real *weight, int N, int IC, int OC) {
-    double prof_t0 = prof_start();
-    // out (N,OC) = inp (N,IC) W^T: A = inp, B(i,o) = W[o,i]
-    mm_product(out, OC, 0, inp, IC, 1, weight, 1, IC, N, OC, IC);
-    prof_stop(PROF_MM_FWD, prof_t0);
-}
-// dinp += dout W and dW += dout^T inp, as the naive version
+// The versions training calls compute the same sums as the naive ones (tests compare them),
+// blocked and tiled for caches and vector units: in "making it fast" at the end of the file.
+void matmul_forward(real *out, const real *inp, const real *weight, int N, int IC, int OC);
 void matmul_backward(real *dinp, real *dweight, const real *dout, const real *inp, const real *weight,
-                     int N, int IC, int OC) {
-    double prof_t0 = prof_start();
-    // dW (OC,IC) += dout^T (OC,N) inp (N,IC), A(o,n) = dout[n,o]; dinp (N,IC) += dout (N,OC) W (OC,IC);
-    // in one queue of work items, dW's (the larger ones) first
-    MMPlan p[2] = {mm_plan(dweight, IC, 1, dout, 1, OC, inp, IC, 1, OC, IC, N),
-                   mm_plan(dinp, IC, 1, dout, OC, 1, weight, IC, 1, N, IC, OC)};
-    mm_run(p, 2);
-    prof_stop(PROF_MM_BWD, prof_t0);
-}
+                     int N, int IC, int OC); // dinp += dout W, dW += dout^T inp
 
 // --- RoPE, HF Llama's "rotate half": in each head, dimension i pairs with i + D/2 and the
 // pair is rotated by the angle t * base^(-2i/D), t = position in the row.
@@ -880,143 +585,12 @@ void attention_backward_naive(real *dq, real *dk, real *dv, const real *dout, co
         }
 }
 
-// The fast attention does the same sums as the naive one, as small matrix products on the
-// register tiles above, one (batch row, head) per thread at a time:
-//   logits S = Q K^T (tiles above the diagonal skipped), softmax row by row, Y = A V.
-// Operands that the tiles read along a row (K^T, V, ...) are first copied into per-thread
-// scratch, zero-padded to whole MM_NR panels.
-enum { MASK_N_LE_M, MASK_K_LE_M };
-// one thread: C (M,N) (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k], B rows ldb apart and
-// zero-padded to whole panels. mask skips what the causal mask makes zero: MASK_N_LE_M
-// computes only the column tiles that reach n <= m; MASK_K_LE_M sums only k <= m (A is 0
-// beyond). (Sums over k >= m, of A read down its columns: mm_serial_tn.) Inline, so that each
-// call's mask and strides are constants: a trial edit that made gcc stop inlining it cost 1.5x
-// in attention.
-static inline void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t am, const real *b, size_t ldb,
-                      int M, int N, int K, int mask) {
-    for (int m0 = 0; m0 < M; m0 += MM_MR) {
-        int mr = M - m0 < MM_MR ? M - m0 : MM_MR;
-        int k1 = mask == MASK_K_LE_M && m0 + mr < K ? m0 + mr : K;
-        int nend = mask == MASK_N_LE_M && m0 + mr < N ? m0 + mr : N;
-        for (int n0 = 0; n0 < nend; n0 += MM_NR) {
-            int nr = N - n0 < MM_NR ? N - n0 : MM_NR;
-            mm_tile(c + (size_t)m0 * ldc + n0, ldc, mr, nr, accumulate, a + (size_t)m0 * am, am, b + n0, ldb, k1,
-                    MM_MR, MM_NR);
-        }
-    }
-}
-// one thread: C (T,D) += X^T Y summed over k >= m, X (T,T) row stride ldx and 0 above its
-// diagonal (X^T below it), Y (T,Dp) zero-padded to whole panels. X^T is A read down its
-// columns, so it is packed into tiles of interleaved rows (each k a contiguous copy of MM_MR
-// floats of row k of X; pack holds whole tiles x T) for the spill-free packed tile.
-static void mm_serial_tn(real *c, size_t ldc, const real *x, size_t ldx, const real *y, size_t ldy, int T, int D,
-                         real *pack) {
-    mm_pack_rows(pack, x, 1, ldx, 0, T, T, 0, T);
-    for (int m0 = 0; m0 < T; m0 += MM_MR)
-        for (int n0 = 0; n0 < D; n0 += MM_NR)
-            mm_tile_packed(c + (size_t)m0 * ldc + n0, ldc, T - m0 < MM_MR ? T - m0 : MM_MR, D - n0 < MM_NR ? D - n0 : MM_NR,
-                           1, pack + (size_t)m0 * T + (size_t)m0 * MM_MR, y + (size_t)m0 * ldy + n0, ldy, T - m0);
-}
-// dst (rows, cols_pad) = src (rows, cols) with row stride ld, zero in the padding
-static void copy_padded(real *dst, int cols_pad, const real *src, size_t ld, int rows, int cols) {
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < cols_pad; j++) dst[(size_t)r * cols_pad + j] = j < cols ? src[(size_t)r * ld + j] : 0;
-}
-// dst (cols, rows_pad) = src^T, src (rows, cols) with row stride ld, zero in the padding. In
-// 16 x 16 blocks: walking a whole column of a row-major matrix would touch a new cache line per
-// element, all of them in a few cache sets when ld is a power of two.
-static void transpose_padded(real *dst, int rows_pad, const real *src, size_t ld, int rows, int cols) {
-    for (int r0 = 0; r0 < rows_pad; r0 += 16)
-        for (int j0 = 0; j0 < cols; j0 += 16) {
-            int r1 = r0 + 16 < rows_pad ? r0 + 16 : rows_pad, j1 = j0 + 16 < cols ? j0 + 16 : cols;
-            for (int j = j0; j < j1; j++)
-                for (int r = r0; r < r1; r++) dst[(size_t)j * rows_pad + r] = r < rows ? src[(size_t)r * ld + j] : 0;
-        }
-}
-static int round_up_panel(int n) { return (n + MM_NR - 1) / MM_NR * MM_NR; }
-
+// The versions training calls compute the same sums as the naive ones (tests compare them),
+// as tiled matrix products: in "making it fast" at the end of the file. Same arguments.
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
-                       int B, int T, int NH, int NKV, int D) {
-    double prof_t0 = prof_start();
-    // out, q (B,T,NH*D); k, v (B,T,NKV*D)
-    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D);
-    int nthreads = max_threads();
-    real scale = (real)(1.0 / sqrt((double)D));
-    size_t per_thread = (size_t)D * Tp + (size_t)T * Dp;
-    real *scratch = kernel_scratch(per_thread * nthreads);
-    #pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            int hk = h / group, tid = thread_id();
-            real *kt = scratch + per_thread * tid, *vp = kt + (size_t)D * Tp; // K^T (D,Tp), V (T,Dp)
-            transpose_padded(kt, Tp, k + (size_t)b * T * KV + hk * D, KV, T, D);
-            copy_padded(vp, Dp, v + (size_t)b * T * KV + hk * D, KV, T, D);
-            real *a = att + ((size_t)b * NH + h) * T * T;
-            const real *qh = q + (size_t)b * T * C + h * D;
-            // logits q_t . k_j into att, for the tiles on or below the diagonal
-            mm_serial(a, T, 0, qh, C, kt, Tp, T, T, D, MASK_N_LE_M);
-            // softmax of each row over j <= t (scaled by 1/sqrt(D)); zeros above the diagonal
-            for (int t = 0; t < T; t++) {
-                real *row = a + (size_t)t * T, maxv = -INFINITY, sum = 0;
-                #pragma omp simd reduction(max : maxv)
-                for (int j = 0; j <= t; j++) maxv = row[j] > maxv ? row[j] : maxv;
-                for (int j = 0; j <= t; j++) row[j] = exp_fast((row[j] - maxv) * scale);
-                #pragma omp simd reduction(+ : sum)
-                for (int j = 0; j <= t; j++) sum += row[j];
-                real inv = 1 / sum;
-                for (int j = 0; j <= t; j++) row[j] *= inv;
-                for (int j = t + 1; j < T; j++) row[j] = 0;
-            }
-            // y_t = sum_{j<=t} a[t,j] v_j
-            mm_serial(out + (size_t)b * T * C + h * D, C, 0, a, T, vp, Dp, T, D, T, MASK_K_LE_M);
-        }
-    prof_stop(PROF_ATT_FWD, prof_t0);
-}
-
+                       int B, int T, int NH, int NKV, int D);
 void attention_backward(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
-                        const real *v, const real *att, int B, int T, int NH, int NKV, int D) {
-    double prof_t0 = prof_start();
-    // the math is in attention_backward_naive's comment; here as products of whole matrices:
-    //   dA = dY V^T,  dL = softmax backward of dA (row by row) / sqrt(D),
-    //   dQ += dL K,   dK += dL^T Q,   dV += A^T dY
-    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D);
-    int nthreads = max_threads();
-    real scale = (real)(1.0 / sqrt((double)D));
-    size_t per_thread = (size_t)D * Tp + 3 * (size_t)T * Dp + (size_t)T * Tp + (size_t)(T + MM_MR - 1) / MM_MR * MM_MR * T;
-    real *scratch = kernel_scratch(per_thread * nthreads);
-    // threads split (batch row, kv head): the query heads of a group share dk, dv
-    #pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int b = 0; b < B; b++)
-        for (int hk = 0; hk < NKV; hk++) {
-            int tid = thread_id();
-            real *vt = scratch + per_thread * tid;   // V^T (D,Tp)
-            real *kp = vt + (size_t)D * Tp;           // K (T,Dp)
-            real *qp = kp + (size_t)T * Dp;           // Q of head h (T,Dp)
-            real *dyp = qp + (size_t)T * Dp;          // dY of head h (T,Dp)
-            real *dl = dyp + (size_t)T * Dp;          // dA, then dL (T,Tp)
-            real *tr = dl + (size_t)T * Tp;           // dL^T, then A^T, packed (mm_serial_tn)
-            transpose_padded(vt, Tp, v + (size_t)b * T * KV + hk * D, KV, T, D);
-            copy_padded(kp, Dp, k + (size_t)b * T * KV + hk * D, KV, T, D);
-            real *dkb = dk + (size_t)b * T * KV + hk * D, *dvb = dv + (size_t)b * T * KV + hk * D;
-            for (int h = hk * group; h < (hk + 1) * group; h++) {
-                const real *a = att + ((size_t)b * NH + h) * T * T, *dy = dout + (size_t)b * T * C + h * D;
-                copy_padded(qp, Dp, q + (size_t)b * T * C + h * D, C, T, D);
-                copy_padded(dyp, Dp, dy, C, T, D);
-                // da[t,j] = dy_t . v_j (on and below the diagonal)
-                mm_serial(dl, Tp, 0, dy, C, vt, Tp, T, T, D, MASK_N_LE_M);
-                // dlogit[t,j] = a[t,j] (da[t,j] - sum_i a[t,i] da[t,i]) / sqrt(D); 0 above the diagonal
-                for (int t = 0; t < T; t++) {
-                    real *row = dl + (size_t)t * Tp;
-                    softmax_backward_row(row, a + (size_t)t * T, row, t + 1, scale);
-                    for (int j = t + 1; j < Tp; j++) row[j] = 0;
-                }
-                mm_serial(dq + (size_t)b * T * C + h * D, C, 1, dl, Tp, kp, Dp, T, D, T, MASK_K_LE_M); // dQ += dL K
-                mm_serial_tn(dkb, KV, dl, Tp, qp, Dp, T, D, tr); // dK += dL^T Q
-                mm_serial_tn(dvb, KV, a, T, dyp, Dp, T, D, tr);  // dV += A^T dY
-            }
-        }
-    prof_stop(PROF_ATT_BWD, prof_t0);
-}
+                        const real *v, const real *att, int B, int T, int NH, int NKV, int D);
 
 // --- SwiGLU: h = silu(gate) * up, silu(x) = x * sigmoid(x)
 void swiglu_forward(real *out, const real *gate, const real *up, size_t n) {
@@ -1477,28 +1051,9 @@ real model_forward_backward(Model *m, int B, int T) {
 // ----------------------------------------------------------------------------
 // optimizer: global grad-norm clipping, learning-rate schedule, AdamW (PyTorch semantics)
 
-// The sum of squares in double, in an order fixed by n alone, so the same value for any thread
-// count: GN_BLOCKS contiguous blocks, each summed in GN_LANES interleaved lanes (a vector of
-// doubles), then lanes and blocks added in order.
-#define GN_BLOCKS 64
-#define GN_LANES 8
-double grad_norm(const real *g, size_t n) {
-    double part[GN_BLOCKS];
-    size_t per = (n + GN_BLOCKS - 1) / GN_BLOCKS;
-    #pragma omp parallel for schedule(static)
-    for (int blk = 0; blk < GN_BLOCKS; blk++) {
-        size_t i0 = blk * per < n ? blk * per : n, i1 = i0 + per < n ? i0 + per : n, i = i0;
-        double lane[GN_LANES] = {0}, t = 0;
-        for (; i + GN_LANES <= i1; i += GN_LANES)
-            for (int j = 0; j < GN_LANES; j++) lane[j] += (double)g[i + j] * g[i + j];
-        for (; i < i1; i++) lane[0] += (double)g[i] * g[i];
-        for (int j = 0; j < GN_LANES; j++) t += lane[j];
-        part[blk] = t;
-    }
-    double ss = 0;
-    for (int blk = 0; blk < GN_BLOCKS; blk++) ss += part[blk];
-    return sqrt(ss);
-}
+// the global gradient norm sqrt(sum_i g_i^2), summed in double in an order fixed by n alone, so
+// the same bits for any thread count (in "making it fast" at the end of the file)
+double grad_norm(const real *g, size_t n);
 
 // returns the norm before clipping; scales the grads by clip/(norm+1e-6) when norm > clip
 double clip_grads(real *g, size_t n, double clip) {
@@ -2551,272 +2106,8 @@ int file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// ----------------------------------------------------------------------------
-// benchmark (`make bench`, i.e. ./gradsink --bench N): how fast one training step runs
-// against what this machine can do. In one process:
-//   1. the ceiling: a tight single-precision FMA loop on every thread (the physical peak),
-//      and the matrix multiplies alone on the model's own shapes;
-//   2. the full training step (forward + backward + clip + AdamW) at the configuration given
-//      by the flags (the defaults: L4 C128 H4 F352 T128 B16, vocab 2048 unless -V) and at a
-//      4x larger one (C and F doubled; same L, H, T, B): median ms over N steps after warm-up.
-// FLOPs are counted, not measured: a multiply-add is 2 FLOPs, and only the products are counted.
-//   matmuls:   6 x (matmul parameters) x tokens: every weight is used in one multiply-add per
-//              token forward (out = inp W^T) and two backward (dinp = dout W, dW = dout^T inp).
-//              The embedding is a table lookup and is not counted.
-//   attention: per batch row and query head, over the P = T(T+1)/2 causal (t, j) pairs:
-//              forward q.k and a v (2 x 2 D P), backward dV, da, dq, dk (4 x 2 D P); the
-//              masked half above the diagonal is never computed and is not counted.
-// Softmax, norms, SwiGLU, RoPE, cross-entropy and AdamW are not counted (they are in the time).
-#include <sys/resource.h>
-
-static double bench_median(double *x, int n) { // sorts x
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && x[j] < x[j - 1]; j--) { double t = x[j]; x[j] = x[j - 1]; x[j - 1] = t; }
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
-// the machine ceiling: every thread runs independent chains of a*m + c (one FMA each) on
-// BENCH_FMA_CHAINS x 16 floats, enough to cover the FMA latency on both FMA ports
-#define BENCH_FMA_CHAINS 12
-static double bench_fma_peak(void) {
-    long iters = 20000000;
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        float sink = 0;
-        double t0 = now_seconds();
-        int nthreads = 1;
-        #pragma omp parallel reduction(+ : sink)
-        {
-            float acc[BENCH_FMA_CHAINS][16], m = 0.99999f, c = 1e-5f;
-            for (int a = 0; a < BENCH_FMA_CHAINS; a++)
-                for (int j = 0; j < 16; j++) acc[a][j] = a + j * 0.01f;
-            for (long it = 0; it < iters; it++)
-                for (int a = 0; a < BENCH_FMA_CHAINS; a++)
-                    for (int j = 0; j < 16; j++) acc[a][j] = acc[a][j] * m + c;
-            for (int a = 0; a < BENCH_FMA_CHAINS; a++)
-                for (int j = 0; j < 16; j++) sink += acc[a][j];
-#ifdef _OPENMP
-            #pragma omp single
-            nthreads = omp_get_num_threads();
-#endif
-        }
-        double dt = now_seconds() - t0, gf = nthreads * (double)iters * BENCH_FMA_CHAINS * 16 * 2 / dt * 1e-9;
-        if (sink == 42) printf(" "); // keeps the loop's result alive
-        if (gf > best) best = gf;
-    }
-    return best;
-}
-
-// the register tiles alone: every thread runs one tile over and over on operands that stay in
-// L1 (K = 64: A 64 x 12, a B panel 64 x 64), so the figure is the kernels' own ceiling, apart
-// from memory and everything around them. Called through a volatile pointer so that the
-// compiler cannot see that the operands repeat.
-typedef void (*BenchTileFn)(real *c, const real *a, const real *b, int K);
-static void bench_tile_rows(real *c, const real *a, const real *b, int K) {
-    mm_tile(c, MM_RN, MM_RR, MM_RN, 1, a, K, b, MM_RN, K, MM_RR, MM_RN);
-}
-static void bench_tile_packed(real *c, const real *a, const real *b, int K) {
-    mm_tile_packed(c, MM_NR, MM_MR, MM_NR, 1, a, b, MM_NR, K);
-}
-static double bench_tile_ceiling(BenchTileFn fn, int tile_outputs) {
-    BenchTileFn volatile call = fn;
-    int K = 64, nmax = max_threads();
-    // each thread's A (K x MM_MR), B (K x MM_RN) and C, allocated and filled before the timing
-    size_t na = (size_t)K * MM_MR, nb = (size_t)K * MM_RN, per = na + nb + MM_TILE_MAX;
-    real *buf = xcalloc(per * nmax, sizeof(real));
-    for (int t = 0; t < nmax; t++) {
-        real *a = buf + per * t, *b = a + na;
-        for (size_t i = 0; i < na; i++) a[i] = (real)(1e-3 * (i % 7));
-        for (size_t i = 0; i < nb; i++) b[i] = (real)(1e-3 * (i % 5));
-    }
-    long iters = 200000;
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        int nthreads = 1;
-        double t0 = now_seconds();
-        #pragma omp parallel
-        {
-            int tid = thread_id();
-#ifdef _OPENMP
-            #pragma omp single nowait
-            nthreads = omp_get_num_threads();
-#endif
-            real *a = buf + per * tid, *b = a + na, *c = b + nb;
-            for (long it = 0; it < iters; it++) call(c, a, b, K);
-        }
-        double dt = now_seconds() - t0, gf = nthreads * (double)iters * 2 * tile_outputs * K / dt * 1e-9;
-        if (gf > best) best = gf;
-    }
-    free(buf);
-    return best;
-}
-
-// the matmuls of one training step, on the model's shapes: (IC, OC, how many per step)
-typedef struct { int IC, OC, count; } MatmulShape;
-static int bench_matmul_shapes(MatmulShape *s, const Config *c) {
-    int C = c->d_model, KV = c->n_kv_head * (C / c->n_head), F = c->ffn_hidden, L = c->n_layer;
-    MatmulShape t[5] = {{C, C, 2 * L}, {C, KV, 2 * L}, {C, F, 2 * L}, {F, C, L}, {C, c->vocab_size, 1}};
-    memcpy(s, t, sizeof(t));
-    return 5;
-}
-static double bench_matmul_params(const Config *c) {
-    MatmulShape s[5];
-    int n = bench_matmul_shapes(s, c);
-    double p = 0;
-    for (int i = 0; i < n; i++) p += (double)s[i].IC * s[i].OC * s[i].count;
-    return p;
-}
-static double bench_attention_flops(const Config *c, int B, int T) {
-    double D = c->d_model / c->n_head, P = (double)T * (T + 1) / 2;
-    return 12.0 * D * P * B * c->n_head;
-}
-
-// one training step, as main runs it
-static void bench_step(Model *m, const AdamW *opt) {
-    double loss, norm;
-    size_t bad;
-    train_step(m, opt, 1e-4, 1.0, &loss, &norm, &bad);
-}
-
-typedef struct {
-    double step_ms, tok_s, gflops, mm_gflops, probe_ms, maxrss_mb;
-    double prof[NUM_PROF + 1]; // share of the step of each PROF_ category, then the rest
-} BenchResult;
-
-// times fn-like blocks: median over reps of the wall time of `body`, in seconds
-#define BENCH_TIME(out, reps, body)                                                  \
-    do {                                                                             \
-        double ts_[64];                                                              \
-        for (int r_ = 0; r_ < (reps); r_++) { double t0_ = now_seconds(); body;     \
-                                              ts_[r_] = now_seconds() - t0_; }       \
-        out = bench_median(ts_, (reps));                                             \
-    } while (0)
-
-// the probe (the measurement pass) as main runs it, minus reading the batch: median ms
-static double bench_probe_ms(Model *m) {
-    Probe pr;
-    probe_alloc(&pr, &m->cfg, m->T);
-    double t;
-    BENCH_TIME(t, 7, {
-        model_forward_backward(m, m->B, m->T);
-        probe_measure(&pr, m, m->B, m->T);
-    });
-    probe_free(&pr);
-    return t * 1e3;
-}
-
-static BenchResult bench_config(const Config *cfg, int B, int T, int steps) {
-    BenchResult r = {0};
-    Model m;
-    model_build(&m, cfg);
-    model_alloc_acts(&m, B, T);
-    model_init(&m, 1);
-    Rng rng;
-    rng_seed(&rng, 7);
-    for (int i = 0; i < B * T; i++) {
-        m.inputs[i] = (int)(rng_u64(&rng) % cfg->vocab_size);
-        m.targets[i] = (int)(rng_u64(&rng) % cfg->vocab_size);
-    }
-    AdamW opt = {0, 0.9, 0.95, 1e-8, 0.1};
-    if (steps > 64) steps = 64;
-    for (int s = 0; s < 3; s++) bench_step(&m, &opt); // warm-up
-    double t[64], N = (double)B * T, total = 0;
-    memset(prof_sec, 0, sizeof(prof_sec));
-    prof_on = 1; // the kernels time themselves during these steps (see prof_start)
-    for (int s = 0; s < steps; s++) { double t0 = now_seconds(); bench_step(&m, &opt); t[s] = now_seconds() - t0; total += t[s]; }
-    prof_on = 0;
-    double rest = total;
-    for (int i = 0; i < NUM_PROF; i++) { r.prof[i] = prof_sec[i] / total; rest -= prof_sec[i]; }
-    r.prof[NUM_PROF] = rest / total;
-    double step = bench_median(t, steps);
-    double flops = 6 * bench_matmul_params(cfg) * N + bench_attention_flops(cfg, B, T);
-    r.step_ms = step * 1e3;
-    r.tok_s = N / step;
-    r.gflops = flops / step * 1e-9;
-
-    // the matmuls alone, on buffers as large as the largest activation
-    MatmulShape sh[5];
-    int nsh = bench_matmul_shapes(sh, cfg);
-    size_t big = 0;
-    for (int i = 0; i < nsh; i++) {
-        if ((size_t)sh[i].IC > big) big = sh[i].IC;
-        if ((size_t)sh[i].OC > big) big = sh[i].OC;
-    }
-    real *x = xcalloc((size_t)N * big, sizeof(real)), *y = xcalloc((size_t)N * big, sizeof(real));
-    real *dx = xcalloc((size_t)N * big, sizeof(real)), *w = xcalloc(big * big, sizeof(real));
-    real *dw = xcalloc(big * big, sizeof(real));
-    for (size_t i = 0; i < (size_t)N * big; i++) x[i] = y[i] = (real)(0.01 * rng_normal(&rng));
-    for (size_t i = 0; i < big * big; i++) w[i] = (real)(0.02 * rng_normal(&rng));
-    double mm_fwd = 0, mm_bwd = 0;
-    for (int i = 0; i < nsh; i++) {
-        double tf, tb;
-        BENCH_TIME(tf, 7, matmul_forward(y, x, w, (int)N, sh[i].IC, sh[i].OC));
-        BENCH_TIME(tb, 7, matmul_backward(dx, dw, y, x, w, (int)N, sh[i].IC, sh[i].OC));
-        mm_fwd += tf * sh[i].count;
-        mm_bwd += tb * sh[i].count;
-    }
-    r.mm_gflops = 6 * bench_matmul_params(cfg) * N / (mm_fwd + mm_bwd) * 1e-9;
-    free(x); free(y); free(dx); free(w); free(dw);
-    r.probe_ms = bench_probe_ms(&m);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    r.maxrss_mb = ru.ru_maxrss / 1024.0; // Linux reports KiB
-    model_free(&m);
-    return r;
-}
-
-static void bench_print(const char *name, const Config *c, int B, int T, const BenchResult *r, double peak) {
-    char probe[32];
-    if (r->probe_ms < 0) snprintf(probe, sizeof(probe), "n/a");
-    else snprintf(probe, sizeof(probe), "%.1f ms = %.2f steps", r->probe_ms, r->probe_ms / r->step_ms);
-    printf("%-8s L%d C%d H%d Hkv%d F%d V%d T%d B%d\n", name, c->n_layer, c->d_model, c->n_head, c->n_kv_head,
-           c->ffn_hidden, c->vocab_size, T, B);
-    printf("  step %8.1f ms | %7.0f tok/s | %6.1f GFLOP/s = %4.1f%% of peak | matmuls alone %6.1f GFLOP/s = %4.1f%%\n",
-           r->step_ms, r->tok_s, r->gflops, 100 * r->gflops / peak, r->mm_gflops, 100 * r->mm_gflops / peak);
-    printf("  time in the step: matmul fwd %2.0f%% | matmul bwd %2.0f%% | attention fwd %2.0f%% | attention bwd %2.0f%% | "
-           "cross-entropy %2.0f%% | AdamW %2.0f%% | the rest %2.0f%%\n", 100 * r->prof[PROF_MM_FWD],
-           100 * r->prof[PROF_MM_BWD], 100 * r->prof[PROF_ATT_FWD], 100 * r->prof[PROF_ATT_BWD], 100 * r->prof[PROF_XENT],
-           100 * r->prof[PROF_ADAMW], 100 * r->prof[NUM_PROF]);
-    printf("  probe %s | peak memory (max RSS so far) %.0f MB\n", probe, r->maxrss_mb);
-}
-
-// The FMA peak is measured four times, spread over the run (this shared machine is sometimes
-// slowed for a second or two, and a peak measured in such a second would inflate every
-// fraction), and every fraction is of the highest of the four. The table is printed at the end.
-#define BENCH_PEAKS 4
-void bench_run(const Options *o) {
-    Config c = options_config(o, o->vocab_size ? o->vocab_size : 2048, VSCALE_OFF);
-    const char *why = config_check(&c);
-    if (why) die("%s", why);
-    Config big = c;
-    big.d_model *= 2;
-    big.ffn_hidden *= 2;
-    int threads = max_threads();
-    double load[1] = {0};
-    if (getloadavg(load, 1) < 1) load[0] = -1;
-    printf("gradsink bench: %d thread%s, %s; median of %d steps after 3 warm-up steps\n", threads,
-           threads > 1 ? "s" : "", sizeof(real) == 4 ? "float32" : "float64", o->bench);
-    fflush(stdout);
-    double peaks[BENCH_PEAKS];
-    peaks[0] = bench_fma_peak();
-    double tr = bench_tile_ceiling(bench_tile_rows, MM_RR * MM_RN), tp = bench_tile_ceiling(bench_tile_packed, MM_MR * MM_NR);
-    peaks[1] = bench_fma_peak();
-    BenchResult r1 = bench_config(&c, o->B, o->T, o->bench);
-    peaks[2] = bench_fma_peak();
-    BenchResult r2 = bench_config(&big, o->B, o->T, o->bench);
-    peaks[3] = bench_fma_peak();
-    double peak = 0;
-    for (int i = 0; i < BENCH_PEAKS; i++) peak = peaks[i] > peak ? peaks[i] : peak;
-    printf("FMA peak (all threads, measured): %.1f GFLOP/s, the highest of %.0f, %.0f, %.0f, %.0f (at the start, after "
-           "the tiles, after each model) | load average %.2f on %ld cores before the run (other processes on the cores "
-           "lower every figure here)\n", peak, peaks[0], peaks[1], peaks[2], peaks[3], load[0], sysconf(_SC_NPROCESSORS_ONLN));
-    printf("register tiles alone, operands in L1 (all threads): 6x64 %.1f GFLOP/s = %.0f%% | 12x32 packed %.1f GFLOP/s = "
-           "%.0f%% of peak\n", tr, 100 * tr / peak, tp, 100 * tp / peak);
-    bench_print("default", &c, o->B, o->T, &r1, peak);
-    bench_print("4x", &big, o->B, o->T, &r2, peak);
-    printf("headline: default step %.1f ms, %.1f GFLOP/s = %.0f%% of the %.0f GFLOP/s FMA peak (matmuls alone %.0f%%)\n",
-           r1.step_ms, r1.gflops, 100 * r1.gflops / peak, peak, 100 * r1.mm_gflops / peak);
-}
+// the benchmark (--bench N), at the end of the file
+void bench_run(const Options *o);
 
 // ----------------------------------------------------------------------------
 // main: parse and check the flags, set up the run, then evaluate, probe, train and/or sample
@@ -3071,3 +2362,749 @@ int main(int argc, char **argv) {
     return 0;
 }
 #endif
+
+// ============================================================================
+// making it fast. Everything above reads as the paper's model; what follows are the versions
+// of exp, matmul, attention and the gradient norm that training calls, with the same results
+// as their readable counterparts above (exp, matmul_*_naive, attention_*_naive, a plain sum of
+// squares; the tests compare each pair), then the benchmark. Nothing above needs this part to
+// explain a number.
+// ============================================================================
+
+// e^x for the softmaxes and sigmoids, in plain arithmetic that vectorizes (libm's exp is a
+// call per element): x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
+// (relative error below 2e-7, float rounding), 2^n written into the exponent bits. Inputs
+// are clamped to [-87, 88], where e^x stays a normal float. The double build uses libm.
+static inline real exp_fast(real x) {
+#ifdef GRADSINK_DOUBLE
+    return exp(x);
+#else
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float t = x * 1.44269504f + 12582912.0f; // 1.5 * 2^23 + round(x / ln2), exactly
+    float n = t - 12582912.0f;
+    float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-6f; // ln2 split in two
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    uint32_t tb; // round(x / ln2) is in t's low mantissa bits: read it there, with no float-to-int cast
+    memcpy(&tb, &t, sizeof(tb));
+    uint32_t bits = (tb - 0x4B400000u + 127u) << 23; // (for a NaN x, p is NaN and so is the result)
+    float two_n;
+    memcpy(&two_n, &bits, sizeof(two_n));
+    return p * two_n;
+#endif
+}
+
+// The fast versions share one engine, a register-tiled product C (M,N) = or += A (M,K) B (K,N):
+//   - B is first packed into column panels (zero-padded past N), each panel K rows of one
+//     panel width, contiguous, so the inner loop reads whole 16-float vectors per k (a B whose
+//     rows are already contiguous under a packed A, the layer input in dW, is read in place);
+//   - a register tile of 24 vector accumulators then walks k, one broadcast of A(r,k) times a
+//     panel row per FMA: plain loops over constant bounds that gcc/clang unroll into 512-bit
+//     FMAs (-O3 -march=native -mprefer-vector-width=512). Two tile shapes:
+//       MM_MR x MM_NR = 12 x 32 when A is packed into tiles of interleaved rows (A read down
+//       its columns, as dout^T in dW): the inner loop reads A at constant offsets of one pointer;
+//       MM_RR x MM_RN = 6 x 64 when A is read in place through its rows (x W^T, dout W): one
+//       pointer per row, and 6 of them fit in the general registers where 12 did not (gcc kept
+//       moving spilled row pointers back, 4 extra port-0 moves per 24 FMAs, ~15% of the loop);
+//   - threads split the output tiles, so each C element is summed by one thread, over k in
+//     order: no atomics, and the result does not depend on the number of threads.
+// In the rows past M of a ragged last tile the kernel re-reads row M-1 and throws the result away.
+#define MM_MR 12
+#define MM_NR 32
+#define MM_RR 6
+#define MM_RN 64
+#define MM_TILE_MAX (MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN) // outputs of the larger tile
+#define MM_ROWS_MAX (MM_MR > MM_RR ? MM_MR : MM_RR)
+
+// scratch for packed panels (matmuls) and per-thread tiles (attention): grown on first use,
+// then reused, so later steps allocate nothing. Called only outside parallel regions.
+static real *kernel_scratch(size_t n) {
+    static real *buf = NULL;
+    static size_t cap = 0;
+    if (n > cap) {
+        free(buf);
+        buf = xcalloc(n, sizeof(real));
+        cap = n;
+    }
+    return buf;
+}
+
+// panel p of Bp (panels, K, w): Bp[p][k][j] = B(k, p*w + j), or 0 past N; B(k,n) = B[k*bk + n*bn]
+static void mm_pack_panel(real *bp, int w, const real *b, size_t bk, size_t bn, int K, int N, int p) {
+    for (int k = 0; k < K; k++) {
+        real *dst = bp + ((size_t)p * K + k) * w;
+        if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W in dinp);
+            const real *src = b + (size_t)k * bk + (size_t)p * w; // constant lengths: inline moves
+            if (w == MM_NR) memcpy(dst, src, MM_NR * sizeof(real));
+            else memcpy(dst, src, MM_RN * sizeof(real));
+            continue;
+        }
+        for (int j = 0; j < w; j++) {
+            int n = p * w + j;
+            dst[j] = n < N ? b[(size_t)k * bk + (size_t)n * bn] : 0;
+        }
+    }
+}
+
+// C[r][j] (+)= acc[r*NR + j] for r < mr, j < nr; MR and NR are constants at every call
+static inline void mm_store(real *c, size_t ldc, int mr, int nr, int accumulate, int MR, int NR, const real *acc) {
+    if (mr == MR && nr == NR) { // a whole tile: constant bounds, so acc can stay in registers
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < NR; j++)
+                c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + acc[r * NR + j] : acc[r * NR + j];
+        return;
+    }
+    real part[MM_TILE_MAX]; // a ragged tile goes through memory
+    for (int i = 0; i < MR * NR; i++) part[i] = acc[i];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + part[r * NR + j] : part[r * NR + j];
+}
+
+// one register tile on packed A: C[r][j] (+)= sum_k ap[k*MM_MR + r] bp[k*ldb + j] (B: a packed
+// panel, ldb = MM_NR, or a padded matrix; every address of A a constant offset from one pointer)
+static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accumulate, const real *ap,
+                                  const real *bp, size_t ldb, int K) {
+    real acc[MM_MR * MM_NR];
+    for (int r = 0; r < MM_MR; r++) // k = 0 starts the sums (no zeroing pass; K >= 1 here)
+        for (int j = 0; j < MM_NR; j++) acc[r * MM_NR + j] = ap[r] * bp[j];
+    for (int k = 1; k < K; k++) {
+        const real *a = ap + (size_t)k * MM_MR, *b = bp + (size_t)k * ldb;
+        for (int r = 0; r < MM_MR; r++)
+            for (int j = 0; j < MM_NR; j++) acc[r * MM_NR + j] += a[r] * b[j];
+    }
+    mm_store(c, ldc, mr, nr, accumulate, MM_MR, MM_NR, acc);
+}
+
+// A read in place, A(r,k) = a[r*am + k], times B rows ldb apart: an MR x NR tile (MR x NR
+// = MM_MR x MM_NR for attention's small products and ragged panels, MM_RR x MM_RN for
+// mm_product's A with contiguous rows; constants at every call, so each call is its own kernel).
+// `omp simd` marks j as the loop to vectorize: a trial tile one vector wide was vectorized by
+// gcc across the rows instead, with gathers; on these tiles the hint changes only gcc's
+// scheduling (the same bits; paired, the step 1-2% faster on three model sizes).
+static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
+                           const real *bp, size_t ldb, int K, const int MR, const int NR) {
+    real acc[MM_TILE_MAX];
+    const real *ar[MM_ROWS_MAX];
+    for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < mr ? r : mr - 1) * am;
+    for (int r = 0; r < MR; r++) { // k = 0 starts the sums (no zeroing pass; K >= 1 here)
+        real x = ar[r][0];
+        #pragma omp simd
+        for (int j = 0; j < NR; j++) acc[r * NR + j] = x * bp[j];
+    }
+    for (int k = 1; k < K; k++) {
+        const real *b = bp + (size_t)k * ldb;
+        for (int r = 0; r < MR; r++) {
+            real x = ar[r][k];
+            #pragma omp simd
+            for (int j = 0; j < NR; j++) acc[r * NR + j] += x * b[j];
+        }
+    }
+    mm_store(c, ldc, mr, nr, accumulate, MR, NR, acc);
+}
+
+// ap (tiles, kc, MM_MR) = rows m0..m1 of A over k0..k0+kc, MM_MR rows interleaved; rows past M
+// repeat row M-1 (their results are never stored). For A read down its columns (am == 1, as
+// dout^T), k outermost: each k is one contiguous run of memory.
+static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, int m1, int M, int k0, int kc) {
+    for (int k = 0; k < kc; k++) {
+        const real *src = a + (size_t)(k0 + k) * ak;
+        for (int t0 = m0; t0 < m1; t0 += MM_MR) {
+            real *dst = ap + (size_t)(t0 - m0) * kc + (size_t)k * MM_MR;
+            if (am == 1 && t0 + MM_MR <= M) memcpy(dst, src + t0, MM_MR * sizeof(real));
+            else for (int r = 0; r < MM_MR; r++) dst[r] = src[(size_t)(t0 + r < M ? t0 + r : M - 1) * am];
+        }
+    }
+}
+
+// C (M,N), row stride ldc (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B(k,n) = b[k*bk + n*bn].
+// B is packed into panels once per call (in dW only a ragged last panel: the whole ones are
+// read in place, rows bk apart). A with contiguous rows (ak == 1) is read in place by
+// 6 x 64 tiles (a last panel at most 32 wide by 12 x 32 tiles, so N = 352 wastes nothing);
+// A read down its columns (as dout^T in dW) is packed per work item into tiles of interleaved
+// rows for 12 x 32 tiles: walking a column of a wide matrix in place would touch a new cache
+// line every k, all of them in a few cache sets. (Packing A always would cost as much as the
+// product when N is only a few panels wide.) Work items are (block of about MM_MC rows) x (group
+// of panels), taken by threads as they come free (dynamic: a thread the OS has paused does not
+// hold up the others). In an item, k runs in chunks of MM_KC; each panel's slice of MM_KC rows
+// serves all the block's tiles, whose packed rows (in L2) serve every panel of the group. Which
+// thread takes an item changes nothing in the sums, so results do not depend on the thread count.
+#define MM_MC (16 * MM_MR) // rows in a block (one thread: a whole number of tiles of either height)
+#define MM_KC 256
+typedef struct { // one product, and how it is cut into work items (mm_plan)
+    real *c;
+    size_t ldc, am, ak, bk, bn;
+    const real *a, *b;
+    int accumulate, M, N, K;
+    int pack_a, w, b_rows, np, mc, nblocks, ngroups, per_group, mc_pack;
+    size_t bsize;   // the packed panels of B
+    real *bp, *ap;  // where they go, and each thread's packed rows of A (when pack_a)
+} MMPlan;
+
+static MMPlan mm_plan(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
+                      size_t bk, size_t bn, int M, int N, int K) {
+    int nthreads = max_threads();
+    MMPlan p = {.c = c, .ldc = ldc, .am = am, .ak = ak, .bk = bk, .bn = bn, .a = a, .b = b,
+                .accumulate = accumulate, .M = M, .N = N, .K = K};
+    p.pack_a = ak != 1;
+    p.w = p.pack_a ? MM_NR : MM_RN; // panel width
+    // B with contiguous rows under a packed A (inp in dW): whole panels are read in place
+    p.b_rows = p.pack_a && bn == 1;
+    p.np = (N + p.w - 1) / p.w;
+    p.mc = MM_MC;
+    // with several threads: blocks of about equal height, as many as a whole multiple of the
+    // threads (at least two each), but not under MM_MC / 2 rows; if still too few, split the
+    // panels into groups (each group's items pack their A again)
+    if (nthreads > 1) {
+        int nb = (M + MM_MC - 1) / MM_MC;
+        if (nb < 2 * nthreads) nb = 2 * nthreads;
+        nb = (nb + nthreads - 1) / nthreads * nthreads;
+        p.mc = ((M + nb - 1) / nb + MM_RR - 1) / MM_RR * MM_RR;
+        if (p.mc < MM_MC / 2) p.mc = MM_MC / 2;
+    }
+    p.nblocks = (M + p.mc - 1) / p.mc;
+    p.ngroups = 1;
+    while (nthreads > 1 && p.nblocks * p.ngroups < 2 * nthreads && p.ngroups < p.np) p.ngroups++;
+    p.per_group = (p.np + p.ngroups - 1) / p.ngroups;
+    p.bsize = (size_t)p.np * K * p.w;
+    p.mc_pack = (p.mc + MM_MR - 1) / MM_MR * MM_MR; // a block's packed rows, in whole tiles
+    return p;
+}
+// the scratch a plan needs with all threads: B's panels, then (when pack_a) A's rows per thread
+static size_t mm_scratch_size(const MMPlan *p, int nthreads) {
+    return p->bsize + (p->pack_a ? (size_t)nthreads * p->mc_pack * MM_KC : 0);
+}
+// whether panel pi of B is read in place (b_rows, and the panel whole), so never packed
+static int mm_panel_in_place(const MMPlan *p, int pi) { return p->b_rows && (pi + 1) * p->w <= p->N; }
+
+// one work item: a block of rows x a group of panels, every k
+static void mm_item(const MMPlan *p, int item, int tid) {
+    const real *a = p->a, *b = p->b;
+    size_t am = p->am, ldc = p->ldc;
+    int M = p->M, N = p->N, K = p->K, w = p->w;
+    real *ap = p->ap + (size_t)tid * p->mc_pack * MM_KC; // used only when pack_a
+    int m0 = item / p->ngroups * p->mc, m1 = M < m0 + p->mc ? M : m0 + p->mc;
+    int p0 = item % p->ngroups * p->per_group, p1 = p->np < p0 + p->per_group ? p->np : p0 + p->per_group;
+    for (int k0 = 0; k0 < K; k0 += MM_KC) {
+        int kc = K - k0 < MM_KC ? K - k0 : MM_KC, add = p->accumulate || k0 > 0;
+        if (p->pack_a) mm_pack_rows(ap, a, am, p->ak, m0, m1, M, k0, kc);
+        for (int pi = p0; pi < p1; pi++) {
+            int n0 = pi * w, nr = N - n0 < w ? N - n0 : w;
+            int in_place = mm_panel_in_place(p, pi);
+            const real *panel = in_place ? b + (size_t)k0 * p->bk + n0 : p->bp + ((size_t)pi * K + k0) * w;
+            size_t ldb = in_place ? p->bk : (size_t)w;
+            real *cp = p->c + (size_t)m0 * ldc + n0;
+            const real *arows = a + (size_t)m0 * am + k0;
+            if (p->pack_a)
+                for (int t0 = m0; t0 < m1; t0 += MM_MR)
+                    mm_tile_packed(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
+                                   ap + (size_t)(t0 - m0) * kc, panel, ldb, kc);
+            else if (nr > MM_NR)
+                for (int t0 = m0; t0 < m1; t0 += MM_RR)
+                    mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_RR ? m1 - t0 : MM_RR, nr, add,
+                            arows + (size_t)(t0 - m0) * am, am, panel, w, kc, MM_RR, MM_RN);
+            else
+                for (int t0 = m0; t0 < m1; t0 += MM_MR)
+                    mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
+                            arows + (size_t)(t0 - m0) * am, am, panel, w, kc, MM_MR, MM_NR);
+        }
+    }
+}
+
+// index (in, out): which of the counts' consecutive ranges it falls in (returned), and where
+static int mm_locate(const int *counts, int *index) {
+    int i = 0;
+    while (*index >= counts[i]) *index -= counts[i++];
+    return i;
+}
+// runs n (<= MM_RUN_MAX) planned products in one parallel region: first all their B panels,
+// then the threads take the items of all of them from one queue as they come free, so one
+// product's last items overlap the next one's instead of each product ending in its own wait.
+// The products must write different outputs.
+#define MM_RUN_MAX 2
+static void mm_run(MMPlan *plans, int n) {
+    int nthreads = max_threads();
+    if (n > MM_RUN_MAX) die("internal: mm_run of %d products (at most %d)", n, MM_RUN_MAX);
+    size_t total = 0, size[MM_RUN_MAX];
+    int panels = 0, items = 0, np[MM_RUN_MAX], ni[MM_RUN_MAX];
+    for (int i = 0; i < n; i++) {
+        total += size[i] = mm_scratch_size(&plans[i], nthreads);
+        panels += np[i] = plans[i].np;
+        items += ni[i] = plans[i].nblocks * plans[i].ngroups;
+    }
+    real *scratch = kernel_scratch(total);
+    for (int i = 0; i < n; i++) {
+        plans[i].bp = scratch;
+        plans[i].ap = scratch + plans[i].bsize;
+        scratch += size[i];
+    }
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static) // ends with a barrier
+        for (int q = 0; q < panels; q++) {
+            int pi = q;
+            const MMPlan *p = &plans[mm_locate(np, &pi)];
+            if (!mm_panel_in_place(p, pi)) mm_pack_panel(p->bp, p->w, p->b, p->bk, p->bn, p->K, p->N, pi);
+        }
+        int tid = thread_id();
+        #pragma omp for schedule(dynamic)
+        for (int q = 0; q < items; q++) {
+            int item = q;
+            const MMPlan *p = &plans[mm_locate(ni, &item)];
+            mm_item(p, item, tid);
+        }
+    }
+}
+
+// C (M,N), row stride ldc (+)= A (M,K) B (K,N): one product (see the comment above mm_plan)
+static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
+                       size_t bk, size_t bn, int M, int N, int K) {
+    MMPlan p = mm_plan(c, ldc, accumulate, a, am, ak, b, bk, bn, M, N, K);
+    mm_run(&p, 1);
+}
+
+void matmul_forward(real *out, const real *inp, const real *weight, int N, int IC, int OC) {
+    double prof_t0 = prof_start();
+    // out (N,OC) = inp (N,IC) W^T: A = inp, B(i,o) = W[o,i]
+    mm_product(out, OC, 0, inp, IC, 1, weight, 1, IC, N, OC, IC);
+    prof_stop(PROF_MM_FWD, prof_t0);
+}
+// dinp += dout W and dW += dout^T inp, as the naive version
+void matmul_backward(real *dinp, real *dweight, const real *dout, const real *inp, const real *weight,
+                     int N, int IC, int OC) {
+    double prof_t0 = prof_start();
+    // dW (OC,IC) += dout^T (OC,N) inp (N,IC), A(o,n) = dout[n,o]; dinp (N,IC) += dout (N,OC) W (OC,IC);
+    // in one queue of work items, dW's (the larger ones) first
+    MMPlan p[2] = {mm_plan(dweight, IC, 1, dout, 1, OC, inp, IC, 1, OC, IC, N),
+                   mm_plan(dinp, IC, 1, dout, OC, 1, weight, IC, 1, N, IC, OC)};
+    mm_run(p, 2);
+    prof_stop(PROF_MM_BWD, prof_t0);
+}
+
+// The fast attention does the same sums as the naive one, as small matrix products on the
+// register tiles above, one (batch row, head) per thread at a time:
+//   logits S = Q K^T (tiles above the diagonal skipped), softmax row by row, Y = A V.
+// Operands that the tiles read along a row (K^T, V, ...) are first copied into per-thread
+// scratch, zero-padded to whole MM_NR panels.
+enum { MASK_N_LE_M, MASK_K_LE_M };
+// one thread: C (M,N) (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k], B rows ldb apart and
+// zero-padded to whole panels. mask skips what the causal mask makes zero: MASK_N_LE_M
+// computes only the column tiles that reach n <= m; MASK_K_LE_M sums only k <= m (A is 0
+// beyond). (Sums over k >= m, of A read down its columns: mm_serial_tn.) Inline, so that each
+// call's mask and strides are constants: a trial edit that made gcc stop inlining it cost 1.5x
+// in attention.
+static inline void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t am, const real *b, size_t ldb,
+                      int M, int N, int K, int mask) {
+    for (int m0 = 0; m0 < M; m0 += MM_MR) {
+        int mr = M - m0 < MM_MR ? M - m0 : MM_MR;
+        int k1 = mask == MASK_K_LE_M && m0 + mr < K ? m0 + mr : K;
+        int nend = mask == MASK_N_LE_M && m0 + mr < N ? m0 + mr : N;
+        for (int n0 = 0; n0 < nend; n0 += MM_NR) {
+            int nr = N - n0 < MM_NR ? N - n0 : MM_NR;
+            mm_tile(c + (size_t)m0 * ldc + n0, ldc, mr, nr, accumulate, a + (size_t)m0 * am, am, b + n0, ldb, k1,
+                    MM_MR, MM_NR);
+        }
+    }
+}
+// one thread: C (T,D) += X^T Y summed over k >= m, X (T,T) row stride ldx and 0 above its
+// diagonal (X^T below it), Y (T,Dp) zero-padded to whole panels. X^T is A read down its
+// columns, so it is packed into tiles of interleaved rows (each k a contiguous copy of MM_MR
+// floats of row k of X; pack holds whole tiles x T) for the spill-free packed tile.
+static void mm_serial_tn(real *c, size_t ldc, const real *x, size_t ldx, const real *y, size_t ldy, int T, int D,
+                         real *pack) {
+    mm_pack_rows(pack, x, 1, ldx, 0, T, T, 0, T);
+    for (int m0 = 0; m0 < T; m0 += MM_MR)
+        for (int n0 = 0; n0 < D; n0 += MM_NR)
+            mm_tile_packed(c + (size_t)m0 * ldc + n0, ldc, T - m0 < MM_MR ? T - m0 : MM_MR, D - n0 < MM_NR ? D - n0 : MM_NR,
+                           1, pack + (size_t)m0 * T + (size_t)m0 * MM_MR, y + (size_t)m0 * ldy + n0, ldy, T - m0);
+}
+// dst (rows, cols_pad) = src (rows, cols) with row stride ld, zero in the padding
+static void copy_padded(real *dst, int cols_pad, const real *src, size_t ld, int rows, int cols) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols_pad; j++) dst[(size_t)r * cols_pad + j] = j < cols ? src[(size_t)r * ld + j] : 0;
+}
+// dst (cols, rows_pad) = src^T, src (rows, cols) with row stride ld, zero in the padding. In
+// 16 x 16 blocks: walking a whole column of a row-major matrix would touch a new cache line per
+// element, all of them in a few cache sets when ld is a power of two.
+static void transpose_padded(real *dst, int rows_pad, const real *src, size_t ld, int rows, int cols) {
+    for (int r0 = 0; r0 < rows_pad; r0 += 16)
+        for (int j0 = 0; j0 < cols; j0 += 16) {
+            int r1 = r0 + 16 < rows_pad ? r0 + 16 : rows_pad, j1 = j0 + 16 < cols ? j0 + 16 : cols;
+            for (int j = j0; j < j1; j++)
+                for (int r = r0; r < r1; r++) dst[(size_t)j * rows_pad + r] = r < rows ? src[(size_t)r * ld + j] : 0;
+        }
+}
+static int round_up_panel(int n) { return (n + MM_NR - 1) / MM_NR * MM_NR; }
+
+void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
+                       int B, int T, int NH, int NKV, int D) {
+    double prof_t0 = prof_start();
+    // out, q (B,T,NH*D); k, v (B,T,NKV*D)
+    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D);
+    int nthreads = max_threads();
+    real scale = (real)(1.0 / sqrt((double)D));
+    size_t per_thread = (size_t)D * Tp + (size_t)T * Dp;
+    real *scratch = kernel_scratch(per_thread * nthreads);
+    #pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            int hk = h / group, tid = thread_id();
+            real *kt = scratch + per_thread * tid, *vp = kt + (size_t)D * Tp; // K^T (D,Tp), V (T,Dp)
+            transpose_padded(kt, Tp, k + (size_t)b * T * KV + hk * D, KV, T, D);
+            copy_padded(vp, Dp, v + (size_t)b * T * KV + hk * D, KV, T, D);
+            real *a = att + ((size_t)b * NH + h) * T * T;
+            const real *qh = q + (size_t)b * T * C + h * D;
+            // logits q_t . k_j into att, for the tiles on or below the diagonal
+            mm_serial(a, T, 0, qh, C, kt, Tp, T, T, D, MASK_N_LE_M);
+            // softmax of each row over j <= t (scaled by 1/sqrt(D)); zeros above the diagonal
+            for (int t = 0; t < T; t++) {
+                real *row = a + (size_t)t * T, maxv = -INFINITY, sum = 0;
+                #pragma omp simd reduction(max : maxv)
+                for (int j = 0; j <= t; j++) maxv = row[j] > maxv ? row[j] : maxv;
+                for (int j = 0; j <= t; j++) row[j] = exp_fast((row[j] - maxv) * scale);
+                #pragma omp simd reduction(+ : sum)
+                for (int j = 0; j <= t; j++) sum += row[j];
+                real inv = 1 / sum;
+                for (int j = 0; j <= t; j++) row[j] *= inv;
+                for (int j = t + 1; j < T; j++) row[j] = 0;
+            }
+            // y_t = sum_{j<=t} a[t,j] v_j
+            mm_serial(out + (size_t)b * T * C + h * D, C, 0, a, T, vp, Dp, T, D, T, MASK_K_LE_M);
+        }
+    prof_stop(PROF_ATT_FWD, prof_t0);
+}
+
+void attention_backward(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
+                        const real *v, const real *att, int B, int T, int NH, int NKV, int D) {
+    double prof_t0 = prof_start();
+    // the math is in attention_backward_naive's comment; here as products of whole matrices:
+    //   dA = dY V^T,  dL = softmax backward of dA (row by row) / sqrt(D),
+    //   dQ += dL K,   dK += dL^T Q,   dV += A^T dY
+    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D);
+    int nthreads = max_threads();
+    real scale = (real)(1.0 / sqrt((double)D));
+    size_t per_thread = (size_t)D * Tp + 3 * (size_t)T * Dp + (size_t)T * Tp + (size_t)(T + MM_MR - 1) / MM_MR * MM_MR * T;
+    real *scratch = kernel_scratch(per_thread * nthreads);
+    // threads split (batch row, kv head): the query heads of a group share dk, dv
+    #pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+        for (int hk = 0; hk < NKV; hk++) {
+            int tid = thread_id();
+            real *vt = scratch + per_thread * tid;   // V^T (D,Tp)
+            real *kp = vt + (size_t)D * Tp;           // K (T,Dp)
+            real *qp = kp + (size_t)T * Dp;           // Q of head h (T,Dp)
+            real *dyp = qp + (size_t)T * Dp;          // dY of head h (T,Dp)
+            real *dl = dyp + (size_t)T * Dp;          // dA, then dL (T,Tp)
+            real *tr = dl + (size_t)T * Tp;           // dL^T, then A^T, packed (mm_serial_tn)
+            transpose_padded(vt, Tp, v + (size_t)b * T * KV + hk * D, KV, T, D);
+            copy_padded(kp, Dp, k + (size_t)b * T * KV + hk * D, KV, T, D);
+            real *dkb = dk + (size_t)b * T * KV + hk * D, *dvb = dv + (size_t)b * T * KV + hk * D;
+            for (int h = hk * group; h < (hk + 1) * group; h++) {
+                const real *a = att + ((size_t)b * NH + h) * T * T, *dy = dout + (size_t)b * T * C + h * D;
+                copy_padded(qp, Dp, q + (size_t)b * T * C + h * D, C, T, D);
+                copy_padded(dyp, Dp, dy, C, T, D);
+                // da[t,j] = dy_t . v_j (on and below the diagonal)
+                mm_serial(dl, Tp, 0, dy, C, vt, Tp, T, T, D, MASK_N_LE_M);
+                // dlogit[t,j] = a[t,j] (da[t,j] - sum_i a[t,i] da[t,i]) / sqrt(D); 0 above the diagonal
+                for (int t = 0; t < T; t++) {
+                    real *row = dl + (size_t)t * Tp;
+                    softmax_backward_row(row, a + (size_t)t * T, row, t + 1, scale);
+                    for (int j = t + 1; j < Tp; j++) row[j] = 0;
+                }
+                mm_serial(dq + (size_t)b * T * C + h * D, C, 1, dl, Tp, kp, Dp, T, D, T, MASK_K_LE_M); // dQ += dL K
+                mm_serial_tn(dkb, KV, dl, Tp, qp, Dp, T, D, tr); // dK += dL^T Q
+                mm_serial_tn(dvb, KV, a, T, dyp, Dp, T, D, tr);  // dV += A^T dY
+            }
+        }
+    prof_stop(PROF_ATT_BWD, prof_t0);
+}
+
+// ----------------------------------------------------------------------------
+// the global gradient norm
+
+// The sum of squares in double, in an order fixed by n alone, so the same value for any thread
+// count: GN_BLOCKS contiguous blocks, each summed in GN_LANES interleaved lanes (a vector of
+// doubles), then lanes and blocks added in order.
+#define GN_BLOCKS 64
+#define GN_LANES 8
+double grad_norm(const real *g, size_t n) {
+    double part[GN_BLOCKS];
+    size_t per = (n + GN_BLOCKS - 1) / GN_BLOCKS;
+    #pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < GN_BLOCKS; blk++) {
+        size_t i0 = blk * per < n ? blk * per : n, i1 = i0 + per < n ? i0 + per : n, i = i0;
+        double lane[GN_LANES] = {0}, t = 0;
+        for (; i + GN_LANES <= i1; i += GN_LANES)
+            for (int j = 0; j < GN_LANES; j++) lane[j] += (double)g[i + j] * g[i + j];
+        for (; i < i1; i++) lane[0] += (double)g[i] * g[i];
+        for (int j = 0; j < GN_LANES; j++) t += lane[j];
+        part[blk] = t;
+    }
+    double ss = 0;
+    for (int blk = 0; blk < GN_BLOCKS; blk++) ss += part[blk];
+    return sqrt(ss);
+}
+
+// ----------------------------------------------------------------------------
+// benchmark (`make bench`, i.e. ./gradsink --bench N): how fast one training step runs
+// against what this machine can do. In one process:
+//   1. the ceiling: a tight single-precision FMA loop on every thread (the physical peak),
+//      and the matrix multiplies alone on the model's own shapes;
+//   2. the full training step (forward + backward + clip + AdamW) at the configuration given
+//      by the flags (the defaults: L4 C128 H4 F352 T128 B16, vocab 2048 unless -V) and at a
+//      4x larger one (C and F doubled; same L, H, T, B): median ms over N steps after warm-up.
+// FLOPs are counted, not measured: a multiply-add is 2 FLOPs, and only the products are counted.
+//   matmuls:   6 x (matmul parameters) x tokens: every weight is used in one multiply-add per
+//              token forward (out = inp W^T) and two backward (dinp = dout W, dW = dout^T inp).
+//              The embedding is a table lookup and is not counted.
+//   attention: per batch row and query head, over the P = T(T+1)/2 causal (t, j) pairs:
+//              forward q.k and a v (2 x 2 D P), backward dV, da, dq, dk (4 x 2 D P); the
+//              masked half above the diagonal is never computed and is not counted.
+// Softmax, norms, SwiGLU, RoPE, cross-entropy and AdamW are not counted (they are in the time).
+
+static double bench_median(double *x, int n) { // sorts x
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && x[j] < x[j - 1]; j--) { double t = x[j]; x[j] = x[j - 1]; x[j - 1] = t; }
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+// the machine ceiling: every thread runs independent chains of a*m + c (one FMA each) on
+// BENCH_FMA_CHAINS x 16 floats, enough to cover the FMA latency on both FMA ports
+#define BENCH_FMA_CHAINS 12
+static double bench_fma_peak(void) {
+    long iters = 20000000;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        float sink = 0;
+        double t0 = now_seconds();
+        int nthreads = 1;
+        #pragma omp parallel reduction(+ : sink)
+        {
+            float acc[BENCH_FMA_CHAINS][16], m = 0.99999f, c = 1e-5f;
+            for (int a = 0; a < BENCH_FMA_CHAINS; a++)
+                for (int j = 0; j < 16; j++) acc[a][j] = a + j * 0.01f;
+            for (long it = 0; it < iters; it++)
+                for (int a = 0; a < BENCH_FMA_CHAINS; a++)
+                    for (int j = 0; j < 16; j++) acc[a][j] = acc[a][j] * m + c;
+            for (int a = 0; a < BENCH_FMA_CHAINS; a++)
+                for (int j = 0; j < 16; j++) sink += acc[a][j];
+#ifdef _OPENMP
+            #pragma omp single
+            nthreads = omp_get_num_threads();
+#endif
+        }
+        double dt = now_seconds() - t0, gf = nthreads * (double)iters * BENCH_FMA_CHAINS * 16 * 2 / dt * 1e-9;
+        if (sink == 42) printf(" "); // keeps the loop's result alive
+        if (gf > best) best = gf;
+    }
+    return best;
+}
+
+// the register tiles alone: every thread runs one tile over and over on operands that stay in
+// L1 (K = 64: A 64 x 12, a B panel 64 x 64), so the figure is the kernels' own ceiling, apart
+// from memory and everything around them. Called through a volatile pointer so that the
+// compiler cannot see that the operands repeat.
+typedef void (*BenchTileFn)(real *c, const real *a, const real *b, int K);
+static void bench_tile_rows(real *c, const real *a, const real *b, int K) {
+    mm_tile(c, MM_RN, MM_RR, MM_RN, 1, a, K, b, MM_RN, K, MM_RR, MM_RN);
+}
+static void bench_tile_packed(real *c, const real *a, const real *b, int K) {
+    mm_tile_packed(c, MM_NR, MM_MR, MM_NR, 1, a, b, MM_NR, K);
+}
+static double bench_tile_ceiling(BenchTileFn fn, int tile_outputs) {
+    BenchTileFn volatile call = fn;
+    int K = 64, nmax = max_threads();
+    // each thread's A (K x MM_MR), B (K x MM_RN) and C, allocated and filled before the timing
+    size_t na = (size_t)K * MM_MR, nb = (size_t)K * MM_RN, per = na + nb + MM_TILE_MAX;
+    real *buf = xcalloc(per * nmax, sizeof(real));
+    for (int t = 0; t < nmax; t++) {
+        real *a = buf + per * t, *b = a + na;
+        for (size_t i = 0; i < na; i++) a[i] = (real)(1e-3 * (i % 7));
+        for (size_t i = 0; i < nb; i++) b[i] = (real)(1e-3 * (i % 5));
+    }
+    long iters = 200000;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        int nthreads = 1;
+        double t0 = now_seconds();
+        #pragma omp parallel
+        {
+            int tid = thread_id();
+#ifdef _OPENMP
+            #pragma omp single nowait
+            nthreads = omp_get_num_threads();
+#endif
+            real *a = buf + per * tid, *b = a + na, *c = b + nb;
+            for (long it = 0; it < iters; it++) call(c, a, b, K);
+        }
+        double dt = now_seconds() - t0, gf = nthreads * (double)iters * 2 * tile_outputs * K / dt * 1e-9;
+        if (gf > best) best = gf;
+    }
+    free(buf);
+    return best;
+}
+
+// the matmuls of one training step, on the model's shapes: (IC, OC, how many per step)
+typedef struct { int IC, OC, count; } MatmulShape;
+static int bench_matmul_shapes(MatmulShape *s, const Config *c) {
+    int C = c->d_model, KV = c->n_kv_head * (C / c->n_head), F = c->ffn_hidden, L = c->n_layer;
+    MatmulShape t[5] = {{C, C, 2 * L}, {C, KV, 2 * L}, {C, F, 2 * L}, {F, C, L}, {C, c->vocab_size, 1}};
+    memcpy(s, t, sizeof(t));
+    return 5;
+}
+static double bench_matmul_params(const Config *c) {
+    MatmulShape s[5];
+    int n = bench_matmul_shapes(s, c);
+    double p = 0;
+    for (int i = 0; i < n; i++) p += (double)s[i].IC * s[i].OC * s[i].count;
+    return p;
+}
+static double bench_attention_flops(const Config *c, int B, int T) {
+    double D = c->d_model / c->n_head, P = (double)T * (T + 1) / 2;
+    return 12.0 * D * P * B * c->n_head;
+}
+
+// one training step, as main runs it
+static void bench_step(Model *m, const AdamW *opt) {
+    double loss, norm;
+    size_t bad;
+    train_step(m, opt, 1e-4, 1.0, &loss, &norm, &bad);
+}
+
+typedef struct {
+    double step_ms, tok_s, gflops, mm_gflops, probe_ms, maxrss_mb;
+    double prof[NUM_PROF + 1]; // share of the step of each PROF_ category, then the rest
+} BenchResult;
+
+// times fn-like blocks: median over reps of the wall time of `body`, in seconds
+#define BENCH_TIME(out, reps, body)                                                  \
+    do {                                                                             \
+        double ts_[64];                                                              \
+        for (int r_ = 0; r_ < (reps); r_++) { double t0_ = now_seconds(); body;     \
+                                              ts_[r_] = now_seconds() - t0_; }       \
+        out = bench_median(ts_, (reps));                                             \
+    } while (0)
+
+// the probe (the measurement pass) as main runs it, minus reading the batch: median ms
+static double bench_probe_ms(Model *m) {
+    Probe pr;
+    probe_alloc(&pr, &m->cfg, m->T);
+    double t;
+    BENCH_TIME(t, 7, {
+        model_forward_backward(m, m->B, m->T);
+        probe_measure(&pr, m, m->B, m->T);
+    });
+    probe_free(&pr);
+    return t * 1e3;
+}
+
+static BenchResult bench_config(const Config *cfg, int B, int T, int steps) {
+    BenchResult r = {0};
+    Model m;
+    model_build(&m, cfg);
+    model_alloc_acts(&m, B, T);
+    model_init(&m, 1);
+    Rng rng;
+    rng_seed(&rng, 7);
+    for (int i = 0; i < B * T; i++) {
+        m.inputs[i] = (int)(rng_u64(&rng) % cfg->vocab_size);
+        m.targets[i] = (int)(rng_u64(&rng) % cfg->vocab_size);
+    }
+    AdamW opt = {0, 0.9, 0.95, 1e-8, 0.1};
+    if (steps > 64) steps = 64;
+    for (int s = 0; s < 3; s++) bench_step(&m, &opt); // warm-up
+    double t[64], N = (double)B * T, total = 0;
+    memset(prof_sec, 0, sizeof(prof_sec));
+    prof_on = 1; // the kernels time themselves during these steps (see prof_start)
+    for (int s = 0; s < steps; s++) { double t0 = now_seconds(); bench_step(&m, &opt); t[s] = now_seconds() - t0; total += t[s]; }
+    prof_on = 0;
+    double rest = total;
+    for (int i = 0; i < NUM_PROF; i++) { r.prof[i] = prof_sec[i] / total; rest -= prof_sec[i]; }
+    r.prof[NUM_PROF] = rest / total;
+    double step = bench_median(t, steps);
+    double flops = 6 * bench_matmul_params(cfg) * N + bench_attention_flops(cfg, B, T);
+    r.step_ms = step * 1e3;
+    r.tok_s = N / step;
+    r.gflops = flops / step * 1e-9;
+
+    // the matmuls alone, on buffers as large as the largest activation
+    MatmulShape sh[5];
+    int nsh = bench_matmul_shapes(sh, cfg);
+    size_t big = 0;
+    for (int i = 0; i < nsh; i++) {
+        if ((size_t)sh[i].IC > big) big = sh[i].IC;
+        if ((size_t)sh[i].OC > big) big = sh[i].OC;
+    }
+    real *x = xcalloc((size_t)N * big, sizeof(real)), *y = xcalloc((size_t)N * big, sizeof(real));
+    real *dx = xcalloc((size_t)N * big, sizeof(real)), *w = xcalloc(big * big, sizeof(real));
+    real *dw = xcalloc(big * big, sizeof(real));
+    for (size_t i = 0; i < (size_t)N * big; i++) x[i] = y[i] = (real)(0.01 * rng_normal(&rng));
+    for (size_t i = 0; i < big * big; i++) w[i] = (real)(0.02 * rng_normal(&rng));
+    double mm_fwd = 0, mm_bwd = 0;
+    for (int i = 0; i < nsh; i++) {
+        double tf, tb;
+        BENCH_TIME(tf, 7, matmul_forward(y, x, w, (int)N, sh[i].IC, sh[i].OC));
+        BENCH_TIME(tb, 7, matmul_backward(dx, dw, y, x, w, (int)N, sh[i].IC, sh[i].OC));
+        mm_fwd += tf * sh[i].count;
+        mm_bwd += tb * sh[i].count;
+    }
+    r.mm_gflops = 6 * bench_matmul_params(cfg) * N / (mm_fwd + mm_bwd) * 1e-9;
+    free(x); free(y); free(dx); free(w); free(dw);
+    r.probe_ms = bench_probe_ms(&m);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    r.maxrss_mb = ru.ru_maxrss / 1024.0; // Linux reports KiB
+    model_free(&m);
+    return r;
+}
+
+static void bench_print(const char *name, const Config *c, int B, int T, const BenchResult *r, double peak) {
+    char probe[32];
+    if (r->probe_ms < 0) snprintf(probe, sizeof(probe), "n/a");
+    else snprintf(probe, sizeof(probe), "%.1f ms = %.2f steps", r->probe_ms, r->probe_ms / r->step_ms);
+    printf("%-8s L%d C%d H%d Hkv%d F%d V%d T%d B%d\n", name, c->n_layer, c->d_model, c->n_head, c->n_kv_head,
+           c->ffn_hidden, c->vocab_size, T, B);
+    printf("  step %8.1f ms | %7.0f tok/s | %6.1f GFLOP/s = %4.1f%% of peak | matmuls alone %6.1f GFLOP/s = %4.1f%%\n",
+           r->step_ms, r->tok_s, r->gflops, 100 * r->gflops / peak, r->mm_gflops, 100 * r->mm_gflops / peak);
+    printf("  time in the step: matmul fwd %2.0f%% | matmul bwd %2.0f%% | attention fwd %2.0f%% | attention bwd %2.0f%% | "
+           "cross-entropy %2.0f%% | AdamW %2.0f%% | the rest %2.0f%%\n", 100 * r->prof[PROF_MM_FWD],
+           100 * r->prof[PROF_MM_BWD], 100 * r->prof[PROF_ATT_FWD], 100 * r->prof[PROF_ATT_BWD], 100 * r->prof[PROF_XENT],
+           100 * r->prof[PROF_ADAMW], 100 * r->prof[NUM_PROF]);
+    printf("  probe %s | peak memory (max RSS so far) %.0f MB\n", probe, r->maxrss_mb);
+}
+
+// The FMA peak is measured four times, spread over the run (this shared machine is sometimes
+// slowed for a second or two, and a peak measured in such a second would inflate every
+// fraction), and every fraction is of the highest of the four. The table is printed at the end.
+#define BENCH_PEAKS 4
+void bench_run(const Options *o) {
+    Config c = options_config(o, o->vocab_size ? o->vocab_size : 2048, VSCALE_OFF);
+    const char *why = config_check(&c);
+    if (why) die("%s", why);
+    Config big = c;
+    big.d_model *= 2;
+    big.ffn_hidden *= 2;
+    int threads = max_threads();
+    double load[1] = {0};
+    if (getloadavg(load, 1) < 1) load[0] = -1;
+    printf("gradsink bench: %d thread%s, %s; median of %d steps after 3 warm-up steps\n", threads,
+           threads > 1 ? "s" : "", sizeof(real) == 4 ? "float32" : "float64", o->bench);
+    fflush(stdout);
+    double peaks[BENCH_PEAKS];
+    peaks[0] = bench_fma_peak();
+    double tr = bench_tile_ceiling(bench_tile_rows, MM_RR * MM_RN), tp = bench_tile_ceiling(bench_tile_packed, MM_MR * MM_NR);
+    peaks[1] = bench_fma_peak();
+    BenchResult r1 = bench_config(&c, o->B, o->T, o->bench);
+    peaks[2] = bench_fma_peak();
+    BenchResult r2 = bench_config(&big, o->B, o->T, o->bench);
+    peaks[3] = bench_fma_peak();
+    double peak = 0;
+    for (int i = 0; i < BENCH_PEAKS; i++) peak = peaks[i] > peak ? peaks[i] : peak;
+    printf("FMA peak (all threads, measured): %.1f GFLOP/s, the highest of %.0f, %.0f, %.0f, %.0f (at the start, after "
+           "the tiles, after each model) | load average %.2f on %ld cores before the run (other processes on the cores "
+           "lower every figure here)\n", peak, peaks[0], peaks[1], peaks[2], peaks[3], load[0], sysconf(_SC_NPROCESSORS_ONLN));
+    printf("register tiles alone, operands in L1 (all threads): 6x64 %.1f GFLOP/s = %.0f%% | 12x32 packed %.1f GFLOP/s = "
+           "%.0f%% of peak\n", tr, 100 * tr / peak, tp, 100 * tp / peak);
+    bench_print("default", &c, o->B, o->T, &r1, peak);
+    bench_print("4x", &big, o->B, o->T, &r2, peak);
+    printf("headline: default step %.1f ms, %.1f GFLOP/s = %.0f%% of the %.0f GFLOP/s FMA peak (matmuls alone %.0f%%)\n",
+           r1.step_ms, r1.gflops, 100 * r1.gflops / peak, peak, 100 * r1.mm_gflops / peak);
+}
