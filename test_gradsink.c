@@ -507,7 +507,7 @@ static void test_model_gradients(int n_kv_head, int vscale) {
         gmax = fmax(gmax, fabs(grads[i]));
     }
     check(dmax <= (sizeof(real) == 8 ? 1e-14 : 1e-6) * (gmax + 1),
-          "model (H 4, Hkv %d, vscale %s) backward adds into pre-filled parameter gradients (error %.1e)", n_kv_head,
+          "whole-model backward (H 4, Hkv %d, vscale %s) adds into pre-filled parameter gradients (error %.1e)", n_kv_head,
           VSCALE_NAMES[vscale], dmax);
     free(pre); free(pre0);
     free(grads);
