@@ -48,6 +48,13 @@ typedef float real;
 // ----------------------------------------------------------------------------
 // utilities
 
+// a function that is always inlined (gcc, clang), where its caller's constants make the loops fast
+#ifdef __GNUC__
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
 // the threads OpenMP will use, and this thread's number in its team (1 and 0 without OpenMP)
 static int max_threads(void) {
 #ifdef _OPENMP
@@ -537,8 +544,9 @@ void attention_forward_naive(real *out, real *att, const real *q, const real *k,
 }
 // softmax backward for one row of n weights a (of logits scaled by `scale`):
 //   dlogit_j = a_j (da_j - sum_i a_i da_i) * scale. Each row sums to 0.
-// Stores (see the convention above); dlogit may be da itself. Both attention backwards call it.
-static inline void softmax_backward_row(real *dlogit, const real *a, const real *da, int n, real scale) {
+// Stores (see the convention above); dlogit may be da itself. Both attention backwards call it
+// (always inlined: as a call, gcc stopped inlining the tiles of the fast attention around it).
+static ALWAYS_INLINE void softmax_backward_row(real *dlogit, const real *a, const real *da, int n, real scale) {
     real dot = 0;
     #pragma omp simd reduction(+ : dot)
     for (int j = 0; j < n; j++) dot += a[j] * da[j];
@@ -993,13 +1001,14 @@ void model_backward(Model *m, int B, int T) {
     int C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head, D = C / H, KV = Hkv * D;
     int F = c->ffn_hidden, V = c->vocab_size, N = B * T;
     ActTensors *a = &m->acts, *g = &m->grads_acts;
-    // Every *_backward adds into its outputs, so each activation gradient is zeroed (one layer at
-    // a time, just before its kernel) or, at a residual, starts as a copy of d h_out.
+    // Every *_backward adds into its outputs: the activation gradients, this function's
+    // workspace, start at zero (one memset; the pre-RoPE scratch once per layer), and at a
+    // residual the branch input's gradient starts as a copy of d h_out. The parameter
+    // gradients are added to (model_zero_grad zeroes them).
+    zero_parallel(m->grads_acts_memory, m->num_grad_acts);
     crossentropy_softmax_backward(a->logits, a->logits, m->targets, (real)(1.0 / N), N, V); // probs -> dlogits
-    zero_parallel(g->lnf, (size_t)N * C);
     matmul_backward(g->lnf, m->grads.lm_head, a->logits, a->lnf, m->params.lm_head, N, C, V);
     real *h_last = a->res + (size_t)L * m->B * m->T * C, *dh_last = g->res + (size_t)L * m->B * m->T * C;
-    zero_parallel(dh_last, (size_t)N * C);
     rmsnorm_backward(dh_last, m->grads.final_norm, g->lnf, h_last, m->params.final_norm, a->lnf_rstd, N, C);
     for (int l = L - 1; l >= 0; l--) {
         LayerParams p = layer_params(&m->params, c, l), dp = layer_params(&m->grads, c, l);
@@ -1007,30 +1016,20 @@ void model_backward(Model *m, int B, int T) {
         // MLP branch: h_out = h_half + r_mlp, so both receive d h_out (r_mlp's gradient is
         // d h_out itself, read in place)
         copy_parallel(ds.h_half, ds.h_out, (size_t)N * C);
-        zero_parallel(ds.hmlp, (size_t)N * F);
         matmul_backward(ds.hmlp, dp.w_down, ds.h_out, s.hmlp, p.w_down, N, F, C);
-        zero_parallel(ds.gate, (size_t)N * F);
-        zero_parallel(ds.up, (size_t)N * F);
         swiglu_backward(ds.gate, ds.up, ds.hmlp, s.gate, s.up, (size_t)N * F);
-        zero_parallel(ds.ln2, (size_t)N * C);
         matmul_backward(ds.ln2, dp.w_gate, ds.gate, s.ln2, p.w_gate, N, C, F);
         matmul_backward(ds.ln2, dp.w_up, ds.up, s.ln2, p.w_up, N, C, F);
         rmsnorm_backward(ds.h_half, dp.mlp_norm, ds.ln2, s.h_half, p.mlp_norm, s.ln2_rstd, N, C);
         // attention branch: h_half = h_in + r_attn, the same way
         copy_parallel(ds.h_in, ds.h_half, (size_t)N * C);
-        zero_parallel(ds.atty, (size_t)N * C);
         matmul_backward(ds.atty, dp.wo, ds.h_half, s.atty, p.wo, N, C, C);
-        zero_parallel(ds.q, (size_t)N * C);
-        zero_parallel(ds.k, (size_t)N * KV);
-        zero_parallel(ds.vhat, (size_t)N * KV);
-        zero_parallel(ds.v, (size_t)N * KV);
         attention_backward(ds.q, ds.k, ds.vhat, ds.atty, s.q, s.k, s.vhat, s.att, B, T, H, Hkv, D);
         vscale_backward(ds.v, dp.theta, ds.vhat, s.v, p.theta, c->vscale, C, N, Hkv, D);
-        zero_parallel(g->qpre, (size_t)N * C);
+        zero_parallel(g->qpre, (size_t)N * C); // one layer's scratch, reused by every layer
         zero_parallel(g->kpre, (size_t)N * KV);
         rope_backward(g->qpre, ds.q, m->rope_cos, m->rope_sin, B, T, H, D);
         rope_backward(g->kpre, ds.k, m->rope_cos, m->rope_sin, B, T, Hkv, D);
-        zero_parallel(ds.ln1, (size_t)N * C);
         matmul_backward(ds.ln1, dp.wq, g->qpre, s.ln1, p.wq, N, C, C);
         matmul_backward(ds.ln1, dp.wk, g->kpre, s.ln1, p.wk, N, C, KV);
         matmul_backward(ds.ln1, dp.wv, ds.v, s.ln1, p.wv, N, C, KV);
