@@ -9,7 +9,9 @@ inline from the activations and gradients that training itself stores.
 
 Read it top to bottom, in the order of one training step:
   utilities -> layers (forward/backward pairs) -> model (sizes, init, forward, backward,
-  AdamW) -> measurements -> data loader -> checkpoints -> main.
+  AdamW, train_step) -> measurements -> data loader -> checkpoints -> main.
+After a "making it fast" banner come the tiled kernels that training calls (matmul, attention,
+exp, the gradient norm; each with the result of its readable version above) and the benchmark.
 
 What it is not: a fast general framework, a GPU trainer, or a faithful 0.1B-scale rerun.
 It uses libc and libm only, and OpenMP when the compiler has it.
@@ -25,6 +27,7 @@ differences are exact enough to check the backward pass tightly).
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <fcntl.h>
@@ -44,6 +47,13 @@ typedef float real;
 
 // ----------------------------------------------------------------------------
 // utilities
+
+// a function that is always inlined (gcc, clang), where its caller's constants make the loops fast
+#ifdef __GNUC__
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
 
 // the threads OpenMP will use, and this thread's number in its team (1 and 0 without OpenMP)
 static int max_threads(void) {
@@ -118,15 +128,23 @@ static int errorf(char *err, size_t len, const char *fmt, ...) {
     return -1;
 }
 
-// reads a whole regular file; returns NULL with err set when it cannot
-static unsigned char *read_file(const char *path, size_t *size, char *err, size_t errlen) {
+// opens a regular file for reading, and gives its size; returns NULL with err set when it cannot
+static FILE *open_regular(const char *path, size_t *size, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) { errorf(err, errlen, "cannot open %s: %s", path, strerror(errno)); return NULL; }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f); errorf(err, errlen, "%s is not a regular file", path); return NULL;
     }
-    size_t n = (size_t)st.st_size;
+    *size = (size_t)st.st_size;
+    return f;
+}
+
+// reads a whole regular file; returns NULL with err set when it cannot
+static unsigned char *read_file(const char *path, size_t *size, char *err, size_t errlen) {
+    size_t n;
+    FILE *f = open_regular(path, &n, err, errlen);
+    if (!f) return NULL;
     unsigned char *buf = xcalloc(n + 1, 1);
     if (fread(buf, 1, n, f) != n) { fclose(f); free(buf); errorf(err, errlen, "cannot read %s", path); return NULL; }
     fclose(f);
@@ -214,27 +232,9 @@ int append_line(const char *path, const char *line, char *err, size_t errlen) {
     return bad ? errorf(err, errlen, "appending to %s failed (disk full?)", path) : 0;
 }
 
-// e^x for the softmaxes and sigmoids, in plain arithmetic that vectorizes (libm's exp is a
-// call per element): x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
-// (relative error below 2e-7, float rounding), 2^n written into the exponent bits. Inputs
-// are clamped to [-87, 88], where e^x stays a normal float. The double build uses libm.
-static inline real exp_fast(real x) {
-#ifdef GRADSINK_DOUBLE
-    return exp(x);
-#else
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float t = x * 1.44269504f + 12582912.0f; // 1.5 * 2^23 + round(x / ln2), exactly
-    float n = t - 12582912.0f;
-    float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-6f; // ln2 split in two
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    uint32_t tb; // round(x / ln2) is in t's low mantissa bits: read it there, with no float-to-int cast
-    memcpy(&tb, &t, sizeof(tb));
-    uint32_t bits = (tb - 0x4B400000u + 127u) << 23; // (for a NaN x, p is NaN and so is the result)
-    float two_n;
-    memcpy(&two_n, &bits, sizeof(two_n));
-    return p * two_n;
-#endif
-}
+// e^x for the softmaxes and sigmoids: exp(x) in the double build; in float, a vectorizable
+// polynomial (relative error below 2e-7), defined in "making it fast" at the end of the file
+static inline real exp_fast(real x);
 
 // RNG: splitmix64 (Steele, Lea, Flood 2014) over a 64-bit state; uniform doubles from its
 // top 53 bits; normals by Box-Muller. Integer arithmetic only until the last step, so the
@@ -281,10 +281,23 @@ static void add_parallel(real *dst, const real *a, const real *b, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
 }
 
+// index of the first NaN or infinity in x[0..n), or n when all are finite
+static size_t first_nonfinite(const real *x, size_t n) {
+    size_t i = 0;
+    while (i < n && isfinite(x[i])) i++;
+    return i;
+}
+
 // ----------------------------------------------------------------------------
 // layers: each is a forward/backward pair. Shapes in comments; B batch rows, T positions,
-// C model width. Every backward ACCUMULATES (+=) into its gradient buffers, so a tensor
-// that feeds two branches simply receives both contributions.
+// C model width.
+// The backward convention: every *_backward ACCUMULATES (+=) into its gradient outputs (the
+// caller zeroes them first), so a tensor that feeds two branches simply receives both
+// contributions. Exactly two functions store (=) instead, and the tests pin both:
+//   crossentropy_softmax_backward, the start of the chain: it writes dlogits over the
+//     probabilities, in place (the logits, B*T*V, are the largest activation at a real vocab);
+//   softmax_backward_row, one row of attention's logit gradient, written into its caller's
+//     scratch row (in place over da in attention_backward).
 
 // --- token embedding: h0[b,t,:] = wte[tok[b,t], :]
 void encoder_forward(real *out, const int *inp, const real *wte, int B, int T, int C) {
@@ -382,292 +395,11 @@ void matmul_backward_naive(real *dinp, real *dweight, const real *dout, const re
         }
 }
 
-// The fast versions share one engine, a register-tiled product C (M,N) = or += A (M,K) B (K,N):
-//   - B is first packed into column panels (zero-padded past N), each panel K rows of one
-//     panel width, contiguous, so the inner loop reads whole 16-float vectors per k (a B whose
-//     rows are already contiguous under a packed A, the layer input in dW, is read in place);
-//   - a register tile of 24 vector accumulators then walks k, one broadcast of A(r,k) times a
-//     panel row per FMA: plain loops over constant bounds that gcc/clang unroll into 512-bit
-//     FMAs (-O3 -march=native -mprefer-vector-width=512). Two tile shapes:
-//       MM_MR x MM_NR = 12 x 32 when A is packed into tiles of interleaved rows (A read down
-//       its columns, as dout^T in dW): the inner loop reads A at constant offsets of one pointer;
-//       MM_RR x MM_RN = 6 x 64 when A is read in place through its rows (x W^T, dout W): one
-//       pointer per row, and 6 of them fit in the general registers where 12 did not (gcc kept
-//       moving spilled row pointers back, 4 extra port-0 moves per 24 FMAs, ~15% of the loop);
-//   - threads split the output tiles, so each C element is summed by one thread, over k in
-//     order: no atomics, and the result does not depend on the number of threads.
-// In the rows past M of a ragged last tile the kernel re-reads row M-1 and throws the result away.
-#define MM_MR 12
-#define MM_NR 32
-#define MM_RR 6
-#define MM_RN 64
-#define MM_TILE_MAX (MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN) // outputs of the larger tile
-#define MM_ROWS_MAX (MM_MR > MM_RR ? MM_MR : MM_RR)
-
-// scratch for packed panels (matmuls) and per-thread tiles (attention): grown on first use,
-// then reused, so later steps allocate nothing. Called only outside parallel regions.
-static real *kernel_scratch(size_t n) {
-    static real *buf = NULL;
-    static size_t cap = 0;
-    if (n > cap) {
-        free(buf);
-        buf = xcalloc(n, sizeof(real));
-        cap = n;
-    }
-    return buf;
-}
-
-// panel p of Bp (panels, K, w): Bp[p][k][j] = B(k, p*w + j), or 0 past N; B(k,n) = B[k*bk + n*bn]
-static void mm_pack_panel(real *bp, int w, const real *b, size_t bk, size_t bn, int K, int N, int p) {
-    for (int k = 0; k < K; k++) {
-        real *dst = bp + ((size_t)p * K + k) * w;
-        if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W in dinp);
-            const real *src = b + (size_t)k * bk + (size_t)p * w; // constant lengths: inline moves
-            if (w == MM_NR) memcpy(dst, src, MM_NR * sizeof(real));
-            else memcpy(dst, src, MM_RN * sizeof(real));
-            continue;
-        }
-        for (int j = 0; j < w; j++) {
-            int n = p * w + j;
-            dst[j] = n < N ? b[(size_t)k * bk + (size_t)n * bn] : 0;
-        }
-    }
-}
-
-// C[r][j] (+)= acc[r*NR + j] for r < mr, j < nr; MR and NR are constants at every call
-static inline void mm_store(real *c, size_t ldc, int mr, int nr, int accumulate, int MR, int NR, const real *acc) {
-    if (mr == MR && nr == NR) { // a whole tile: constant bounds, so acc can stay in registers
-        for (int r = 0; r < MR; r++)
-            for (int j = 0; j < NR; j++)
-                c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + acc[r * NR + j] : acc[r * NR + j];
-        return;
-    }
-    real part[MM_TILE_MAX]; // a ragged tile goes through memory
-    for (int i = 0; i < MR * NR; i++) part[i] = acc[i];
-    for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + part[r * NR + j] : part[r * NR + j];
-}
-
-// one register tile on packed A: C[r][j] (+)= sum_k ap[k*MM_MR + r] bp[k*ldb + j] (B: a packed
-// panel, ldb = MM_NR, or a padded matrix; every address of A a constant offset from one pointer)
-static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accumulate, const real *ap,
-                                  const real *bp, size_t ldb, int K) {
-    real acc[MM_MR * MM_NR];
-    for (int r = 0; r < MM_MR; r++) // k = 0 starts the sums (no zeroing pass; K >= 1 here)
-        for (int j = 0; j < MM_NR; j++) acc[r * MM_NR + j] = ap[r] * bp[j];
-    for (int k = 1; k < K; k++) {
-        const real *a = ap + (size_t)k * MM_MR, *b = bp + (size_t)k * ldb;
-        for (int r = 0; r < MM_MR; r++)
-            for (int j = 0; j < MM_NR; j++) acc[r * MM_NR + j] += a[r] * b[j];
-    }
-    mm_store(c, ldc, mr, nr, accumulate, MM_MR, MM_NR, acc);
-}
-
-// A read in place, A(r,k) = a[r*am + k], times B rows ldb apart: an MR x NR tile (MR x NR
-// = MM_MR x MM_NR for attention's small products and ragged panels, MM_RR x MM_RN for
-// mm_product's A with contiguous rows; constants at every call, so each call is its own kernel).
-// `omp simd` marks j as the loop to vectorize: a trial tile one vector wide was vectorized by
-// gcc across the rows instead, with gathers; on these tiles the hint changes only gcc's
-// scheduling (the same bits; paired, the step 1-2% faster on three model sizes).
-static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
-                           const real *bp, size_t ldb, int K, const int MR, const int NR) {
-    real acc[MM_TILE_MAX];
-    const real *ar[MM_ROWS_MAX];
-    for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < mr ? r : mr - 1) * am;
-    for (int r = 0; r < MR; r++) { // k = 0 starts the sums (no zeroing pass; K >= 1 here)
-        real x = ar[r][0];
-        #pragma omp simd
-        for (int j = 0; j < NR; j++) acc[r * NR + j] = x * bp[j];
-    }
-    for (int k = 1; k < K; k++) {
-        const real *b = bp + (size_t)k * ldb;
-        for (int r = 0; r < MR; r++) {
-            real x = ar[r][k];
-            #pragma omp simd
-            for (int j = 0; j < NR; j++) acc[r * NR + j] += x * b[j];
-        }
-    }
-    mm_store(c, ldc, mr, nr, accumulate, MR, NR, acc);
-}
-
-// ap (tiles, kc, MM_MR) = rows m0..m1 of A over k0..k0+kc, MM_MR rows interleaved; rows past M
-// repeat row M-1 (their results are never stored). For A read down its columns (am == 1, as
-// dout^T), k outermost: each k is one contiguous run of memory.
-static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, int m1, int M, int k0, int kc) {
-    for (int k = 0; k < kc; k++) {
-        const real *src = a + (size_t)(k0 + k) * ak;
-        for (int t0 = m0; t0 < m1; t0 += MM_MR) {
-            real *dst = ap + (size_t)(t0 - m0) * kc + (size_t)k * MM_MR;
-            if (am == 1 && t0 + MM_MR <= M) memcpy(dst, src + t0, MM_MR * sizeof(real));
-            else for (int r = 0; r < MM_MR; r++) dst[r] = src[(size_t)(t0 + r < M ? t0 + r : M - 1) * am];
-        }
-    }
-}
-
-// C (M,N), row stride ldc (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B(k,n) = b[k*bk + n*bn].
-// B is packed into panels once per call (in dW only a ragged last panel: the whole ones are
-// read in place, rows bk apart). A with contiguous rows (ak == 1) is read in place by
-// 6 x 64 tiles (a last panel at most 32 wide by 12 x 32 tiles, so N = 352 wastes nothing);
-// A read down its columns (as dout^T in dW) is packed per work item into tiles of interleaved
-// rows for 12 x 32 tiles: walking a column of a wide matrix in place would touch a new cache
-// line every k, all of them in a few cache sets. (Packing A always would cost as much as the
-// product when N is only a few panels wide.) Work items are (block of about MM_MC rows) x (group
-// of panels), taken by threads as they come free (dynamic: a thread the OS has paused does not
-// hold up the others). In an item, k runs in chunks of MM_KC; each panel's slice of MM_KC rows
-// serves all the block's tiles, whose packed rows (in L2) serve every panel of the group. Which
-// thread takes an item changes nothing in the sums, so results do not depend on the thread count.
-#define MM_MC (16 * MM_MR) // rows in a block (one thread: a whole number of tiles of either height)
-#define MM_KC 256
-typedef struct { // one product, and how it is cut into work items (mm_plan)
-    real *c;
-    size_t ldc, am, ak, bk, bn;
-    const real *a, *b;
-    int accumulate, M, N, K;
-    int pack_a, w, b_rows, np, mc, nblocks, ngroups, per_group, mc_pack;
-    size_t bsize;   // the packed panels of B
-    real *bp, *ap;  // where they go, and each thread's packed rows of A (when pack_a)
-} MMPlan;
-
-static MMPlan mm_plan(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
-                      size_t bk, size_t bn, int M, int N, int K) {
-    int nthreads = max_threads();
-    MMPlan p = {.c = c, .ldc = ldc, .am = am, .ak = ak, .bk = bk, .bn = bn, .a = a, .b = b,
-                .accumulate = accumulate, .M = M, .N = N, .K = K};
-    p.pack_a = ak != 1;
-    p.w = p.pack_a ? MM_NR : MM_RN; // panel width
-    // B with contiguous rows under a packed A (inp in dW): whole panels are read in place
-    p.b_rows = p.pack_a && bn == 1;
-    p.np = (N + p.w - 1) / p.w;
-    p.mc = MM_MC;
-    // with several threads: blocks of about equal height, as many as a whole multiple of the
-    // threads (at least two each), but not under MM_MC / 2 rows; if still too few, split the
-    // panels into groups (each group's items pack their A again)
-    if (nthreads > 1) {
-        int nb = (M + MM_MC - 1) / MM_MC;
-        if (nb < 2 * nthreads) nb = 2 * nthreads;
-        nb = (nb + nthreads - 1) / nthreads * nthreads;
-        p.mc = ((M + nb - 1) / nb + MM_RR - 1) / MM_RR * MM_RR;
-        if (p.mc < MM_MC / 2) p.mc = MM_MC / 2;
-    }
-    p.nblocks = (M + p.mc - 1) / p.mc;
-    p.ngroups = 1;
-    while (nthreads > 1 && p.nblocks * p.ngroups < 2 * nthreads && p.ngroups < p.np) p.ngroups++;
-    p.per_group = (p.np + p.ngroups - 1) / p.ngroups;
-    p.bsize = (size_t)p.np * K * p.w;
-    p.mc_pack = (p.mc + MM_MR - 1) / MM_MR * MM_MR; // a block's packed rows, in whole tiles
-    return p;
-}
-// the scratch a plan needs with all threads: B's panels, then (when pack_a) A's rows per thread
-static size_t mm_scratch_size(const MMPlan *p, int nthreads) {
-    return p->bsize + (p->pack_a ? (size_t)nthreads * p->mc_pack * MM_KC : 0);
-}
-// whether panel pi of B is read in place (b_rows, and the panel whole), so never packed
-static int mm_panel_in_place(const MMPlan *p, int pi) { return p->b_rows && (pi + 1) * p->w <= p->N; }
-
-// one work item: a block of rows x a group of panels, every k
-static void mm_item(const MMPlan *p, int item, int tid) {
-    const real *a = p->a, *b = p->b;
-    size_t am = p->am, ldc = p->ldc;
-    int M = p->M, N = p->N, K = p->K, w = p->w;
-    real *ap = p->ap + (size_t)tid * p->mc_pack * MM_KC; // used only when pack_a
-    int m0 = item / p->ngroups * p->mc, m1 = M < m0 + p->mc ? M : m0 + p->mc;
-    int p0 = item % p->ngroups * p->per_group, p1 = p->np < p0 + p->per_group ? p->np : p0 + p->per_group;
-    for (int k0 = 0; k0 < K; k0 += MM_KC) {
-        int kc = K - k0 < MM_KC ? K - k0 : MM_KC, add = p->accumulate || k0 > 0;
-        if (p->pack_a) mm_pack_rows(ap, a, am, p->ak, m0, m1, M, k0, kc);
-        for (int pi = p0; pi < p1; pi++) {
-            int n0 = pi * w, nr = N - n0 < w ? N - n0 : w;
-            int in_place = mm_panel_in_place(p, pi);
-            const real *panel = in_place ? b + (size_t)k0 * p->bk + n0 : p->bp + ((size_t)pi * K + k0) * w;
-            size_t ldb = in_place ? p->bk : (size_t)w;
-            real *cp = p->c + (size_t)m0 * ldc + n0;
-            const real *arows = a + (size_t)m0 * am + k0;
-            if (p->pack_a)
-                for (int t0 = m0; t0 < m1; t0 += MM_MR)
-                    mm_tile_packed(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
-                                   ap + (size_t)(t0 - m0) * kc, panel, ldb, kc);
-            else if (nr > MM_NR)
-                for (int t0 = m0; t0 < m1; t0 += MM_RR)
-                    mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_RR ? m1 - t0 : MM_RR, nr, add,
-                            arows + (size_t)(t0 - m0) * am, am, panel, w, kc, MM_RR, MM_RN);
-            else
-                for (int t0 = m0; t0 < m1; t0 += MM_MR)
-                    mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
-                            arows + (size_t)(t0 - m0) * am, am, panel, w, kc, MM_MR, MM_NR);
-        }
-    }
-}
-
-// index (in, out): which of the counts' consecutive ranges it falls in (returned), and where
-static int mm_locate(const int *counts, int *index) {
-    int i = 0;
-    while (*index >= counts[i]) *index -= counts[i++];
-    return i;
-}
-// runs n (<= MM_RUN_MAX) planned products in one parallel region: first all their B panels,
-// then the threads take the items of all of them from one queue as they come free, so one
-// product's last items overlap the next one's instead of each product ending in its own wait.
-// The products must write different outputs.
-#define MM_RUN_MAX 2
-static void mm_run(MMPlan *plans, int n) {
-    int nthreads = max_threads();
-    if (n > MM_RUN_MAX) die("internal: mm_run of %d products (at most %d)", n, MM_RUN_MAX);
-    size_t total = 0, size[MM_RUN_MAX];
-    int panels = 0, items = 0, np[MM_RUN_MAX], ni[MM_RUN_MAX];
-    for (int i = 0; i < n; i++) {
-        total += size[i] = mm_scratch_size(&plans[i], nthreads);
-        panels += np[i] = plans[i].np;
-        items += ni[i] = plans[i].nblocks * plans[i].ngroups;
-    }
-    real *scratch = kernel_scratch(total);
-    for (int i = 0; i < n; i++) {
-        plans[i].bp = scratch;
-        plans[i].ap = scratch + plans[i].bsize;
-        scratch += size[i];
-    }
-    #pragma omp parallel
-    {
-        #pragma omp for schedule(static) // ends with a barrier
-        for (int q = 0; q < panels; q++) {
-            int pi = q;
-            const MMPlan *p = &plans[mm_locate(np, &pi)];
-            if (!mm_panel_in_place(p, pi)) mm_pack_panel(p->bp, p->w, p->b, p->bk, p->bn, p->K, p->N, pi);
-        }
-        int tid = thread_id();
-        #pragma omp for schedule(dynamic)
-        for (int q = 0; q < items; q++) {
-            int item = q;
-            const MMPlan *p = &plans[mm_locate(ni, &item)];
-            mm_item(p, item, tid);
-        }
-    }
-}
-
-// C (M,N), row stride ldc (+)= A (M,K) B (K,N): one product (see the comment above mm_plan)
-static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
-                       size_t bk, size_t bn, int M, int N, int K) {
-    MMPlan p = mm_plan(c, ldc, accumulate, a, am, ak, b, bk, bn, M, N, K);
-    mm_run(&p, 1);
-}
-
-void matmul_forward(real *out, const real *inp, const real *weight, int N, int IC, int OC) {
-    double prof_t0 = prof_start();
-    // out (N,OC) = inp (N,IC) W^T: A = inp, B(i,o) = W[o,i]
-    mm_product(out, OC, 0, inp, IC, 1, weight, 1, IC, N, OC, IC);
-    prof_stop(PROF_MM_FWD, prof_t0);
-}
-// add_dinp = 1: dinp += dout W, as the naive version; 0: dinp = dout W (the first of several
-// contributions to dinp stores, so the buffer needs no zeroing beforehand). dW always adds.
+// The versions training calls compute the same sums as the naive ones (tests compare them),
+// blocked and tiled for caches and vector units: in "making it fast" at the end of the file.
+void matmul_forward(real *out, const real *inp, const real *weight, int N, int IC, int OC);
 void matmul_backward(real *dinp, real *dweight, const real *dout, const real *inp, const real *weight,
-                     int N, int IC, int OC, int add_dinp) {
-    double prof_t0 = prof_start();
-    // dW (OC,IC) += dout^T (OC,N) inp (N,IC), A(o,n) = dout[n,o]; dinp (N,IC) (+)= dout (N,OC) W (OC,IC);
-    // in one queue of work items, dW's (the larger ones) first
-    MMPlan p[2] = {mm_plan(dweight, IC, 1, dout, 1, OC, inp, IC, 1, OC, IC, N),
-                   mm_plan(dinp, IC, add_dinp, dout, OC, 1, weight, IC, 1, N, IC, OC)};
-    mm_run(p, 2);
-    prof_stop(PROF_MM_BWD, prof_t0);
-}
+                     int N, int IC, int OC); // dinp += dout W, dW += dout^T inp
 
 // --- RoPE, HF Llama's "rotate half": in each head, dimension i pairs with i + D/2 and the
 // pair is rotated by the angle t * base^(-2i/D), t = position in the row.
@@ -699,8 +431,7 @@ void rope_forward(real *out, const real *inp, const real *cosb, const real *sinb
             }
 }
 void rope_backward(real *dinp, const real *dout, const real *cosb, const real *sinb, int B, int T, int NH, int D) {
-    // a rotation's Jacobian is the rotation; its transpose rotates back by -angle. Stores dinp
-    // (the only gradient that reaches the pre-RoPE q and k), so it needs no zeroing beforehand.
+    // a rotation's Jacobian is the rotation; its transpose rotates back by -angle: dinp += R^T dout
     int h2 = D / 2;
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
@@ -710,8 +441,8 @@ void rope_backward(real *dinp, const real *dout, const real *cosb, const real *s
                 const real *dy = dout + off, *c = cosb + t * h2, *s = sinb + t * h2;
                 real *dx = dinp + off;
                 for (int i = 0; i < h2; i++) {
-                    dx[i] = dy[i] * c[i] + dy[i + h2] * s[i];
-                    dx[i + h2] = dy[i + h2] * c[i] - dy[i] * s[i];
+                    dx[i] += dy[i] * c[i] + dy[i + h2] * s[i];
+                    dx[i + h2] += dy[i + h2] * c[i] - dy[i] * s[i];
                 }
             }
 }
@@ -811,11 +542,15 @@ void attention_forward_naive(real *out, real *att, const real *q, const real *k,
             }
         }
 }
-// softmax backward for one row: dlogit_j = a_j (da_j - sum_i a_i da_i). Each row sums to 0.
-void softmax_backward_row(real *dlogit, const real *a, const real *da, int n) {
+// softmax backward for one row of n weights a (of logits scaled by `scale`):
+//   dlogit_j = a_j (da_j - sum_i a_i da_i) * scale. Each row sums to 0.
+// Stores (see the convention above); dlogit may be da itself. Both attention backwards call it
+// (always inlined: as a call, gcc stopped inlining the tiles of the fast attention around it).
+static ALWAYS_INLINE void softmax_backward_row(real *dlogit, const real *a, const real *da, int n, real scale) {
     real dot = 0;
+    #pragma omp simd reduction(+ : dot)
     for (int j = 0; j < n; j++) dot += a[j] * da[j];
-    for (int j = 0; j < n; j++) dlogit[j] = a[j] * (da[j] - dot);
+    for (int j = 0; j < n; j++) dlogit[j] = a[j] * (da[j] - dot) * scale;
 }
 void attention_backward_naive(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
                         const real *v, const real *att, int B, int T, int NH, int NKV, int D) {
@@ -846,11 +581,11 @@ void attention_backward_naive(real *dq, real *dk, real *dv, const real *dout, co
                         for (int i = 0; i < D; i++) { s += dy[i] * vj[i]; dvj[i] += a[j] * dy[i]; }
                         da[j] = s;
                     }
-                    softmax_backward_row(dl, a, da, t + 1);
+                    softmax_backward_row(dl, a, da, t + 1, scale);
                     for (int j = 0; j <= t; j++) {
                         const real *kj = k + ((size_t)b * T + j) * KV + hk * D;
                         real *dkj = dk + ((size_t)b * T + j) * KV + hk * D;
-                        real g = dl[j] * scale;
+                        real g = dl[j];
                         for (int i = 0; i < D; i++) { dqt[i] += g * kj[i]; dkj[i] += g * qt[i]; }
                     }
                 }
@@ -858,146 +593,12 @@ void attention_backward_naive(real *dq, real *dk, real *dv, const real *dout, co
         }
 }
 
-// The fast attention does the same sums as the naive one, as small matrix products on the
-// register tiles above, one (batch row, head) per thread at a time:
-//   logits S = Q K^T (tiles above the diagonal skipped), softmax row by row, Y = A V.
-// Operands that the tiles read along a row (K^T, V, ...) are first copied into per-thread
-// scratch, zero-padded to whole MM_NR panels.
-enum { MASK_N_LE_M, MASK_K_LE_M };
-// one thread: C (M,N) (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k], B rows ldb apart and
-// zero-padded to whole panels. mask skips what the causal mask makes zero: MASK_N_LE_M
-// computes only the column tiles that reach n <= m; MASK_K_LE_M sums only k <= m (A is 0
-// beyond). (Sums over k >= m, of A read down its columns: mm_serial_tn.) Inline, so that each
-// call's mask and strides are constants: a trial edit that made gcc stop inlining it cost 1.5x
-// in attention.
-static inline void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t am, const real *b, size_t ldb,
-                      int M, int N, int K, int mask) {
-    for (int m0 = 0; m0 < M; m0 += MM_MR) {
-        int mr = M - m0 < MM_MR ? M - m0 : MM_MR;
-        int k1 = mask == MASK_K_LE_M && m0 + mr < K ? m0 + mr : K;
-        int nend = mask == MASK_N_LE_M && m0 + mr < N ? m0 + mr : N;
-        for (int n0 = 0; n0 < nend; n0 += MM_NR) {
-            int nr = N - n0 < MM_NR ? N - n0 : MM_NR;
-            mm_tile(c + (size_t)m0 * ldc + n0, ldc, mr, nr, accumulate, a + (size_t)m0 * am, am, b + n0, ldb, k1,
-                    MM_MR, MM_NR);
-        }
-    }
-}
-// one thread: C (T,D) += X^T Y summed over k >= m, X (T,T) row stride ldx and 0 above its
-// diagonal (X^T below it), Y (T,Dp) zero-padded to whole panels. X^T is A read down its
-// columns, so it is packed into tiles of interleaved rows (each k a contiguous copy of MM_MR
-// floats of row k of X; pack holds whole tiles x T) for the spill-free packed tile.
-static void mm_serial_tn(real *c, size_t ldc, const real *x, size_t ldx, const real *y, size_t ldy, int T, int D,
-                         real *pack) {
-    mm_pack_rows(pack, x, 1, ldx, 0, T, T, 0, T);
-    for (int m0 = 0; m0 < T; m0 += MM_MR)
-        for (int n0 = 0; n0 < D; n0 += MM_NR)
-            mm_tile_packed(c + (size_t)m0 * ldc + n0, ldc, T - m0 < MM_MR ? T - m0 : MM_MR, D - n0 < MM_NR ? D - n0 : MM_NR,
-                           1, pack + (size_t)m0 * T + (size_t)m0 * MM_MR, y + (size_t)m0 * ldy + n0, ldy, T - m0);
-}
-// dst (rows, cols_pad) = src (rows, cols) with row stride ld, zero in the padding
-static void copy_padded(real *dst, int cols_pad, const real *src, size_t ld, int rows, int cols) {
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < cols_pad; j++) dst[(size_t)r * cols_pad + j] = j < cols ? src[(size_t)r * ld + j] : 0;
-}
-// dst (cols, rows_pad) = src^T, src (rows, cols) with row stride ld, zero in the padding. In
-// 16 x 16 blocks: walking a whole column of a row-major matrix would touch a new cache line per
-// element, all of them in a few cache sets when ld is a power of two.
-static void transpose_padded(real *dst, int rows_pad, const real *src, size_t ld, int rows, int cols) {
-    for (int r0 = 0; r0 < rows_pad; r0 += 16)
-        for (int j0 = 0; j0 < cols; j0 += 16) {
-            int r1 = r0 + 16 < rows_pad ? r0 + 16 : rows_pad, j1 = j0 + 16 < cols ? j0 + 16 : cols;
-            for (int j = j0; j < j1; j++)
-                for (int r = r0; r < r1; r++) dst[(size_t)j * rows_pad + r] = r < rows ? src[(size_t)r * ld + j] : 0;
-        }
-}
-static int round_up_panel(int n) { return (n + MM_NR - 1) / MM_NR * MM_NR; }
-
+// The versions training calls compute the same sums as the naive ones (tests compare them),
+// as tiled matrix products: in "making it fast" at the end of the file. Same arguments.
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
-                       int B, int T, int NH, int NKV, int D) {
-    double prof_t0 = prof_start();
-    // out, q (B,T,NH*D); k, v (B,T,NKV*D)
-    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D);
-    int nthreads = max_threads();
-    real scale = (real)(1.0 / sqrt((double)D));
-    size_t per_thread = (size_t)D * Tp + (size_t)T * Dp;
-    real *scratch = kernel_scratch(per_thread * nthreads);
-    #pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            int hk = h / group, tid = thread_id();
-            real *kt = scratch + per_thread * tid, *vp = kt + (size_t)D * Tp; // K^T (D,Tp), V (T,Dp)
-            transpose_padded(kt, Tp, k + (size_t)b * T * KV + hk * D, KV, T, D);
-            copy_padded(vp, Dp, v + (size_t)b * T * KV + hk * D, KV, T, D);
-            real *a = att + ((size_t)b * NH + h) * T * T;
-            const real *qh = q + (size_t)b * T * C + h * D;
-            // logits q_t . k_j into att, for the tiles on or below the diagonal
-            mm_serial(a, T, 0, qh, C, kt, Tp, T, T, D, MASK_N_LE_M);
-            // softmax of each row over j <= t (scaled by 1/sqrt(D)); zeros above the diagonal
-            for (int t = 0; t < T; t++) {
-                real *row = a + (size_t)t * T, maxv = -INFINITY, sum = 0;
-                #pragma omp simd reduction(max : maxv)
-                for (int j = 0; j <= t; j++) maxv = row[j] > maxv ? row[j] : maxv;
-                for (int j = 0; j <= t; j++) row[j] = exp_fast((row[j] - maxv) * scale);
-                #pragma omp simd reduction(+ : sum)
-                for (int j = 0; j <= t; j++) sum += row[j];
-                real inv = 1 / sum;
-                for (int j = 0; j <= t; j++) row[j] *= inv;
-                for (int j = t + 1; j < T; j++) row[j] = 0;
-            }
-            // y_t = sum_{j<=t} a[t,j] v_j
-            mm_serial(out + (size_t)b * T * C + h * D, C, 0, a, T, vp, Dp, T, D, T, MASK_K_LE_M);
-        }
-    prof_stop(PROF_ATT_FWD, prof_t0);
-}
-
+                       int B, int T, int NH, int NKV, int D);
 void attention_backward(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
-                        const real *v, const real *att, int B, int T, int NH, int NKV, int D) {
-    double prof_t0 = prof_start();
-    // the math is in attention_backward_naive's comment; here as products of whole matrices:
-    //   dA = dY V^T,  dL = softmax backward of dA (row by row) / sqrt(D),
-    //   dQ += dL K,   dK += dL^T Q,   dV += A^T dY
-    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D);
-    int nthreads = max_threads();
-    real scale = (real)(1.0 / sqrt((double)D));
-    size_t per_thread = (size_t)D * Tp + 3 * (size_t)T * Dp + (size_t)T * Tp + (size_t)(T + MM_MR - 1) / MM_MR * MM_MR * T;
-    real *scratch = kernel_scratch(per_thread * nthreads);
-    // threads split (batch row, kv head): the query heads of a group share dk, dv
-    #pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int b = 0; b < B; b++)
-        for (int hk = 0; hk < NKV; hk++) {
-            int tid = thread_id();
-            real *vt = scratch + per_thread * tid;   // V^T (D,Tp)
-            real *kp = vt + (size_t)D * Tp;           // K (T,Dp)
-            real *qp = kp + (size_t)T * Dp;           // Q of head h (T,Dp)
-            real *dyp = qp + (size_t)T * Dp;          // dY of head h (T,Dp)
-            real *dl = dyp + (size_t)T * Dp;          // dA, then dL (T,Tp)
-            real *tr = dl + (size_t)T * Tp;           // dL^T, then A^T, packed (mm_serial_tn)
-            transpose_padded(vt, Tp, v + (size_t)b * T * KV + hk * D, KV, T, D);
-            copy_padded(kp, Dp, k + (size_t)b * T * KV + hk * D, KV, T, D);
-            real *dkb = dk + (size_t)b * T * KV + hk * D, *dvb = dv + (size_t)b * T * KV + hk * D;
-            for (int h = hk * group; h < (hk + 1) * group; h++) {
-                const real *a = att + ((size_t)b * NH + h) * T * T, *dy = dout + (size_t)b * T * C + h * D;
-                copy_padded(qp, Dp, q + (size_t)b * T * C + h * D, C, T, D);
-                copy_padded(dyp, Dp, dy, C, T, D);
-                // da[t,j] = dy_t . v_j (on and below the diagonal)
-                mm_serial(dl, Tp, 0, dy, C, vt, Tp, T, T, D, MASK_N_LE_M);
-                // dlogit[t,j] = a[t,j] (da[t,j] - sum_i a[t,i] da[t,i]) / sqrt(D); 0 above the diagonal
-                for (int t = 0; t < T; t++) {
-                    const real *at = a + (size_t)t * T;
-                    real *row = dl + (size_t)t * Tp, dot = 0;
-                    #pragma omp simd reduction(+ : dot)
-                    for (int j = 0; j <= t; j++) dot += at[j] * row[j];
-                    for (int j = 0; j <= t; j++) row[j] = at[j] * (row[j] - dot) * scale;
-                    for (int j = t + 1; j < Tp; j++) row[j] = 0;
-                }
-                mm_serial(dq + (size_t)b * T * C + h * D, C, 1, dl, Tp, kp, Dp, T, D, T, MASK_K_LE_M); // dQ += dL K
-                mm_serial_tn(dkb, KV, dl, Tp, qp, Dp, T, D, tr); // dK += dL^T Q
-                mm_serial_tn(dvb, KV, a, T, dyp, Dp, T, D, tr);  // dV += A^T dY
-            }
-        }
-    prof_stop(PROF_ATT_BWD, prof_t0);
-}
+                        const real *v, const real *att, int B, int T, int NH, int NKV, int D);
 
 // --- SwiGLU: h = silu(gate) * up, silu(x) = x * sigmoid(x)
 void swiglu_forward(real *out, const real *gate, const real *up, size_t n) {
@@ -1012,8 +613,8 @@ void swiglu_backward(real *dgate, real *dup, const real *dout, const real *gate,
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real x = gate[i], s = 1 / (1 + exp_fast(-x));
-        dgate[i] = dout[i] * up[i] * s * (1 + x * (1 - s));
-        dup[i] = dout[i] * x * s;
+        dgate[i] += dout[i] * up[i] * s * (1 + x * (1 - s));
+        dup[i] += dout[i] * x * s;
     }
 }
 
@@ -1038,7 +639,8 @@ void crossentropy_forward(real *losses, real *probs, const int *targets, int N, 
 }
 void crossentropy_softmax_backward(real *dlogits, const real *probs, const int *targets, real dloss, int N, int V) {
     double prof_t0 = prof_start();
-    // d(-log p_y)/dlogit_i = p_i - [i == y], times dloss = 1/N for the mean loss
+    // d(-log p_y)/dlogit_i = p_i - [i == y], times dloss = 1/N for the mean loss. Stores (the
+    // convention's exception), so dlogits may be probs itself.
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         for (int i = 0; i < V; i++)
@@ -1078,34 +680,40 @@ typedef struct {
     real *lm_head;      // (V, C)
 } ParamTensors;
 
-static const char *PARAM_NAMES[NUM_PARAM_TENSORS] = {
-    "wte", "attn_norm", "wq", "wk", "wv", "wo", "mlp_norm", "w_gate", "w_up", "w_down",
-    "vscale_theta", "final_norm", "lm_head"};
-// what each tensor is: a matrix (init N(0, 0.02^2), weight decay), a norm gain (init 1), theta (init 0)
-enum { KIND_MATRIX, KIND_GAIN, KIND_THETA };
-static const int PARAM_KIND[NUM_PARAM_TENSORS] = {
-    KIND_MATRIX, KIND_GAIN, KIND_MATRIX, KIND_MATRIX, KIND_MATRIX, KIND_MATRIX, KIND_GAIN,
-    KIND_MATRIX, KIND_MATRIX, KIND_MATRIX, KIND_THETA, KIND_GAIN, KIND_MATRIX};
+// One tensor of a block: its name, the pointer that gets its address, its size in reals, and
+// its kind (for a parameter: how it is initialised and decayed; for an activation: whether it
+// has a gradient tensor of its own)
+typedef struct {
+    const char *name;
+    real **at;
+    size_t size;
+    int kind;
+} Slot;
+enum { KIND_MATRIX, KIND_GAIN, KIND_THETA }; // init N(0, 0.02^2) and weight decay; init 1; init 0
+enum { NO_GRAD, GRAD };
 
-static void param_sizes(size_t *s, const Config *c) {
+// the sizes table of the parameters, one line per tensor, in checkpoint order
+static void param_table(Slot *t, ParamTensors *p, const Config *c) {
     size_t V = c->vocab_size, C = c->d_model, L = c->n_layer, D = C / c->n_head;
-    size_t KV = c->n_kv_head * D, F = c->ffn_hidden;
-    s[0] = V * C; s[1] = L * C; s[2] = L * C * C; s[3] = L * KV * C; s[4] = L * KV * C;
-    s[5] = L * C * C; s[6] = L * C; s[7] = L * F * C; s[8] = L * F * C; s[9] = L * C * F;
-    s[10] = L * c->n_kv_head; s[11] = C; s[12] = V * C;
+    size_t Hkv = c->n_kv_head, KV = Hkv * D, F = c->ffn_hidden;
+    int n = 0;
+    t[n++] = (Slot){"wte",          &p->wte,          V * C,      KIND_MATRIX};
+    t[n++] = (Slot){"attn_norm",    &p->attn_norm,    L * C,      KIND_GAIN};
+    t[n++] = (Slot){"wq",           &p->wq,           L * C * C,  KIND_MATRIX};
+    t[n++] = (Slot){"wk",           &p->wk,           L * KV * C, KIND_MATRIX};
+    t[n++] = (Slot){"wv",           &p->wv,           L * KV * C, KIND_MATRIX};
+    t[n++] = (Slot){"wo",           &p->wo,           L * C * C,  KIND_MATRIX};
+    t[n++] = (Slot){"mlp_norm",     &p->mlp_norm,     L * C,      KIND_GAIN};
+    t[n++] = (Slot){"w_gate",       &p->w_gate,       L * F * C,  KIND_MATRIX};
+    t[n++] = (Slot){"w_up",         &p->w_up,         L * F * C,  KIND_MATRIX};
+    t[n++] = (Slot){"w_down",       &p->w_down,       L * C * F,  KIND_MATRIX};
+    t[n++] = (Slot){"vscale_theta", &p->vscale_theta, L * Hkv,    KIND_THETA};
+    t[n++] = (Slot){"final_norm",   &p->final_norm,   C,          KIND_GAIN};
+    t[n++] = (Slot){"lm_head",      &p->lm_head,      V * C,      KIND_MATRIX};
+    if (n != NUM_PARAM_TENSORS) die("internal: %d parameter tensors in the table", n);
 }
 
-// carve one block of memory into named tensors, in table order
-static void point_tensors(real **ptrs[], const size_t *sizes, int n, real *memory) {
-    for (int i = 0; i < n; i++) { *ptrs[i] = memory; memory += sizes[i]; }
-}
-static void param_pointers(real **ptrs[NUM_PARAM_TENSORS], ParamTensors *p) {
-    real **list[NUM_PARAM_TENSORS] = {&p->wte, &p->attn_norm, &p->wq, &p->wk, &p->wv, &p->wo, &p->mlp_norm,
-                                      &p->w_gate, &p->w_up, &p->w_down, &p->vscale_theta, &p->final_norm, &p->lm_head};
-    memcpy(ptrs, list, sizeof(list));
-}
-
-// the activations of one forward pass (and, in a second copy, their gradients)
+// the activations of one forward pass (and, in a second block, the gradients of those that have one)
 #define NUM_ACT_TENSORS 24
 typedef struct {
     real *res;      // (L+1, B, T, C) residual stream: res[l] = h_in of layer l, res[l+1] = its h_out
@@ -1134,43 +742,71 @@ typedef struct {
     real *kpre;     // (B, T, KV)     scratch: keys before RoPE
 } ActTensors;
 
-static void act_sizes(size_t *s, const Config *c, int B, int T, int for_grads) {
-    size_t L = c->n_layer, C = c->d_model, H = c->n_head, D = C / H, KV = c->n_kv_head * D;
+// the sizes table of the activations, one line per tensor. NO_GRAD: no gradient tensor (NULL
+// in the gradient block), because nothing differentiates through it, or because its gradient
+// is another tensor's, read in place
+static void act_table(Slot *t, ActTensors *a, const Config *c, int B, int T) {
+    size_t L = c->n_layer, C = c->d_model, H = c->n_head, D = C / H, Hkv = c->n_kv_head, KV = Hkv * D;
     size_t F = c->ffn_hidden, V = c->vocab_size, N = (size_t)B * T;
-    size_t sz[NUM_ACT_TENSORS] = {
-        (L + 1) * N * C, L * N * C, L * N, L * N * C, L * N * KV, L * N * KV, L * N * KV,
-        L * N * c->n_kv_head, L * B * H * T * T, L * N * C, L * N * C, L * N * C, L * N * C, L * N,
-        L * N * F, L * N * F, L * N * F, L * N * C, N * C, N, N * V, N, N * C, N * KV};
-    // no gradient needed (rstd, phi, the weights, the losses), or read in place of its own
-    // buffer (r_attn's and r_mlp's gradients are those of h_half and h_out)
-    // (the logits' gradient overwrites the probabilities in place: nothing reads them after)
-    if (for_grads) { sz[2] = sz[7] = sz[8] = sz[10] = sz[13] = sz[17] = sz[19] = sz[20] = sz[21] = 0; }
-    memcpy(s, sz, sizeof(sz));
+    int n = 0;
+    t[n++] = (Slot){"res",      &a->res,      (L + 1) * N * C,   GRAD};
+    t[n++] = (Slot){"ln1",      &a->ln1,      L * N * C,         GRAD};
+    t[n++] = (Slot){"ln1_rstd", &a->ln1_rstd, L * N,             NO_GRAD};
+    t[n++] = (Slot){"q",        &a->q,        L * N * C,         GRAD};
+    t[n++] = (Slot){"k",        &a->k,        L * N * KV,        GRAD};
+    t[n++] = (Slot){"v",        &a->v,        L * N * KV,        GRAD};
+    t[n++] = (Slot){"vhat",     &a->vhat,     L * N * KV,        GRAD};
+    t[n++] = (Slot){"vphi",     &a->vphi,     L * N * Hkv,       NO_GRAD};
+    t[n++] = (Slot){"att",      &a->att,      L * B * H * T * T, NO_GRAD}; // dA lives in attention_backward's scratch
+    t[n++] = (Slot){"atty",     &a->atty,     L * N * C,         GRAD};
+    t[n++] = (Slot){"r_attn",   &a->r_attn,   L * N * C,         NO_GRAD}; // its gradient is h_half's
+    t[n++] = (Slot){"h_half",   &a->h_half,   L * N * C,         GRAD};
+    t[n++] = (Slot){"ln2",      &a->ln2,      L * N * C,         GRAD};
+    t[n++] = (Slot){"ln2_rstd", &a->ln2_rstd, L * N,             NO_GRAD};
+    t[n++] = (Slot){"gate",     &a->gate,     L * N * F,         GRAD};
+    t[n++] = (Slot){"up",       &a->up,       L * N * F,         GRAD};
+    t[n++] = (Slot){"hmlp",     &a->hmlp,     L * N * F,         GRAD};
+    t[n++] = (Slot){"r_mlp",    &a->r_mlp,    L * N * C,         NO_GRAD}; // its gradient is h_out's
+    t[n++] = (Slot){"lnf",      &a->lnf,      N * C,             GRAD};
+    t[n++] = (Slot){"lnf_rstd", &a->lnf_rstd, N,                 NO_GRAD};
+    t[n++] = (Slot){"logits",   &a->logits,   N * V,             NO_GRAD}; // its gradient overwrites the probabilities
+    t[n++] = (Slot){"losses",   &a->losses,   N,                 NO_GRAD};
+    t[n++] = (Slot){"qpre",     &a->qpre,     N * C,             GRAD};
+    t[n++] = (Slot){"kpre",     &a->kpre,     N * KV,            GRAD};
+    if (n != NUM_ACT_TENSORS) die("internal: %d activation tensors in the table", n);
 }
-static void act_pointers(real **ptrs[NUM_ACT_TENSORS], ActTensors *a) {
-    real **list[NUM_ACT_TENSORS] = {&a->res, &a->ln1, &a->ln1_rstd, &a->q, &a->k, &a->v, &a->vhat, &a->vphi,
-                                    &a->att, &a->atty, &a->r_attn, &a->h_half, &a->ln2, &a->ln2_rstd, &a->gate,
-                                    &a->up, &a->hmlp, &a->r_mlp, &a->lnf, &a->lnf_rstd, &a->logits, &a->losses,
-                                    &a->qpre, &a->kpre};
-    memcpy(ptrs, list, sizeof(list));
+
+// Carves one block of memory into a table's tensors, in table order, and returns the reals they
+// take. grads: only the tensors with a gradient (the others get NULL). memory NULL: only count.
+static size_t carve(Slot *t, int n, real *memory, int grads) {
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        int present = !grads || t[i].kind == GRAD;
+        if (memory) *t[i].at = present ? memory + used : NULL;
+        if (present) used += t[i].size;
+    }
+    return used;
 }
 
 typedef struct {
     Config cfg;
-    size_t param_sizes[NUM_PARAM_TENSORS], num_parameters;
+    size_t num_parameters;
     ParamTensors params, grads;
     real *params_memory, *grads_memory;
     real *m_memory, *v_memory; // AdamW moments
     int adam_t;                // AdamW steps taken (for bias correction)
     int schedule_steps;        // the --steps of the run, kept in the optimizer file (0: unknown)
     int B, T;                  // the batch shape the activations were sized for
-    size_t act_sizes[NUM_ACT_TENSORS], num_acts, num_grad_acts;
+    size_t num_acts, num_grad_acts;
     ActTensors acts, grads_acts;
     real *acts_memory, *grads_acts_memory;
     real *rope_cos, *rope_sin; // (max_seq_len, D/2)
     int *inputs, *targets;     // (B, T)
     real mean_loss;
 } Model;
+
+// the model's parameter table (names, sizes and kinds; `at` points into m->params)
+static void model_params(Model *m, Slot *t) { param_table(t, &m->params, &m->cfg); }
 
 static const char *VSCALE_NAMES[3] = {"off", "fixed", "learned"};
 
@@ -1213,11 +849,10 @@ const char *config_check(const Config *c) {
 double model_bytes(const Config *c, int B, int T) {
     double att = (double)c->n_layer * B * c->n_head * T * T; // the attention weights, the largest activation
     if (att > 1e15) return att * sizeof(real);             // beyond any machine; and size_t sums could wrap
-    size_t as[NUM_ACT_TENSORS], gs[NUM_ACT_TENSORS];
-    act_sizes(as, c, B, T, 0);
-    act_sizes(gs, c, B, T, 1);
-    double acts = 0;
-    for (int i = 0; i < NUM_ACT_TENSORS; i++) acts += (double)as[i] + gs[i];
+    Slot t[NUM_ACT_TENSORS];
+    ActTensors none;
+    act_table(t, &none, c, B, T);
+    double acts = (double)carve(t, NUM_ACT_TENSORS, NULL, 0) + carve(t, NUM_ACT_TENSORS, NULL, 1);
     return sizeof(real) * (4 * config_num_parameters(c) + acts + (double)c->max_seq_len * c->d_model);
 }
 
@@ -1225,15 +860,16 @@ double model_bytes(const Config *c, int B, int T) {
 void model_build(Model *m, const Config *cfg) {
     memset(m, 0, sizeof(*m));
     m->cfg = *cfg;
-    param_sizes(m->param_sizes, cfg);
-    for (int i = 0; i < NUM_PARAM_TENSORS; i++) m->num_parameters += m->param_sizes[i];
+    Slot t[NUM_PARAM_TENSORS];
+    param_table(t, &m->params, cfg);
+    m->num_parameters = carve(t, NUM_PARAM_TENSORS, NULL, 0);
     m->params_memory = xcalloc(m->num_parameters, sizeof(real));
     m->grads_memory = xcalloc(m->num_parameters, sizeof(real));
     m->m_memory = xcalloc(m->num_parameters, sizeof(real));
     m->v_memory = xcalloc(m->num_parameters, sizeof(real));
-    real **pp[NUM_PARAM_TENSORS];
-    param_pointers(pp, &m->params); point_tensors(pp, m->param_sizes, NUM_PARAM_TENSORS, m->params_memory);
-    param_pointers(pp, &m->grads); point_tensors(pp, m->param_sizes, NUM_PARAM_TENSORS, m->grads_memory);
+    carve(t, NUM_PARAM_TENSORS, m->params_memory, 0);
+    param_table(t, &m->grads, cfg);
+    carve(t, NUM_PARAM_TENSORS, m->grads_memory, 0);
     int D = cfg->d_model / cfg->n_head;
     m->rope_cos = xcalloc((size_t)cfg->max_seq_len * D / 2, sizeof(real));
     m->rope_sin = xcalloc((size_t)cfg->max_seq_len * D / 2, sizeof(real));
@@ -1245,24 +881,25 @@ void model_build(Model *m, const Config *cfg) {
 void model_init(Model *m, uint64_t seed) {
     Rng rng;
     rng_seed(&rng, seed);
+    Slot t[NUM_PARAM_TENSORS];
+    model_params(m, t);
     real *p = m->params_memory;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++)
-        for (size_t j = 0; j < m->param_sizes[i]; j++, p++)
-            *p = PARAM_KIND[i] == KIND_MATRIX ? (real)(0.02 * rng_normal(&rng)) : PARAM_KIND[i] == KIND_GAIN ? 1 : 0;
+        for (size_t j = 0; j < t[i].size; j++, p++)
+            *p = t[i].kind == KIND_MATRIX ? (real)(0.02 * rng_normal(&rng)) : t[i].kind == KIND_GAIN ? 1 : 0;
 }
 
 void model_alloc_acts(Model *m, int B, int T) {
     m->B = B; m->T = T;
-    size_t gsz[NUM_ACT_TENSORS];
-    act_sizes(m->act_sizes, &m->cfg, B, T, 0);
-    act_sizes(gsz, &m->cfg, B, T, 1);
-    m->num_acts = m->num_grad_acts = 0;
-    for (int i = 0; i < NUM_ACT_TENSORS; i++) { m->num_acts += m->act_sizes[i]; m->num_grad_acts += gsz[i]; }
+    Slot t[NUM_ACT_TENSORS];
+    act_table(t, &m->acts, &m->cfg, B, T);
+    m->num_acts = carve(t, NUM_ACT_TENSORS, NULL, 0);
     m->acts_memory = xcalloc(m->num_acts, sizeof(real));
+    carve(t, NUM_ACT_TENSORS, m->acts_memory, 0);
+    act_table(t, &m->grads_acts, &m->cfg, B, T);
+    m->num_grad_acts = carve(t, NUM_ACT_TENSORS, NULL, 1);
     m->grads_acts_memory = xcalloc(m->num_grad_acts, sizeof(real));
-    real **pp[NUM_ACT_TENSORS];
-    act_pointers(pp, &m->acts); point_tensors(pp, m->act_sizes, NUM_ACT_TENSORS, m->acts_memory);
-    act_pointers(pp, &m->grads_acts); point_tensors(pp, gsz, NUM_ACT_TENSORS, m->grads_acts_memory);
+    carve(t, NUM_ACT_TENSORS, m->grads_acts_memory, 1);
     m->inputs = xcalloc((size_t)B * T, sizeof(int));
     m->targets = xcalloc((size_t)B * T, sizeof(int));
 }
@@ -1280,27 +917,31 @@ typedef struct {
 } LayerParams;
 static LayerParams layer_params(const ParamTensors *p, const Config *c, int l) {
     size_t C = c->d_model, D = C / c->n_head, KV = c->n_kv_head * D, F = c->ffn_hidden;
-    LayerParams lp = {p->attn_norm + l * C, p->wq + l * C * C, p->wk + l * KV * C, p->wv + l * KV * C,
-                      p->wo + l * C * C, p->mlp_norm + l * C, p->w_gate + l * F * C, p->w_up + l * F * C,
-                      p->w_down + l * C * F, p->vscale_theta + l * c->n_kv_head};
+    LayerParams lp = {.attn_norm = p->attn_norm + l * C, .wq = p->wq + l * C * C, .wk = p->wk + l * KV * C,
+                      .wv = p->wv + l * KV * C, .wo = p->wo + l * C * C, .mlp_norm = p->mlp_norm + l * C,
+                      .w_gate = p->w_gate + l * F * C, .w_up = p->w_up + l * F * C, .w_down = p->w_down + l * C * F,
+                      .theta = p->vscale_theta + l * c->n_kv_head};
     return lp;
 }
 typedef struct {
     real *h_in, *h_out, *ln1, *ln1_rstd, *q, *k, *v, *vhat, *vphi, *att, *atty, *r_attn, *h_half;
     real *ln2, *ln2_rstd, *gate, *up, *hmlp, *r_mlp;
 } LayerActs;
+// layer l's part of a tensor of L equal parts, `per` reals each (NULL for a tensor that is absent)
+static real *part(real *x, int l, size_t per) { return x ? x + l * per : NULL; }
 // strides use the allocated shape (m->B, m->T), so a forward on a smaller B, T still fits
 static LayerActs layer_acts(const ActTensors *a, const Model *m, int l) {
     const Config *c = &m->cfg;
     size_t N = (size_t)m->B * m->T, C = c->d_model, D = C / c->n_head, KV = c->n_kv_head * D;
     size_t F = c->ffn_hidden, H = c->n_head;
-    LayerActs la = {a->res + l * N * C, a->res + (l + 1) * N * C, a->ln1 + l * N * C,
-                    a->ln1_rstd ? a->ln1_rstd + l * N : NULL, a->q + l * N * C, a->k + l * N * KV,
-                    a->v + l * N * KV, a->vhat + l * N * KV, a->vphi ? a->vphi + l * N * c->n_kv_head : NULL,
-                    a->att ? a->att + l * m->B * H * m->T * m->T : NULL, a->atty + l * N * C,
-                    a->r_attn + l * N * C, a->h_half + l * N * C, a->ln2 + l * N * C,
-                    a->ln2_rstd ? a->ln2_rstd + l * N : NULL, a->gate + l * N * F, a->up + l * N * F,
-                    a->hmlp + l * N * F, a->r_mlp + l * N * C};
+    LayerActs la = {.h_in = part(a->res, l, N * C), .h_out = part(a->res, l + 1, N * C), .ln1 = part(a->ln1, l, N * C),
+                    .ln1_rstd = part(a->ln1_rstd, l, N), .q = part(a->q, l, N * C), .k = part(a->k, l, N * KV),
+                    .v = part(a->v, l, N * KV), .vhat = part(a->vhat, l, N * KV),
+                    .vphi = part(a->vphi, l, N * c->n_kv_head), .att = part(a->att, l, m->B * H * m->T * m->T),
+                    .atty = part(a->atty, l, N * C), .r_attn = part(a->r_attn, l, N * C),
+                    .h_half = part(a->h_half, l, N * C), .ln2 = part(a->ln2, l, N * C), .ln2_rstd = part(a->ln2_rstd, l, N),
+                    .gate = part(a->gate, l, N * F), .up = part(a->up, l, N * F), .hmlp = part(a->hmlp, l, N * F),
+                    .r_mlp = part(a->r_mlp, l, N * C)};
     return la;
 }
 
@@ -1360,13 +1001,14 @@ void model_backward(Model *m, int B, int T) {
     int C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head, D = C / H, KV = Hkv * D;
     int F = c->ffn_hidden, V = c->vocab_size, N = B * T;
     ActTensors *a = &m->acts, *g = &m->grads_acts;
-    // Each activation gradient is written before it is read: where several terms add up, the
-    // first one stores (the last argument of matmul_backward: 0 stores, 1 adds) and the rest
-    // add. Only the sums that kernels accumulate into are zeroed, one layer at a time.
+    // Every *_backward adds into its outputs: the activation gradients, this function's
+    // workspace, start at zero (one memset; the pre-RoPE scratch once per layer), and at a
+    // residual the branch input's gradient starts as a copy of d h_out. The parameter
+    // gradients are added to (model_zero_grad zeroes them).
+    zero_parallel(m->grads_acts_memory, m->num_grad_acts);
     crossentropy_softmax_backward(a->logits, a->logits, m->targets, (real)(1.0 / N), N, V); // probs -> dlogits
-    matmul_backward(g->lnf, m->grads.lm_head, a->logits, a->lnf, m->params.lm_head, N, C, V, 0);
+    matmul_backward(g->lnf, m->grads.lm_head, a->logits, a->lnf, m->params.lm_head, N, C, V);
     real *h_last = a->res + (size_t)L * m->B * m->T * C, *dh_last = g->res + (size_t)L * m->B * m->T * C;
-    zero_parallel(dh_last, (size_t)N * C);
     rmsnorm_backward(dh_last, m->grads.final_norm, g->lnf, h_last, m->params.final_norm, a->lnf_rstd, N, C);
     for (int l = L - 1; l >= 0; l--) {
         LayerParams p = layer_params(&m->params, c, l), dp = layer_params(&m->grads, c, l);
@@ -1374,25 +1016,23 @@ void model_backward(Model *m, int B, int T) {
         // MLP branch: h_out = h_half + r_mlp, so both receive d h_out (r_mlp's gradient is
         // d h_out itself, read in place)
         copy_parallel(ds.h_half, ds.h_out, (size_t)N * C);
-        matmul_backward(ds.hmlp, dp.w_down, ds.h_out, s.hmlp, p.w_down, N, F, C, 0);
+        matmul_backward(ds.hmlp, dp.w_down, ds.h_out, s.hmlp, p.w_down, N, F, C);
         swiglu_backward(ds.gate, ds.up, ds.hmlp, s.gate, s.up, (size_t)N * F);
-        matmul_backward(ds.ln2, dp.w_gate, ds.gate, s.ln2, p.w_gate, N, C, F, 0);
-        matmul_backward(ds.ln2, dp.w_up, ds.up, s.ln2, p.w_up, N, C, F, 1);
+        matmul_backward(ds.ln2, dp.w_gate, ds.gate, s.ln2, p.w_gate, N, C, F);
+        matmul_backward(ds.ln2, dp.w_up, ds.up, s.ln2, p.w_up, N, C, F);
         rmsnorm_backward(ds.h_half, dp.mlp_norm, ds.ln2, s.h_half, p.mlp_norm, s.ln2_rstd, N, C);
         // attention branch: h_half = h_in + r_attn, the same way
         copy_parallel(ds.h_in, ds.h_half, (size_t)N * C);
-        matmul_backward(ds.atty, dp.wo, ds.h_half, s.atty, p.wo, N, C, C, 0);
-        zero_parallel(ds.q, (size_t)N * C);
-        zero_parallel(ds.k, (size_t)N * KV);
-        zero_parallel(ds.vhat, (size_t)N * KV);
-        zero_parallel(ds.v, (size_t)N * KV);
+        matmul_backward(ds.atty, dp.wo, ds.h_half, s.atty, p.wo, N, C, C);
         attention_backward(ds.q, ds.k, ds.vhat, ds.atty, s.q, s.k, s.vhat, s.att, B, T, H, Hkv, D);
         vscale_backward(ds.v, dp.theta, ds.vhat, s.v, p.theta, c->vscale, C, N, Hkv, D);
+        zero_parallel(g->qpre, (size_t)N * C); // one layer's scratch, reused by every layer
+        zero_parallel(g->kpre, (size_t)N * KV);
         rope_backward(g->qpre, ds.q, m->rope_cos, m->rope_sin, B, T, H, D);
         rope_backward(g->kpre, ds.k, m->rope_cos, m->rope_sin, B, T, Hkv, D);
-        matmul_backward(ds.ln1, dp.wq, g->qpre, s.ln1, p.wq, N, C, C, 0);
-        matmul_backward(ds.ln1, dp.wk, g->kpre, s.ln1, p.wk, N, C, KV, 1);
-        matmul_backward(ds.ln1, dp.wv, ds.v, s.ln1, p.wv, N, C, KV, 1);
+        matmul_backward(ds.ln1, dp.wq, g->qpre, s.ln1, p.wq, N, C, C);
+        matmul_backward(ds.ln1, dp.wk, g->kpre, s.ln1, p.wk, N, C, KV);
+        matmul_backward(ds.ln1, dp.wv, ds.v, s.ln1, p.wv, N, C, KV);
         rmsnorm_backward(ds.h_in, dp.attn_norm, ds.ln1, s.h_in, p.attn_norm, s.ln1_rstd, N, C);
     }
     encoder_backward(m->grads.wte, g->res, m->inputs, B, T, C);
@@ -1410,28 +1050,9 @@ real model_forward_backward(Model *m, int B, int T) {
 // ----------------------------------------------------------------------------
 // optimizer: global grad-norm clipping, learning-rate schedule, AdamW (PyTorch semantics)
 
-// The sum of squares in double, in an order fixed by n alone, so the same value for any thread
-// count: GN_BLOCKS contiguous blocks, each summed in GN_LANES interleaved lanes (a vector of
-// doubles), then lanes and blocks added in order.
-#define GN_BLOCKS 64
-#define GN_LANES 8
-double grad_norm(const real *g, size_t n) {
-    double part[GN_BLOCKS];
-    size_t per = (n + GN_BLOCKS - 1) / GN_BLOCKS;
-    #pragma omp parallel for schedule(static)
-    for (int blk = 0; blk < GN_BLOCKS; blk++) {
-        size_t i0 = blk * per < n ? blk * per : n, i1 = i0 + per < n ? i0 + per : n, i = i0;
-        double lane[GN_LANES] = {0}, t = 0;
-        for (; i + GN_LANES <= i1; i += GN_LANES)
-            for (int j = 0; j < GN_LANES; j++) lane[j] += (double)g[i + j] * g[i + j];
-        for (; i < i1; i++) lane[0] += (double)g[i] * g[i];
-        for (int j = 0; j < GN_LANES; j++) t += lane[j];
-        part[blk] = t;
-    }
-    double ss = 0;
-    for (int blk = 0; blk < GN_BLOCKS; blk++) ss += part[blk];
-    return sqrt(ss);
-}
+// the global gradient norm sqrt(sum_i g_i^2), summed in double in an order fixed by n alone, so
+// the same bits for any thread count (in "making it fast" at the end of the file)
+double grad_norm(const real *g, size_t n);
 
 // returns the norm before clipping; scales the grads by clip/(norm+1e-6) when norm > clip
 double clip_grads(real *g, size_t n, double clip) {
@@ -1474,16 +1095,38 @@ typedef struct { double lr, beta1, beta2, eps, weight_decay; } AdamW;
 void model_update(Model *m, const AdamW *o, double lr) {
     double prof_t0 = prof_start();
     m->adam_t++;
+    Slot t[NUM_PARAM_TENSORS];
+    model_params(m, t);
     size_t off = 0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-        size_t n = m->param_sizes[i];
-        int kind = PARAM_KIND[i];
+        size_t n = t[i].size;
+        int kind = t[i].kind;
         if (!(kind == KIND_THETA && m->cfg.vscale != VSCALE_LEARNED))
             adamw_update(m->params_memory + off, m->grads_memory + off, m->m_memory + off, m->v_memory + off, n,
                          lr, o->beta1, o->beta2, o->eps, kind == KIND_MATRIX ? o->weight_decay : 0.0, m->adam_t);
         off += n;
     }
     prof_stop(PROF_ADAMW, prof_t0);
+}
+
+// ----------------------------------------------------------------------------
+// one training step
+
+// On the batch in m->inputs, m->targets (m->B x m->T): forward, zero the gradients, backward,
+// clip the global gradient norm, AdamW at lr. Fills loss and norm (before clipping). A NaN or
+// infinity stops the step: STEP_NONFINITE_GRAD when the loss or the gradient norm is not
+// finite (the parameters are left untouched), STEP_NONFINITE_PARAM when the update made
+// parameter *bad not finite. STEP_OK otherwise.
+enum { STEP_OK, STEP_NONFINITE_GRAD, STEP_NONFINITE_PARAM };
+int train_step(Model *m, const AdamW *opt, double lr, double clip, double *loss, double *norm, size_t *bad) {
+    *loss = model_forward(m, m->B, m->T, 1);
+    model_zero_grad(m);
+    model_backward(m, m->B, m->T);
+    *norm = clip_grads(m->grads_memory, m->num_parameters, clip);
+    if (!isfinite(*loss) || !isfinite(*norm)) return STEP_NONFINITE_GRAD;
+    model_update(m, opt, lr);
+    *bad = first_nonfinite(m->params_memory, m->num_parameters);
+    return *bad < m->num_parameters ? STEP_NONFINITE_PARAM : STEP_OK;
 }
 
 // ----------------------------------------------------------------------------
@@ -1809,12 +1452,6 @@ static void read_floats(real *x, const unsigned char *src, size_t n) {
         x[i] = v;
     }
 }
-// index of the first NaN or infinity in x[0..n), or n when all are finite
-static size_t first_nonfinite(const real *x, size_t n) {
-    size_t i = 0;
-    while (i < n && isfinite(x[i])) i++;
-    return i;
-}
 
 // header + float arrays to PATH.tmp, complete and synced (the caller renames it into place).
 // Refuses non-finite values, so a diverged run can never replace a good checkpoint.
@@ -1862,7 +1499,8 @@ int checkpoint_parse_header(const char *name, const unsigned char *head, size_t 
                             int *step, char *err, size_t errlen) {
     int32_t h[HEADER_INTS];
     if (header_parse(h, name, head, headlen, CKPT_MAGIC, "a gradsink checkpoint", err, errlen)) return -1;
-    Config c = {h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]};
+    Config c = {.vocab_size = h[2], .d_model = h[3], .n_layer = h[4], .n_head = h[5], .n_kv_head = h[6],
+                .ffn_hidden = h[7], .max_seq_len = h[8], .vscale = h[9]};
     const char *why = config_check(&c);
     if (why) return errorf(err, errlen, "%s: header describes an impossible model (%s)", name, why);
     if (h[10] < 0) return errorf(err, errlen, "%s: negative step %d in header", name, h[10]);
@@ -1895,12 +1533,14 @@ int checkpoint_parse(Model *m, const char *name, const unsigned char *buf, size_
     if (memcmp(&c, &m->cfg, sizeof(c)) != 0) return errorf(err, errlen, "%s: header does not match the model", name);
     real *params = xcalloc(m->num_parameters, sizeof(real)); // the model is changed only when all is well
     read_floats(params, buf + HEADER_INTS * sizeof(int32_t), m->num_parameters);
+    Slot t[NUM_PARAM_TENSORS];
+    model_params(m, t);
     size_t off = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; off += m->param_sizes[i], i++) {
-        size_t j = first_nonfinite(params + off, m->param_sizes[i]);
-        if (j < m->param_sizes[i]) {
+    for (int i = 0; i < NUM_PARAM_TENSORS; off += t[i].size, i++) {
+        size_t j = first_nonfinite(params + off, t[i].size);
+        if (j < t[i].size) {
             free(params);
-            return errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", name, PARAM_NAMES[i], j);
+            return errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", name, t[i].name, j);
         }
     }
     memcpy(m->params_memory, params, m->num_parameters * sizeof(real));
@@ -2168,13 +1808,16 @@ static int argmax(const double *x, int n) {
 // summaries that the stdout line, train.sh and the README table use
 typedef struct {
     double sink_mean, M0_mean, R_gs_median, dv_dk_0;
-    double ratio_h_out[64], ratio_r_mlp[64], ratio_r_attn[64], ratio_v[64], ratio_grad_v[64];
+    double *ratio_h_out, *ratio_r_mlp, *ratio_r_attn, *ratio_v, *ratio_grad_v; // (L) token 0 / rest
     double grad_mean[3][PROBE_POSITIONS]; // q, k, v gradient norms averaged over layers
 } ProbeSummary;
 
 void probe_summarize(ProbeSummary *s, const Probe *pr) {
     memset(s, 0, sizeof(*s));
-    int L = pr->L < 64 ? pr->L : 64, P = pr->P;
+    int L = pr->L, P = pr->P;
+    s->ratio_h_out = xcalloc(L, sizeof(double)); s->ratio_r_mlp = xcalloc(L, sizeof(double));
+    s->ratio_r_attn = xcalloc(L, sizeof(double)); s->ratio_v = xcalloc(L, sizeof(double));
+    s->ratio_grad_v = xcalloc(L, sizeof(double));
     for (int l = 0; l < L; l++) {
         s->sink_mean += pr->sink_rate[l] / L;
         s->M0_mean += pr->M0[l] / L;
@@ -2191,6 +1834,10 @@ void probe_summarize(ProbeSummary *s, const Probe *pr) {
     }
     s->R_gs_median = median(pr->R_gs, pr->L);
     s->dv_dk_0 = s->grad_mean[2][0] / s->grad_mean[1][0];
+}
+void probe_summary_free(ProbeSummary *s) {
+    free(s->ratio_h_out); free(s->ratio_r_mlp); free(s->ratio_r_attn); free(s->ratio_v); free(s->ratio_grad_v);
+    memset(s, 0, sizeof(*s));
 }
 
 // one JSON object on one line; returns how many numbers were not finite (written as null)
@@ -2231,6 +1878,7 @@ int probe_json(StrBuf *b, const Probe *pr, const Config *c, int step, double tra
     sb_array(b, "vscale_phi0", pr->phi0, L, &bad);
     sb_array(b, "vscale_phi_rest", pr->phi_rest, L, &bad);
     sb_printf(b, "}");
+    probe_summary_free(&s);
     return bad;
 }
 
@@ -2244,6 +1892,7 @@ void probe_print(const Probe *pr, int step, double probe_ms, FILE *out) {
             step, pr->loss, s.sink_mean, s.M0_mean, s.R_gs_median,
             pr->rgs_n < PROBE_POSITIONS ? " (T<32: over t=1..T-1)" : "", s.ratio_h_out[lh], lh, s.ratio_r_mlp[lm], lm,
             s.dv_dk_0, probe_ms);
+    probe_summary_free(&s);
 }
 
 // forward + backward on the probe batch, then measure. Touches gradients, never parameters
@@ -2409,7 +2058,11 @@ void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) {
         }
     }
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
-    // ranges of the values that are not part of the model's configuration
+}
+
+// Every check of the flags on their own (the model's shape: config_check; agreement with a
+// checkpoint: config_from_checkpoint). A mistake is one line and exit 2.
+void options_check(const Options *o) {
     if (o->B < 1) die("flag --batch: must be at least 1 (got %d)", o->B);
     if (o->T < 1 || o->T > MAX_SEQ_LEN) die("flag --seq-len: must be in 1..%d (got %d)", MAX_SEQ_LEN, o->T);
     if ((double)o->B * o->T > 1e8) die("flag --batch x --seq-len: %d x %d is too large", o->B, o->T);
@@ -2452,6 +2105,743 @@ int file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+// the benchmark (--bench N), at the end of the file
+void bench_run(const Options *o);
+
+// ----------------------------------------------------------------------------
+// main: parse and check the flags, set up the run, then evaluate, probe, train and/or sample
+
+// everything one run of the program holds
+typedef struct {
+    Options o;
+    Flag flags[NUM_FLAGS];
+    int nflags;
+    Tokenizer tok;
+    char tok_path[4096];
+    int have_tok, eot;
+    Config cfg;
+    int ckpt_step, start_step, end; // the checkpoint's step; this run trains steps start_step..end-1
+    int train, have_val, probing;
+    DataLoader train_dl, val_dl;
+    const DataLoader *probe_dl;
+    Model model;
+    Probe probe;
+    char probe_path[4096];
+} Run;
+
+// the tokenizer: given (-z), or tokenizer.bin beside the training file when there is one
+void run_tokenizer(Run *r) {
+    const Options *o = &r->o;
+    char err[1024];
+    if (*o->tokenizer_path) snprintf(r->tok_path, sizeof(r->tok_path), "%s", o->tokenizer_path);
+    else {
+        const char *slash = strrchr(o->train_path, '/');
+        int dirlen = slash ? (int)(slash - o->train_path) : 0;
+        snprintf(r->tok_path, sizeof(r->tok_path), "%.*s%stokenizer.bin", dirlen, o->train_path, slash ? "/" : "");
+    }
+    if (*o->tokenizer_path || file_exists(r->tok_path)) {
+        if (tokenizer_load(&r->tok, r->tok_path, err, sizeof(err))) die("%s", err);
+        r->have_tok = 1;
+    }
+}
+
+// the model's configuration from checkpoint -c, whose architecture the flags given must agree with
+void config_from_checkpoint(Run *r) {
+    const Options *o = &r->o;
+    char err[1024];
+    Config *cfg = &r->cfg;
+    if (checkpoint_read_header(o->ckpt_in, cfg, &r->ckpt_step, err, sizeof(err))) die("%s", err);
+    struct { const char *flag; int value, have; } arch[5] = {
+        {"-V", o->vocab_size, cfg->vocab_size}, {"-C", o->d_model, cfg->d_model}, {"-L", o->n_layer, cfg->n_layer},
+        {"-H", o->n_head, cfg->n_head}, {"-F", o->ffn_hidden, cfg->ffn_hidden}};
+    for (int i = 0; i < 5; i++)
+        if (flag_given(r->flags, r->nflags, arch[i].flag) && arch[i].value != arch[i].have)
+            die("flag %s %d disagrees with checkpoint %s (which has %d)", arch[i].flag, arch[i].value, o->ckpt_in,
+                arch[i].have);
+    if (flag_given(r->flags, r->nflags, "-K")) {
+        if (o->n_kv_head == 0 && cfg->n_kv_head != cfg->n_head) // -K 0: as many kv heads as heads
+            die("flag -K 0 (kv heads = heads) disagrees with checkpoint %s (which has %d kv heads for %d heads)",
+                o->ckpt_in, cfg->n_kv_head, cfg->n_head);
+        if (o->n_kv_head != 0 && o->n_kv_head != cfg->n_kv_head)
+            die("flag -K %d disagrees with checkpoint %s (which has %d)", o->n_kv_head, o->ckpt_in, cfg->n_kv_head);
+    }
+    if (flag_given(r->flags, r->nflags, "-a") && o->vscale != cfg->vscale)
+        die("flag -a %s disagrees with checkpoint %s (which has %s)", VSCALE_NAMES[o->vscale], o->ckpt_in,
+            VSCALE_NAMES[cfg->vscale]);
+    if (flag_given(r->flags, r->nflags, "-s"))
+        die("flag --seed has no effect with -c %s (the model comes from the checkpoint)", o->ckpt_in);
+    if (o->T > cfg->max_seq_len)
+        die("flag --seq-len %d is above checkpoint %s's max sequence length %d", o->T, o->ckpt_in, cfg->max_seq_len);
+    if (o->resume) r->start_step = r->ckpt_step; // without -r, a new schedule starts at step 0
+}
+
+// the configuration (from the checkpoint or the flags) and what it must fit: memory, tokenizer, steps
+void run_config(Run *r) {
+    const Options *o = &r->o;
+    char err[1024];
+    if (*o->ckpt_in) config_from_checkpoint(r);
+    else {
+        int V = o->vocab_size ? o->vocab_size : r->have_tok ? r->tok.vocab_size : 0;
+        if (V == 0 && r->train) { // a train file that cannot be read is the first thing to say
+            size_t n;
+            FILE *f = open_regular(o->train_path, &n, err, sizeof(err));
+            if (!f) die("%s", err);
+            fclose(f);
+        }
+        if (V == 0) die("vocab size unknown: pass -V N or put tokenizer.bin beside the train file (or -z PATH)");
+        r->cfg = options_config(o, V, o->vscale);
+    }
+    const Config *cfg = &r->cfg;
+    const char *why = config_check(cfg);
+    if (why) die("%s", why);
+    double need = model_bytes(cfg, o->B, o->T), have_mem = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE);
+    if (have_mem > 0 && need > have_mem)
+        die("the model needs %.3g GB (parameters, AdamW state, activations for -b %d -t %d), this machine has %.3g GB",
+            need / 1e9, o->B, o->T, have_mem / 1e9);
+    if (r->have_tok && r->tok.vocab_size != cfg->vocab_size)
+        die("tokenizer %s has vocab %d but the model has %d", r->tok_path, r->tok.vocab_size, cfg->vocab_size);
+    r->eot = r->have_tok ? r->tok.eot : cfg->vocab_size - 1;
+    if (o->resume && r->start_step > o->steps)
+        die("checkpoint %s is at step %d, beyond --steps %d", o->ckpt_in, r->start_step, o->steps);
+    r->end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
+    if (o->stop_at > 0 && o->stop_at < r->start_step)
+        die("flag --stop-at %d is before the checkpoint's step %d", o->stop_at, r->start_step);
+}
+
+// the token files: training (when training), validation (when given or present), the probe batch's
+void run_data(Run *r) {
+    const Options *o = &r->o;
+    char err[1024];
+    int V = r->cfg.vocab_size;
+    if (r->train && dataloader_open(&r->train_dl, o->train_path, o->B, o->T, V, err, sizeof(err))) die("%s", err);
+    r->have_val = *o->val_path && (o->val_batches > 0) && (flag_given(r->flags, r->nflags, "-j") || file_exists(o->val_path));
+    if (r->have_val && dataloader_open(&r->val_dl, o->val_path, o->B, o->T, V, err, sizeof(err))) die("%s", err);
+    if (o->eval_only && !r->have_val) die("--eval-only needs validation tokens (-j PATH)");
+    r->probing = o->probe_only || (r->train && o->probe_every > 0);
+    r->probe_dl = r->have_val ? &r->val_dl : &r->train_dl;
+    if (r->probing && !r->have_val) {
+        if (!r->train) die("--probe needs validation tokens (-j PATH) for its probe batch");
+        printf("note: no validation file, so probes use the first training batch\n");
+    }
+}
+
+// the model: from the checkpoint (and, resuming, its optimizer state), or initialised from the seed
+void run_model(Run *r) {
+    const Options *o = &r->o;
+    const Config *cfg = &r->cfg;
+    Model *m = &r->model;
+    char err[1024], path[4096];
+    model_build(m, cfg);
+    model_alloc_acts(m, o->B, o->T);
+    if (*o->ckpt_in) {
+        int s;
+        if (checkpoint_read(m, o->ckpt_in, &s, err, sizeof(err))) die("%s", err);
+        if (o->resume) {
+            snprintf(path, sizeof(path), "%s.opt", o->ckpt_in);
+            if (optstate_read(m, path, r->start_step, err, sizeof(err))) die("%s", err);
+            if (m->schedule_steps > 0 && m->schedule_steps != o->steps)
+                printf("note: %s comes from a run with --steps %d; this one follows --steps %d, so its learning rates "
+                       "differ from that run's\n", path, m->schedule_steps, o->steps);
+        }
+    } else {
+        model_init(m, (uint64_t)o->seed);
+        if (cfg->vscale != VSCALE_OFF) // theta = log lambda
+            for (size_t i = 0; i < (size_t)cfg->n_layer * cfg->n_kv_head; i++) m->params.vscale_theta[i] = (real)log(o->vscale_lambda);
+    }
+    m->schedule_steps = o->steps; // what this run's checkpoints record
+    printf("model: V %d | C %d | L %d | H %d | Hkv %d | D %d | F %d | vscale %s | %zu parameters\n", cfg->vocab_size,
+           cfg->d_model, cfg->n_layer, cfg->n_head, cfg->n_kv_head, cfg->d_model / cfg->n_head, cfg->ffn_hidden,
+           VSCALE_NAMES[cfg->vscale], m->num_parameters);
+#ifdef _OPENMP
+    printf("threads: %d\n", max_threads());
+#endif
+}
+
+// Training from start_step to end: validation and probes at their steps (a probe also at the
+// first and after the last), train_step, the log, checkpoints. A NaN or infinity stops the run
+// with exit 3, naming the step and the newest complete checkpoint; that file is never replaced.
+void run_train(Run *r) {
+    const Options *o = &r->o;
+    Model *m = &r->model;
+    char err[1024], path[4096], ckpt_path[4096]; // and ckpt_path.opt beside it
+    if (make_dirs(o->out_dir)) die("cannot create output directory %s", o->out_dir);
+    snprintf(path, sizeof(path), "%s/log.txt", o->out_dir);
+    FILE *logf = fopen(path, "a");
+    if (!logf) die("cannot write %s: %s", path, strerror(errno));
+    snprintf(ckpt_path, sizeof(ckpt_path), "%s/model.bin", o->out_dir);
+    printf("train: %s (%zu tokens, %zu batches of %d x %d) | steps %d..%d | lr %g -> %g | warmup %d\n", o->train_path,
+           r->train_dl.count, r->train_dl.num_batches, o->B, o->T, r->start_step, o->steps, o->lr, o->min_lr, o->warmup);
+    AdamW opt = {0, 0.9, 0.95, 1e-8, o->weight_decay};
+    int val_step = -1;
+    double val_loss = NAN, train_loss = NAN;
+    char last_good[4200];
+    if (*o->ckpt_in) snprintf(last_good, sizeof(last_good), "%s (step %d, where this run started)", o->ckpt_in, r->ckpt_step);
+    else snprintf(last_good, sizeof(last_good), "none (this run has not written one yet)");
+    for (int step = r->start_step; step <= r->end; step++) {
+        int last = step == r->end;
+        if (r->have_val && (last || (o->val_every > 0 && step % o->val_every == 0))) {
+            val_loss = evaluate(m, &r->val_dl, o->val_batches, o->first_token, r->eot);
+            val_step = step;
+            printf("step %5d | val loss %.4f\n", step, val_loss);
+            fprintf(logf, "s:%d tel:%.6f\n", step, val_loss);
+            fflush(logf);
+        }
+        if (o->probe_every > 0 && (last || step == r->start_step || step % o->probe_every == 0))
+            probe_and_log(&r->probe, m, r->probe_dl, o->first_token, r->eot, step, train_loss, val_loss, val_step,
+                          r->probe_path);
+        if (last) break;
+        double t0 = now_seconds(), loss, norm, lr = lr_at(step, o->steps, o->warmup, o->lr, o->min_lr);
+        size_t bad;
+        dataloader_batch(&r->train_dl, (size_t)step, m->inputs, m->targets, o->first_token, r->eot);
+        int status = train_step(m, &opt, lr, o->grad_clip, &loss, &norm, &bad);
+        train_loss = loss;
+        if (status != STEP_OK) {
+            if (status == STEP_NONFINITE_GRAD)
+                fprintf(stderr, "gradsink: error: step %d: loss %g, grad norm %g: not finite, training stopped; last good checkpoint: %s\n",
+                        step, loss, norm, last_good);
+            else
+                fprintf(stderr, "gradsink: error: step %d: the update (lr %g) made parameter %zu not finite, training stopped; last good checkpoint: %s\n",
+                        step, lr, bad, last_good);
+            fclose(logf);
+            exit(3);
+        }
+        double dt = now_seconds() - t0;
+        // STEP on stdout and in log.txt: the training steps taken before this one, as for the
+        // validation and probe lines (all three then measure the same parameters at the same STEP)
+        printf("step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s\n", step, o->steps, loss, lr, norm,
+               dt * 1e3, o->B * o->T / dt);
+        fprintf(logf, "s:%d trl:%.9g\n", step, loss); // %.9g: a float loss, exactly
+        if (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0 && step + 1 < r->end) {
+            if (checkpoint_save(m, ckpt_path, step + 1, err, sizeof(err))) die("%s", err);
+            snprintf(last_good, sizeof(last_good), "%s (step %d)", ckpt_path, step + 1);
+        }
+    }
+    fclose(logf);
+    if (checkpoint_save(m, ckpt_path, r->end, err, sizeof(err))) die("%s", err);
+    printf("wrote %s (step %d)\n", ckpt_path, r->end);
+}
+
+#ifndef TESTING
+int main(int argc, char **argv) {
+    static Run run; // large (paths, flag table): not on the stack
+    Run *r = &run;
+    Options *o = &r->o;
+    parse_args(argc, argv, o, r->flags, &r->nflags);
+    options_check(o);
+    if (o->bench > 0) { bench_run(o); return 0; }
+    r->train = !o->eval_only && !o->probe_only && o->steps > 0;
+    run_tokenizer(r);
+    run_config(r);
+    run_data(r);
+    run_model(r);
+    if (o->eval_only)
+        printf("val loss %.4f (%d batches of %s)\n", evaluate(&r->model, &r->val_dl, o->val_batches, o->first_token, r->eot),
+               o->val_batches < (int)r->val_dl.num_batches ? o->val_batches : (int)r->val_dl.num_batches, o->val_path);
+    probe_alloc(&r->probe, &r->cfg, o->T);
+    snprintf(r->probe_path, sizeof(r->probe_path), "%s/probes.jsonl", o->out_dir);
+    if (r->probing && make_dirs(o->out_dir)) die("cannot create output directory %s", o->out_dir);
+    if (o->probe_only) {
+        probe_and_log(&r->probe, &r->model, r->probe_dl, o->first_token, r->eot, r->ckpt_step, NAN, NAN, -1, r->probe_path);
+        printf("appended to %s\n", r->probe_path);
+    }
+    if (r->train) run_train(r);
+    // sample after training, or from a checkpoint; a probe (-p) or an evaluation (-x) of a
+    // checkpoint samples only when -G is given
+    int sample = r->train || (*o->ckpt_in && ((!o->probe_only && !o->eval_only) || flag_given(r->flags, r->nflags, "-G")));
+    if (o->sample_tokens > 0 && sample) {
+        printf("sample (temperature %g, top-k %d, seed %d):\n", o->temperature, o->top_k, o->sample_seed);
+        model_sample(&r->model, r->have_tok ? &r->tok : NULL, r->eot, o->sample_tokens, o->temperature, o->top_k,
+                     (uint64_t)o->sample_seed, stdout);
+    }
+    probe_free(&r->probe);
+    dataloader_free(&r->train_dl);
+    dataloader_free(&r->val_dl);
+    tokenizer_free(&r->tok);
+    model_free(&r->model);
+    return 0;
+}
+#endif
+
+// ============================================================================
+// making it fast. Everything above reads as the paper's model; what follows are the versions
+// of exp, matmul, attention and the gradient norm that training calls, with the same results
+// as their readable counterparts above (exp, matmul_*_naive, attention_*_naive, a plain sum of
+// squares; the tests compare each pair), then the benchmark. Nothing above needs this part to
+// explain a number.
+// ============================================================================
+
+// e^x for the softmaxes and sigmoids, in plain arithmetic that vectorizes (libm's exp is a
+// call per element): x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
+// (relative error below 2e-7, float rounding), 2^n written into the exponent bits. Inputs
+// are clamped to [-87, 88], where e^x stays a normal float. The double build uses libm.
+static inline real exp_fast(real x) {
+#ifdef GRADSINK_DOUBLE
+    return exp(x);
+#else
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float t = x * 1.44269504f + 12582912.0f; // 1.5 * 2^23 + round(x / ln2), exactly
+    float n = t - 12582912.0f;
+    float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-6f; // ln2 split in two
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    uint32_t tb; // round(x / ln2) is in t's low mantissa bits: read it there, with no float-to-int cast
+    memcpy(&tb, &t, sizeof(tb));
+    uint32_t bits = (tb - 0x4B400000u + 127u) << 23; // (for a NaN x, p is NaN and so is the result)
+    float two_n;
+    memcpy(&two_n, &bits, sizeof(two_n));
+    return p * two_n;
+#endif
+}
+
+// The fast versions share one engine, a register-tiled product C (M,N) = or += A (M,K) B (K,N):
+//   - B is first packed into column panels (zero-padded past N), each panel K rows of one
+//     panel width, contiguous, so the inner loop reads whole 16-float vectors per k (a B whose
+//     rows are already contiguous under a packed A, the layer input in dW, is read in place);
+//   - a register tile of 24 vector accumulators then walks k, one broadcast of A(r,k) times a
+//     panel row per FMA: plain loops over constant bounds that gcc/clang unroll into 512-bit
+//     FMAs (-O3 -march=native -mprefer-vector-width=512). Two tile shapes:
+//       MM_MR x MM_NR = 12 x 32 when A is packed into tiles of interleaved rows (A read down
+//       its columns, as dout^T in dW): the inner loop reads A at constant offsets of one pointer;
+//       MM_RR x MM_RN = 6 x 64 when A is read in place through its rows (x W^T, dout W): one
+//       pointer per row, and 6 of them fit in the general registers where 12 did not (gcc kept
+//       moving spilled row pointers back, 4 extra port-0 moves per 24 FMAs, ~15% of the loop);
+//   - threads split the output tiles, so each C element is summed by one thread, over k in
+//     order: no atomics, and the result does not depend on the number of threads.
+// In the rows past M of a ragged last tile the kernel re-reads row M-1 and throws the result away.
+#define MM_MR 12
+#define MM_NR 32
+#define MM_RR 6
+#define MM_RN 64
+#define MM_TILE_MAX (MM_MR * MM_NR > MM_RR * MM_RN ? MM_MR * MM_NR : MM_RR * MM_RN) // outputs of the larger tile
+#define MM_ROWS_MAX (MM_MR > MM_RR ? MM_MR : MM_RR)
+
+// scratch for packed panels (matmuls) and per-thread tiles (attention): grown on first use,
+// then reused, so later steps allocate nothing. Called only outside parallel regions.
+static real *kernel_scratch(size_t n) {
+    static real *buf = NULL;
+    static size_t cap = 0;
+    if (n > cap) {
+        free(buf);
+        buf = xcalloc(n, sizeof(real));
+        cap = n;
+    }
+    return buf;
+}
+
+// panel p of Bp (panels, K, w): Bp[p][k][j] = B(k, p*w + j), or 0 past N; B(k,n) = B[k*bk + n*bn]
+static void mm_pack_panel(real *bp, int w, const real *b, size_t bk, size_t bn, int K, int N, int p) {
+    for (int k = 0; k < K; k++) {
+        real *dst = bp + ((size_t)p * K + k) * w;
+        if (bn == 1 && (p + 1) * w <= N) { // a contiguous run (B = W in dinp);
+            const real *src = b + (size_t)k * bk + (size_t)p * w; // constant lengths: inline moves
+            if (w == MM_NR) memcpy(dst, src, MM_NR * sizeof(real));
+            else memcpy(dst, src, MM_RN * sizeof(real));
+            continue;
+        }
+        for (int j = 0; j < w; j++) {
+            int n = p * w + j;
+            dst[j] = n < N ? b[(size_t)k * bk + (size_t)n * bn] : 0;
+        }
+    }
+}
+
+// C[r][j] (+)= acc[r*NR + j] for r < mr, j < nr; MR and NR are constants at every call
+static inline void mm_store(real *c, size_t ldc, int mr, int nr, int accumulate, int MR, int NR, const real *acc) {
+    if (mr == MR && nr == NR) { // a whole tile: constant bounds, so acc can stay in registers
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < NR; j++)
+                c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + acc[r * NR + j] : acc[r * NR + j];
+        return;
+    }
+    real part[MM_TILE_MAX]; // a ragged tile goes through memory
+    for (int i = 0; i < MR * NR; i++) part[i] = acc[i];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) c[(size_t)r * ldc + j] = accumulate ? c[(size_t)r * ldc + j] + part[r * NR + j] : part[r * NR + j];
+}
+
+// one register tile on packed A: C[r][j] (+)= sum_k ap[k*MM_MR + r] bp[k*ldb + j] (B: a packed
+// panel, ldb = MM_NR, or a padded matrix; every address of A a constant offset from one pointer)
+static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accumulate, const real *ap,
+                                  const real *bp, size_t ldb, int K) {
+    real acc[MM_MR * MM_NR];
+    for (int r = 0; r < MM_MR; r++) // k = 0 starts the sums (no zeroing pass; K >= 1 here)
+        for (int j = 0; j < MM_NR; j++) acc[r * MM_NR + j] = ap[r] * bp[j];
+    for (int k = 1; k < K; k++) {
+        const real *a = ap + (size_t)k * MM_MR, *b = bp + (size_t)k * ldb;
+        for (int r = 0; r < MM_MR; r++)
+            for (int j = 0; j < MM_NR; j++) acc[r * MM_NR + j] += a[r] * b[j];
+    }
+    mm_store(c, ldc, mr, nr, accumulate, MM_MR, MM_NR, acc);
+}
+
+// A read in place, A(r,k) = a[r*am + k], times B rows ldb apart: an MR x NR tile (MR x NR
+// = MM_MR x MM_NR for attention's small products and ragged panels, MM_RR x MM_RN for
+// mm_product's A with contiguous rows; constants at every call, so each call is its own kernel).
+// `omp simd` marks j as the loop to vectorize: a trial tile one vector wide was vectorized by
+// gcc across the rows instead, with gathers; on these tiles the hint changes only gcc's
+// scheduling (the same bits; paired, the step 1-2% faster on three model sizes).
+static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
+                           const real *bp, size_t ldb, int K, const int MR, const int NR) {
+    real acc[MM_TILE_MAX];
+    const real *ar[MM_ROWS_MAX];
+    for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < mr ? r : mr - 1) * am;
+    for (int r = 0; r < MR; r++) { // k = 0 starts the sums (no zeroing pass; K >= 1 here)
+        real x = ar[r][0];
+        #pragma omp simd
+        for (int j = 0; j < NR; j++) acc[r * NR + j] = x * bp[j];
+    }
+    for (int k = 1; k < K; k++) {
+        const real *b = bp + (size_t)k * ldb;
+        for (int r = 0; r < MR; r++) {
+            real x = ar[r][k];
+            #pragma omp simd
+            for (int j = 0; j < NR; j++) acc[r * NR + j] += x * b[j];
+        }
+    }
+    mm_store(c, ldc, mr, nr, accumulate, MR, NR, acc);
+}
+
+// ap (tiles, kc, MM_MR) = rows m0..m1 of A over k0..k0+kc, MM_MR rows interleaved; rows past M
+// repeat row M-1 (their results are never stored). For A read down its columns (am == 1, as
+// dout^T), k outermost: each k is one contiguous run of memory.
+static void mm_pack_rows(real *ap, const real *a, size_t am, size_t ak, int m0, int m1, int M, int k0, int kc) {
+    for (int k = 0; k < kc; k++) {
+        const real *src = a + (size_t)(k0 + k) * ak;
+        for (int t0 = m0; t0 < m1; t0 += MM_MR) {
+            real *dst = ap + (size_t)(t0 - m0) * kc + (size_t)k * MM_MR;
+            if (am == 1 && t0 + MM_MR <= M) memcpy(dst, src + t0, MM_MR * sizeof(real));
+            else for (int r = 0; r < MM_MR; r++) dst[r] = src[(size_t)(t0 + r < M ? t0 + r : M - 1) * am];
+        }
+    }
+}
+
+// C (M,N), row stride ldc (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k*ak], B(k,n) = b[k*bk + n*bn].
+// B is packed into panels once per call (in dW only a ragged last panel: the whole ones are
+// read in place, rows bk apart). A with contiguous rows (ak == 1) is read in place by
+// 6 x 64 tiles (a last panel at most 32 wide by 12 x 32 tiles, so N = 352 wastes nothing);
+// A read down its columns (as dout^T in dW) is packed per work item into tiles of interleaved
+// rows for 12 x 32 tiles: walking a column of a wide matrix in place would touch a new cache
+// line every k, all of them in a few cache sets. (Packing A always would cost as much as the
+// product when N is only a few panels wide.) Work items are (block of about MM_MC rows) x (group
+// of panels), taken by threads as they come free (dynamic: a thread the OS has paused does not
+// hold up the others). In an item, k runs in chunks of MM_KC; each panel's slice of MM_KC rows
+// serves all the block's tiles, whose packed rows (in L2) serve every panel of the group. Which
+// thread takes an item changes nothing in the sums, so results do not depend on the thread count.
+#define MM_MC (16 * MM_MR) // rows in a block (one thread: a whole number of tiles of either height)
+#define MM_KC 256
+typedef struct { // one product, and how it is cut into work items (mm_plan)
+    real *c;
+    size_t ldc, am, ak, bk, bn;
+    const real *a, *b;
+    int accumulate, M, N, K;
+    int pack_a, w, b_rows, np, mc, nblocks, ngroups, per_group, mc_pack;
+    size_t bsize;   // the packed panels of B
+    real *bp, *ap;  // where they go, and each thread's packed rows of A (when pack_a)
+} MMPlan;
+
+static MMPlan mm_plan(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
+                      size_t bk, size_t bn, int M, int N, int K) {
+    int nthreads = max_threads();
+    MMPlan p = {.c = c, .ldc = ldc, .am = am, .ak = ak, .bk = bk, .bn = bn, .a = a, .b = b,
+                .accumulate = accumulate, .M = M, .N = N, .K = K};
+    p.pack_a = ak != 1;
+    p.w = p.pack_a ? MM_NR : MM_RN; // panel width
+    // B with contiguous rows under a packed A (inp in dW): whole panels are read in place
+    p.b_rows = p.pack_a && bn == 1;
+    p.np = (N + p.w - 1) / p.w;
+    p.mc = MM_MC;
+    // with several threads: blocks of about equal height, as many as a whole multiple of the
+    // threads (at least two each), but not under MM_MC / 2 rows; if still too few, split the
+    // panels into groups (each group's items pack their A again)
+    if (nthreads > 1) {
+        int nb = (M + MM_MC - 1) / MM_MC;
+        if (nb < 2 * nthreads) nb = 2 * nthreads;
+        nb = (nb + nthreads - 1) / nthreads * nthreads;
+        p.mc = ((M + nb - 1) / nb + MM_RR - 1) / MM_RR * MM_RR;
+        if (p.mc < MM_MC / 2) p.mc = MM_MC / 2;
+    }
+    p.nblocks = (M + p.mc - 1) / p.mc;
+    p.ngroups = 1;
+    while (nthreads > 1 && p.nblocks * p.ngroups < 2 * nthreads && p.ngroups < p.np) p.ngroups++;
+    p.per_group = (p.np + p.ngroups - 1) / p.ngroups;
+    p.bsize = (size_t)p.np * K * p.w;
+    p.mc_pack = (p.mc + MM_MR - 1) / MM_MR * MM_MR; // a block's packed rows, in whole tiles
+    return p;
+}
+// the scratch a plan needs with all threads: B's panels, then (when pack_a) A's rows per thread
+static size_t mm_scratch_size(const MMPlan *p, int nthreads) {
+    return p->bsize + (p->pack_a ? (size_t)nthreads * p->mc_pack * MM_KC : 0);
+}
+// whether panel pi of B is read in place (b_rows, and the panel whole), so never packed
+static int mm_panel_in_place(const MMPlan *p, int pi) { return p->b_rows && (pi + 1) * p->w <= p->N; }
+
+// one work item: a block of rows x a group of panels, every k
+static void mm_item(const MMPlan *p, int item, int tid) {
+    const real *a = p->a, *b = p->b;
+    size_t am = p->am, ldc = p->ldc;
+    int M = p->M, N = p->N, K = p->K, w = p->w;
+    real *ap = p->ap + (size_t)tid * p->mc_pack * MM_KC; // used only when pack_a
+    int m0 = item / p->ngroups * p->mc, m1 = M < m0 + p->mc ? M : m0 + p->mc;
+    int p0 = item % p->ngroups * p->per_group, p1 = p->np < p0 + p->per_group ? p->np : p0 + p->per_group;
+    for (int k0 = 0; k0 < K; k0 += MM_KC) {
+        int kc = K - k0 < MM_KC ? K - k0 : MM_KC, add = p->accumulate || k0 > 0;
+        if (p->pack_a) mm_pack_rows(ap, a, am, p->ak, m0, m1, M, k0, kc);
+        for (int pi = p0; pi < p1; pi++) {
+            int n0 = pi * w, nr = N - n0 < w ? N - n0 : w;
+            int in_place = mm_panel_in_place(p, pi);
+            const real *panel = in_place ? b + (size_t)k0 * p->bk + n0 : p->bp + ((size_t)pi * K + k0) * w;
+            size_t ldb = in_place ? p->bk : (size_t)w;
+            real *cp = p->c + (size_t)m0 * ldc + n0;
+            const real *arows = a + (size_t)m0 * am + k0;
+            if (p->pack_a)
+                for (int t0 = m0; t0 < m1; t0 += MM_MR)
+                    mm_tile_packed(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
+                                   ap + (size_t)(t0 - m0) * kc, panel, ldb, kc);
+            else if (nr > MM_NR)
+                for (int t0 = m0; t0 < m1; t0 += MM_RR)
+                    mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_RR ? m1 - t0 : MM_RR, nr, add,
+                            arows + (size_t)(t0 - m0) * am, am, panel, w, kc, MM_RR, MM_RN);
+            else
+                for (int t0 = m0; t0 < m1; t0 += MM_MR)
+                    mm_tile(cp + (size_t)(t0 - m0) * ldc, ldc, m1 - t0 < MM_MR ? m1 - t0 : MM_MR, nr, add,
+                            arows + (size_t)(t0 - m0) * am, am, panel, w, kc, MM_MR, MM_NR);
+        }
+    }
+}
+
+// index (in, out): which of the counts' consecutive ranges it falls in (returned), and where
+static int mm_locate(const int *counts, int *index) {
+    int i = 0;
+    while (*index >= counts[i]) *index -= counts[i++];
+    return i;
+}
+// runs n (<= MM_RUN_MAX) planned products in one parallel region: first all their B panels,
+// then the threads take the items of all of them from one queue as they come free, so one
+// product's last items overlap the next one's instead of each product ending in its own wait.
+// The products must write different outputs.
+#define MM_RUN_MAX 2
+static void mm_run(MMPlan *plans, int n) {
+    int nthreads = max_threads();
+    if (n > MM_RUN_MAX) die("internal: mm_run of %d products (at most %d)", n, MM_RUN_MAX);
+    size_t total = 0, size[MM_RUN_MAX];
+    int panels = 0, items = 0, np[MM_RUN_MAX], ni[MM_RUN_MAX];
+    for (int i = 0; i < n; i++) {
+        total += size[i] = mm_scratch_size(&plans[i], nthreads);
+        panels += np[i] = plans[i].np;
+        items += ni[i] = plans[i].nblocks * plans[i].ngroups;
+    }
+    real *scratch = kernel_scratch(total);
+    for (int i = 0; i < n; i++) {
+        plans[i].bp = scratch;
+        plans[i].ap = scratch + plans[i].bsize;
+        scratch += size[i];
+    }
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static) // ends with a barrier
+        for (int q = 0; q < panels; q++) {
+            int pi = q;
+            const MMPlan *p = &plans[mm_locate(np, &pi)];
+            if (!mm_panel_in_place(p, pi)) mm_pack_panel(p->bp, p->w, p->b, p->bk, p->bn, p->K, p->N, pi);
+        }
+        int tid = thread_id();
+        #pragma omp for schedule(dynamic)
+        for (int q = 0; q < items; q++) {
+            int item = q;
+            const MMPlan *p = &plans[mm_locate(ni, &item)];
+            mm_item(p, item, tid);
+        }
+    }
+}
+
+// C (M,N), row stride ldc (+)= A (M,K) B (K,N): one product (see the comment above mm_plan)
+static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_t am, size_t ak, const real *b,
+                       size_t bk, size_t bn, int M, int N, int K) {
+    MMPlan p = mm_plan(c, ldc, accumulate, a, am, ak, b, bk, bn, M, N, K);
+    mm_run(&p, 1);
+}
+
+void matmul_forward(real *out, const real *inp, const real *weight, int N, int IC, int OC) {
+    double prof_t0 = prof_start();
+    // out (N,OC) = inp (N,IC) W^T: A = inp, B(i,o) = W[o,i]
+    mm_product(out, OC, 0, inp, IC, 1, weight, 1, IC, N, OC, IC);
+    prof_stop(PROF_MM_FWD, prof_t0);
+}
+// dinp += dout W and dW += dout^T inp, as the naive version
+void matmul_backward(real *dinp, real *dweight, const real *dout, const real *inp, const real *weight,
+                     int N, int IC, int OC) {
+    double prof_t0 = prof_start();
+    // dW (OC,IC) += dout^T (OC,N) inp (N,IC), A(o,n) = dout[n,o]; dinp (N,IC) += dout (N,OC) W (OC,IC);
+    // in one queue of work items, dW's (the larger ones) first
+    MMPlan p[2] = {mm_plan(dweight, IC, 1, dout, 1, OC, inp, IC, 1, OC, IC, N),
+                   mm_plan(dinp, IC, 1, dout, OC, 1, weight, IC, 1, N, IC, OC)};
+    mm_run(p, 2);
+    prof_stop(PROF_MM_BWD, prof_t0);
+}
+
+// The fast attention does the same sums as the naive one, as small matrix products on the
+// register tiles above, one (batch row, head) per thread at a time:
+//   logits S = Q K^T (tiles above the diagonal skipped), softmax row by row, Y = A V.
+// Operands that the tiles read along a row (K^T, V, ...) are first copied into per-thread
+// scratch, zero-padded to whole MM_NR panels.
+enum { MASK_N_LE_M, MASK_K_LE_M };
+// one thread: C (M,N) (+)= A (M,K) B (K,N), A(m,k) = a[m*am + k], B rows ldb apart and
+// zero-padded to whole panels. mask skips what the causal mask makes zero: MASK_N_LE_M
+// computes only the column tiles that reach n <= m; MASK_K_LE_M sums only k <= m (A is 0
+// beyond). (Sums over k >= m, of A read down its columns: mm_serial_tn.) Inline, so that each
+// call's mask and strides are constants: a trial edit that made gcc stop inlining it cost 1.5x
+// in attention.
+static inline void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t am, const real *b, size_t ldb,
+                      int M, int N, int K, int mask) {
+    for (int m0 = 0; m0 < M; m0 += MM_MR) {
+        int mr = M - m0 < MM_MR ? M - m0 : MM_MR;
+        int k1 = mask == MASK_K_LE_M && m0 + mr < K ? m0 + mr : K;
+        int nend = mask == MASK_N_LE_M && m0 + mr < N ? m0 + mr : N;
+        for (int n0 = 0; n0 < nend; n0 += MM_NR) {
+            int nr = N - n0 < MM_NR ? N - n0 : MM_NR;
+            mm_tile(c + (size_t)m0 * ldc + n0, ldc, mr, nr, accumulate, a + (size_t)m0 * am, am, b + n0, ldb, k1,
+                    MM_MR, MM_NR);
+        }
+    }
+}
+// one thread: C (T,D) += X^T Y summed over k >= m, X (T,T) row stride ldx and 0 above its
+// diagonal (X^T below it), Y (T,Dp) zero-padded to whole panels. X^T is A read down its
+// columns, so it is packed into tiles of interleaved rows (each k a contiguous copy of MM_MR
+// floats of row k of X; pack holds whole tiles x T) for the spill-free packed tile.
+static void mm_serial_tn(real *c, size_t ldc, const real *x, size_t ldx, const real *y, size_t ldy, int T, int D,
+                         real *pack) {
+    mm_pack_rows(pack, x, 1, ldx, 0, T, T, 0, T);
+    for (int m0 = 0; m0 < T; m0 += MM_MR)
+        for (int n0 = 0; n0 < D; n0 += MM_NR)
+            mm_tile_packed(c + (size_t)m0 * ldc + n0, ldc, T - m0 < MM_MR ? T - m0 : MM_MR, D - n0 < MM_NR ? D - n0 : MM_NR,
+                           1, pack + (size_t)m0 * T + (size_t)m0 * MM_MR, y + (size_t)m0 * ldy + n0, ldy, T - m0);
+}
+// dst (rows, cols_pad) = src (rows, cols) with row stride ld, zero in the padding
+static void copy_padded(real *dst, int cols_pad, const real *src, size_t ld, int rows, int cols) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols_pad; j++) dst[(size_t)r * cols_pad + j] = j < cols ? src[(size_t)r * ld + j] : 0;
+}
+// dst (cols, rows_pad) = src^T, src (rows, cols) with row stride ld, zero in the padding. In
+// 16 x 16 blocks: walking a whole column of a row-major matrix would touch a new cache line per
+// element, all of them in a few cache sets when ld is a power of two.
+static void transpose_padded(real *dst, int rows_pad, const real *src, size_t ld, int rows, int cols) {
+    for (int r0 = 0; r0 < rows_pad; r0 += 16)
+        for (int j0 = 0; j0 < cols; j0 += 16) {
+            int r1 = r0 + 16 < rows_pad ? r0 + 16 : rows_pad, j1 = j0 + 16 < cols ? j0 + 16 : cols;
+            for (int j = j0; j < j1; j++)
+                for (int r = r0; r < r1; r++) dst[(size_t)j * rows_pad + r] = r < rows ? src[(size_t)r * ld + j] : 0;
+        }
+}
+static int round_up_panel(int n) { return (n + MM_NR - 1) / MM_NR * MM_NR; }
+
+void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
+                       int B, int T, int NH, int NKV, int D) {
+    double prof_t0 = prof_start();
+    // out, q (B,T,NH*D); k, v (B,T,NKV*D)
+    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D);
+    int nthreads = max_threads();
+    real scale = (real)(1.0 / sqrt((double)D));
+    size_t per_thread = (size_t)D * Tp + (size_t)T * Dp;
+    real *scratch = kernel_scratch(per_thread * nthreads);
+    #pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            int hk = h / group, tid = thread_id();
+            real *kt = scratch + per_thread * tid, *vp = kt + (size_t)D * Tp; // K^T (D,Tp), V (T,Dp)
+            transpose_padded(kt, Tp, k + (size_t)b * T * KV + hk * D, KV, T, D);
+            copy_padded(vp, Dp, v + (size_t)b * T * KV + hk * D, KV, T, D);
+            real *a = att + ((size_t)b * NH + h) * T * T;
+            const real *qh = q + (size_t)b * T * C + h * D;
+            // logits q_t . k_j into att, for the tiles on or below the diagonal
+            mm_serial(a, T, 0, qh, C, kt, Tp, T, T, D, MASK_N_LE_M);
+            // softmax of each row over j <= t (scaled by 1/sqrt(D)); zeros above the diagonal
+            for (int t = 0; t < T; t++) {
+                real *row = a + (size_t)t * T, maxv = -INFINITY, sum = 0;
+                #pragma omp simd reduction(max : maxv)
+                for (int j = 0; j <= t; j++) maxv = row[j] > maxv ? row[j] : maxv;
+                for (int j = 0; j <= t; j++) row[j] = exp_fast((row[j] - maxv) * scale);
+                #pragma omp simd reduction(+ : sum)
+                for (int j = 0; j <= t; j++) sum += row[j];
+                real inv = 1 / sum;
+                for (int j = 0; j <= t; j++) row[j] *= inv;
+                for (int j = t + 1; j < T; j++) row[j] = 0;
+            }
+            // y_t = sum_{j<=t} a[t,j] v_j
+            mm_serial(out + (size_t)b * T * C + h * D, C, 0, a, T, vp, Dp, T, D, T, MASK_K_LE_M);
+        }
+    prof_stop(PROF_ATT_FWD, prof_t0);
+}
+
+void attention_backward(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
+                        const real *v, const real *att, int B, int T, int NH, int NKV, int D) {
+    double prof_t0 = prof_start();
+    // the math is in attention_backward_naive's comment; here as products of whole matrices:
+    //   dA = dY V^T,  dL = softmax backward of dA (row by row) / sqrt(D),
+    //   dQ += dL K,   dK += dL^T Q,   dV += A^T dY
+    int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D);
+    int nthreads = max_threads();
+    real scale = (real)(1.0 / sqrt((double)D));
+    size_t per_thread = (size_t)D * Tp + 3 * (size_t)T * Dp + (size_t)T * Tp + (size_t)(T + MM_MR - 1) / MM_MR * MM_MR * T;
+    real *scratch = kernel_scratch(per_thread * nthreads);
+    // threads split (batch row, kv head): the query heads of a group share dk, dv
+    #pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+        for (int hk = 0; hk < NKV; hk++) {
+            int tid = thread_id();
+            real *vt = scratch + per_thread * tid;   // V^T (D,Tp)
+            real *kp = vt + (size_t)D * Tp;           // K (T,Dp)
+            real *qp = kp + (size_t)T * Dp;           // Q of head h (T,Dp)
+            real *dyp = qp + (size_t)T * Dp;          // dY of head h (T,Dp)
+            real *dl = dyp + (size_t)T * Dp;          // dA, then dL (T,Tp)
+            real *tr = dl + (size_t)T * Tp;           // dL^T, then A^T, packed (mm_serial_tn)
+            transpose_padded(vt, Tp, v + (size_t)b * T * KV + hk * D, KV, T, D);
+            copy_padded(kp, Dp, k + (size_t)b * T * KV + hk * D, KV, T, D);
+            real *dkb = dk + (size_t)b * T * KV + hk * D, *dvb = dv + (size_t)b * T * KV + hk * D;
+            for (int h = hk * group; h < (hk + 1) * group; h++) {
+                const real *a = att + ((size_t)b * NH + h) * T * T, *dy = dout + (size_t)b * T * C + h * D;
+                copy_padded(qp, Dp, q + (size_t)b * T * C + h * D, C, T, D);
+                copy_padded(dyp, Dp, dy, C, T, D);
+                // da[t,j] = dy_t . v_j (on and below the diagonal)
+                mm_serial(dl, Tp, 0, dy, C, vt, Tp, T, T, D, MASK_N_LE_M);
+                // dlogit[t,j] = a[t,j] (da[t,j] - sum_i a[t,i] da[t,i]) / sqrt(D); 0 above the diagonal
+                for (int t = 0; t < T; t++) {
+                    real *row = dl + (size_t)t * Tp;
+                    softmax_backward_row(row, a + (size_t)t * T, row, t + 1, scale);
+                    for (int j = t + 1; j < Tp; j++) row[j] = 0;
+                }
+                mm_serial(dq + (size_t)b * T * C + h * D, C, 1, dl, Tp, kp, Dp, T, D, T, MASK_K_LE_M); // dQ += dL K
+                mm_serial_tn(dkb, KV, dl, Tp, qp, Dp, T, D, tr); // dK += dL^T Q
+                mm_serial_tn(dvb, KV, a, T, dyp, Dp, T, D, tr);  // dV += A^T dY
+            }
+        }
+    prof_stop(PROF_ATT_BWD, prof_t0);
+}
+
+// ----------------------------------------------------------------------------
+// the global gradient norm
+
+// The sum of squares in double, in an order fixed by n alone, so the same value for any thread
+// count: GN_BLOCKS contiguous blocks, each summed in GN_LANES interleaved lanes (a vector of
+// doubles), then lanes and blocks added in order.
+#define GN_BLOCKS 64
+#define GN_LANES 8
+double grad_norm(const real *g, size_t n) {
+    double part[GN_BLOCKS];
+    size_t per = (n + GN_BLOCKS - 1) / GN_BLOCKS;
+    #pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < GN_BLOCKS; blk++) {
+        size_t i0 = blk * per < n ? blk * per : n, i1 = i0 + per < n ? i0 + per : n, i = i0;
+        double lane[GN_LANES] = {0}, t = 0;
+        for (; i + GN_LANES <= i1; i += GN_LANES)
+            for (int j = 0; j < GN_LANES; j++) lane[j] += (double)g[i + j] * g[i + j];
+        for (; i < i1; i++) lane[0] += (double)g[i] * g[i];
+        for (int j = 0; j < GN_LANES; j++) t += lane[j];
+        part[blk] = t;
+    }
+    double ss = 0;
+    for (int blk = 0; blk < GN_BLOCKS; blk++) ss += part[blk];
+    return sqrt(ss);
+}
+
 // ----------------------------------------------------------------------------
 // benchmark (`make bench`, i.e. ./gradsink --bench N): how fast one training step runs
 // against what this machine can do. In one process:
@@ -2468,7 +2858,6 @@ int file_exists(const char *path) {
 //              forward q.k and a v (2 x 2 D P), backward dV, da, dq, dk (4 x 2 D P); the
 //              masked half above the diagonal is never computed and is not counted.
 // Softmax, norms, SwiGLU, RoPE, cross-entropy and AdamW are not counted (they are in the time).
-#include <sys/resource.h>
 
 static double bench_median(double *x, int n) { // sorts x
     for (int i = 1; i < n; i++)
@@ -2574,9 +2963,9 @@ static double bench_attention_flops(const Config *c, int B, int T) {
 
 // one training step, as main runs it
 static void bench_step(Model *m, const AdamW *opt) {
-    model_forward_backward(m, m->B, m->T);
-    clip_grads(m->grads_memory, m->num_parameters, 1.0);
-    model_update(m, opt, 1e-4);
+    double loss, norm;
+    size_t bad;
+    train_step(m, opt, 1e-4, 1.0, &loss, &norm, &bad);
 }
 
 typedef struct {
@@ -2652,7 +3041,7 @@ static BenchResult bench_config(const Config *cfg, int B, int T, int steps) {
     for (int i = 0; i < nsh; i++) {
         double tf, tb;
         BENCH_TIME(tf, 7, matmul_forward(y, x, w, (int)N, sh[i].IC, sh[i].OC));
-        BENCH_TIME(tb, 7, matmul_backward(dx, dw, y, x, w, (int)N, sh[i].IC, sh[i].OC, 1));
+        BENCH_TIME(tb, 7, matmul_backward(dx, dw, y, x, w, (int)N, sh[i].IC, sh[i].OC));
         mm_fwd += tf * sh[i].count;
         mm_bwd += tb * sh[i].count;
     }
@@ -2718,204 +3107,3 @@ void bench_run(const Options *o) {
     printf("headline: default step %.1f ms, %.1f GFLOP/s = %.0f%% of the %.0f GFLOP/s FMA peak (matmuls alone %.0f%%)\n",
            r1.step_ms, r1.gflops, 100 * r1.gflops / peak, peak, 100 * r1.mm_gflops / peak);
 }
-
-#ifndef TESTING
-int main(int argc, char **argv) {
-    Options o;
-    Flag flags[NUM_FLAGS];
-    int nflags;
-    parse_args(argc, argv, &o, flags, &nflags);
-    if (o.bench > 0) { bench_run(&o); return 0; }
-    char err[1024], path[4096];
-    int train = !o.eval_only && !o.probe_only && o.steps > 0;
-
-    // the tokenizer: given, or beside the training file
-    Tokenizer tok = {0};
-    char tok_path[4096];
-    if (*o.tokenizer_path) snprintf(tok_path, sizeof(tok_path), "%s", o.tokenizer_path);
-    else {
-        const char *slash = strrchr(o.train_path, '/');
-        int dirlen = slash ? (int)(slash - o.train_path) : 0;
-        snprintf(tok_path, sizeof(tok_path), "%.*s%stokenizer.bin", dirlen, o.train_path, slash ? "/" : "");
-    }
-    int have_tok = 0;
-    if (*o.tokenizer_path || file_exists(tok_path)) {
-        if (tokenizer_load(&tok, tok_path, err, sizeof(err))) die("%s", err);
-        have_tok = 1;
-    }
-
-    // the model's configuration: from the checkpoint, or from the flags
-    Config cfg;
-    int start_step = 0;
-    if (*o.ckpt_in) {
-        if (checkpoint_read_header(o.ckpt_in, &cfg, &start_step, err, sizeof(err))) die("%s", err);
-        // architecture flags given with -c must agree with the checkpoint
-        struct { const char *flag; int value, have; } arch[5] = {
-            {"-V", o.vocab_size, cfg.vocab_size}, {"-C", o.d_model, cfg.d_model}, {"-L", o.n_layer, cfg.n_layer},
-            {"-H", o.n_head, cfg.n_head}, {"-F", o.ffn_hidden, cfg.ffn_hidden}};
-        for (int i = 0; i < 5; i++)
-            if (flag_given(flags, nflags, arch[i].flag) && arch[i].value != arch[i].have)
-                die("flag %s %d disagrees with checkpoint %s (which has %d)", arch[i].flag, arch[i].value, o.ckpt_in,
-                    arch[i].have);
-        if (flag_given(flags, nflags, "-K")) {
-            if (o.n_kv_head == 0 && cfg.n_kv_head != cfg.n_head) // -K 0: as many kv heads as heads
-                die("flag -K 0 (kv heads = heads) disagrees with checkpoint %s (which has %d kv heads for %d heads)",
-                    o.ckpt_in, cfg.n_kv_head, cfg.n_head);
-            if (o.n_kv_head != 0 && o.n_kv_head != cfg.n_kv_head)
-                die("flag -K %d disagrees with checkpoint %s (which has %d)", o.n_kv_head, o.ckpt_in, cfg.n_kv_head);
-        }
-        if (flag_given(flags, nflags, "-a") && o.vscale != cfg.vscale)
-            die("flag -a %s disagrees with checkpoint %s (which has %s)", VSCALE_NAMES[o.vscale], o.ckpt_in,
-                VSCALE_NAMES[cfg.vscale]);
-        if (flag_given(flags, nflags, "-s")) die("flag --seed has no effect with -c %s (the model comes from the checkpoint)", o.ckpt_in);
-        if (o.T > cfg.max_seq_len) die("flag --seq-len %d is above checkpoint %s's max sequence length %d", o.T, o.ckpt_in, cfg.max_seq_len);
-        if (!o.resume) start_step = 0;
-    } else {
-        int V = o.vocab_size ? o.vocab_size : have_tok ? tok.vocab_size : 0;
-        if (V == 0) die("vocab size unknown: pass -V N or put tokenizer.bin beside the train file (or -z PATH)");
-        cfg = options_config(&o, V, o.vscale);
-    }
-    const char *why = config_check(&cfg);
-    if (why) die("%s", why);
-    double need = model_bytes(&cfg, o.B, o.T), have_mem = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE);
-    if (have_mem > 0 && need > have_mem)
-        die("the model needs %.3g GB (parameters, AdamW state, activations for -b %d -t %d), this machine has %.3g GB",
-            need / 1e9, o.B, o.T, have_mem / 1e9);
-    if (have_tok && tok.vocab_size != cfg.vocab_size)
-        die("tokenizer %s has vocab %d but the model has %d", tok_path, tok.vocab_size, cfg.vocab_size);
-    int eot = have_tok ? tok.eot : cfg.vocab_size - 1;
-    if (o.resume && start_step > o.steps) die("checkpoint %s is at step %d, beyond --steps %d", o.ckpt_in, start_step, o.steps);
-    int end = o.stop_at > 0 && o.stop_at < o.steps ? o.stop_at : o.steps; // this run trains steps start_step..end-1
-    if (o.stop_at > 0 && o.stop_at < start_step) die("flag --stop-at %d is before the checkpoint's step %d", o.stop_at, start_step);
-
-    // data
-    DataLoader train_dl = {0}, val_dl = {0};
-    if (train && dataloader_open(&train_dl, o.train_path, o.B, o.T, cfg.vocab_size, err, sizeof(err))) die("%s", err);
-    int have_val = *o.val_path && (o.val_batches > 0) && (flag_given(flags, nflags, "-j") || file_exists(o.val_path));
-    if (have_val && dataloader_open(&val_dl, o.val_path, o.B, o.T, cfg.vocab_size, err, sizeof(err))) die("%s", err);
-    if (o.eval_only && !have_val) die("--eval-only needs validation tokens (-j PATH)");
-    int probing = o.probe_only || (train && o.probe_every > 0);
-    const DataLoader *probe_dl = have_val ? &val_dl : &train_dl;
-    if (probing && !have_val) {
-        if (!train) die("--probe needs validation tokens (-j PATH) for its probe batch");
-        printf("note: no validation file, so probes use the first training batch\n");
-    }
-
-    // model
-    Model model;
-    model_build(&model, &cfg);
-    model_alloc_acts(&model, o.B, o.T);
-    if (*o.ckpt_in) {
-        int s;
-        if (checkpoint_read(&model, o.ckpt_in, &s, err, sizeof(err))) die("%s", err);
-        if (o.resume) {
-            snprintf(path, sizeof(path), "%s.opt", o.ckpt_in);
-            if (optstate_read(&model, path, start_step, err, sizeof(err))) die("%s", err);
-            if (model.schedule_steps > 0 && model.schedule_steps != o.steps)
-                printf("note: %s comes from a run with --steps %d; this one follows --steps %d, so its learning rates "
-                       "differ from that run's\n", path, model.schedule_steps, o.steps);
-        }
-    } else {
-        model_init(&model, (uint64_t)o.seed);
-        if (cfg.vscale != VSCALE_OFF) // theta = log lambda
-            for (size_t i = 0; i < model.param_sizes[10]; i++) model.params.vscale_theta[i] = (real)log(o.vscale_lambda);
-    }
-    model.schedule_steps = o.steps; // what this run's checkpoints record
-    int D = cfg.d_model / cfg.n_head;
-    printf("model: V %d | C %d | L %d | H %d | Hkv %d | D %d | F %d | vscale %s | %zu parameters\n", cfg.vocab_size,
-           cfg.d_model, cfg.n_layer, cfg.n_head, cfg.n_kv_head, D, cfg.ffn_hidden, VSCALE_NAMES[cfg.vscale],
-           model.num_parameters);
-#ifdef _OPENMP
-    printf("threads: %d\n", max_threads());
-#endif
-
-    if (o.eval_only) {
-        printf("val loss %.4f (%d batches of %s)\n", evaluate(&model, &val_dl, o.val_batches, o.first_token, eot),
-               o.val_batches < (int)val_dl.num_batches ? o.val_batches : (int)val_dl.num_batches, o.val_path);
-    }
-    Probe probe;
-    probe_alloc(&probe, &cfg, o.T);
-    char probe_path[4096];
-    snprintf(probe_path, sizeof(probe_path), "%s/probes.jsonl", o.out_dir);
-    if (probing && make_dirs(o.out_dir)) die("cannot create output directory %s", o.out_dir);
-    if (o.probe_only) {
-        probe_and_log(&probe, &model, probe_dl, o.first_token, eot, start_step, NAN, NAN, -1, probe_path);
-        printf("appended to %s\n", probe_path);
-    }
-    if (train) {
-        if (make_dirs(o.out_dir)) die("cannot create output directory %s", o.out_dir);
-        snprintf(path, sizeof(path), "%s/log.txt", o.out_dir);
-        FILE *logf = fopen(path, "a");
-        if (!logf) die("cannot write %s: %s", path, strerror(errno));
-        char ckpt_path[4096]; // and ckpt_path.opt beside it
-        snprintf(ckpt_path, sizeof(ckpt_path), "%s/model.bin", o.out_dir);
-        printf("train: %s (%zu tokens, %zu batches of %d x %d) | steps %d..%d | lr %g -> %g | warmup %d\n",
-               o.train_path, train_dl.count, train_dl.num_batches, o.B, o.T, start_step, o.steps, o.lr, o.min_lr, o.warmup);
-        AdamW opt = {0, 0.9, 0.95, 1e-8, o.weight_decay};
-        int val_step = -1;
-        double val_loss = NAN, train_loss = NAN;
-        // the newest complete checkpoint, named when training has to stop because numbers blew up
-        char last_good[4200];
-        if (*o.ckpt_in) snprintf(last_good, sizeof(last_good), "%s (step %d, where this run started)", o.ckpt_in, start_step);
-        else snprintf(last_good, sizeof(last_good), "none (this run has not written one yet)");
-        for (int step = start_step; step <= end; step++) {
-            int last = step == end;
-            if (have_val && (last || (o.val_every > 0 && step % o.val_every == 0))) {
-                val_loss = evaluate(&model, &val_dl, o.val_batches, o.first_token, eot);
-                val_step = step;
-                printf("step %5d | val loss %.4f\n", step, val_loss);
-                fprintf(logf, "s:%d tel:%.6f\n", step, val_loss);
-                fflush(logf);
-            }
-            if (o.probe_every > 0 && (last || step == start_step || step % o.probe_every == 0))
-                probe_and_log(&probe, &model, probe_dl, o.first_token, eot, step, train_loss, val_loss, val_step, probe_path);
-            if (last) break;
-            double t0 = now_seconds();
-            dataloader_batch(&train_dl, (size_t)step, model.inputs, model.targets, o.first_token, eot);
-            double loss = train_loss = model_forward_backward(&model, o.B, o.T);
-            double norm = clip_grads(model.grads_memory, model.num_parameters, o.grad_clip);
-            // a NaN or infinity stops the run before it reaches the parameters or any file (exit 3)
-            if (!isfinite(loss) || !isfinite(norm)) {
-                fprintf(stderr, "gradsink: error: step %d: loss %g, grad norm %g: not finite, training stopped; last good checkpoint: %s\n",
-                        step, loss, norm, last_good);
-                fclose(logf);
-                exit(3);
-            }
-            double lr = lr_at(step, o.steps, o.warmup, o.lr, o.min_lr);
-            model_update(&model, &opt, lr);
-            size_t bad = first_nonfinite(model.params_memory, model.num_parameters);
-            if (bad < model.num_parameters) {
-                fprintf(stderr, "gradsink: error: step %d: the update (lr %g) made parameter %zu not finite, training stopped; last good checkpoint: %s\n",
-                        step, lr, bad, last_good);
-                fclose(logf);
-                exit(3);
-            }
-            double dt = now_seconds() - t0;
-            printf("step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s\n", step + 1, o.steps, loss, lr,
-                   norm, dt * 1e3, o.B * o.T / dt);
-            fprintf(logf, "s:%d trl:%.9g\n", step, loss); // %.9g: a float loss, exactly
-            if (o.ckpt_every > 0 && (step + 1) % o.ckpt_every == 0 && step + 1 < end) {
-                if (checkpoint_save(&model, ckpt_path, step + 1, err, sizeof(err))) die("%s", err);
-                snprintf(last_good, sizeof(last_good), "%s (step %d)", ckpt_path, step + 1);
-            }
-        }
-        fclose(logf);
-        if (checkpoint_save(&model, ckpt_path, end, err, sizeof(err))) die("%s", err);
-        printf("wrote %s (step %d)\n", ckpt_path, end);
-    }
-    // sample after training, or from a checkpoint; a probe (-p) or an evaluation (-x) of a
-    // checkpoint samples only when -G is given
-    int sample = train || (*o.ckpt_in && ((!o.probe_only && !o.eval_only) || flag_given(flags, nflags, "-G")));
-    if (o.sample_tokens > 0 && sample) {
-        printf("sample (temperature %g, top-k %d, seed %d):\n", o.temperature, o.top_k, o.sample_seed);
-        model_sample(&model, have_tok ? &tok : NULL, eot, o.sample_tokens, o.temperature, o.top_k,
-                     (uint64_t)o.sample_seed, stdout);
-    }
-    probe_free(&probe);
-    dataloader_free(&train_dl);
-    dataloader_free(&val_dl);
-    tokenizer_free(&tok);
-    model_free(&model);
-    return 0;
-}
-#endif

@@ -155,7 +155,24 @@ static double fd_dir_err(real *x, const real *analytic, size_t n, LossFn loss, v
 }
 
 // ----------------------------------------------------------------------------
-// layer checks: loss = sum(out * R) for a fixed random R, so dout = R
+// layer checks: loss = sum(out * R) for a fixed random R, so dout = R.
+// The backward convention (gradsink.c, "layers"): a backward ADDS into its gradient buffers.
+// So every check starts from buffers pre-filled with random values and compares what the
+// backward added (after - prefill) with finite differences: a backward that stored would fail.
+// The two functions that store are checked to overwrite a pre-filled buffer.
+
+// a buffer of n random values, and a copy of it to subtract later
+static real *prefill(size_t n, real **copy) {
+    real *x = rand_buf(n, 1);
+    *copy = xcalloc(n, sizeof(real));
+    memcpy(*copy, x, n * sizeof(real));
+    return x;
+}
+// after - before, in place in before (which is returned): what the backward added
+static real *added(const real *after, real *before, size_t n) {
+    for (size_t i = 0; i < n; i++) before[i] = after[i] - before[i];
+    return before;
+}
 
 typedef struct {
     int B, T, C, V, IC, OC, NH, NKV, D, mode, d_model;
@@ -175,11 +192,12 @@ static void test_encoder(void) {
     c.tok = xcalloc(c.B * c.T, sizeof(int));
     for (int i = 0; i < c.B * c.T; i++) c.tok[i] = (i * 3) % c.V; // tokens repeat: rows must sum
     c.a = rand_buf((size_t)c.V * c.C, 1); c.out = rand_buf(c.nout, 0); c.R = rand_buf(c.nout, 1);
-    real *dw = rand_buf((size_t)c.V * c.C, 0);
+    size_t nw = (size_t)c.V * c.C;
+    real *dw0, *dw = prefill(nw, &dw0);
     encoder_backward(dw, c.R, c.tok, c.B, c.T, c.C);
-    double e = fd_rel_err(c.a, dw, (size_t)c.V * c.C, loss_encoder, &c, 1000);
-    check(e <= FD_TOL, "encoder backward vs finite differences: dwte rel err %.2e", e);
-    free(c.tok); free(c.a); free(c.out); free(c.R); free(dw);
+    double e = fd_rel_err(c.a, added(dw, dw0, nw), nw, loss_encoder, &c, 1000);
+    check(e <= FD_TOL, "encoder backward (added to a pre-filled dwte) vs finite differences: dwte rel err %.2e", e);
+    free(c.tok); free(c.a); free(c.out); free(c.R); free(dw); free(dw0);
 }
 
 static double loss_rmsnorm(void *p) {
@@ -192,13 +210,14 @@ static void test_rmsnorm(void) {
     c.nout = (size_t)c.B * c.C;
     c.a = rand_buf(c.nout, 1.5); c.b = rand_buf(c.C, 1); c.out = rand_buf(c.nout, 0); c.aux = rand_buf(c.B, 0);
     c.R = rand_buf(c.nout, 1);
-    real *dx = rand_buf(c.nout, 0), *dg = rand_buf(c.C, 0);
+    real *dx0, *dg0, *dx = prefill(c.nout, &dx0), *dg = prefill(c.C, &dg0);
     loss_rmsnorm(&c);
     rmsnorm_backward(dx, dg, c.R, c.a, c.b, c.aux, c.B, c.C);
-    double e1 = fd_rel_err(c.a, dx, c.nout, loss_rmsnorm, &c, 1000);
-    double e2 = fd_rel_err(c.b, dg, c.C, loss_rmsnorm, &c, 1000);
-    check(e1 <= FD_TOL && e2 <= FD_TOL, "rmsnorm backward vs finite differences: dx %.2e, dgain %.2e", e1, e2);
-    free(c.a); free(c.b); free(c.out); free(c.aux); free(c.R); free(dx); free(dg);
+    double e1 = fd_rel_err(c.a, added(dx, dx0, c.nout), c.nout, loss_rmsnorm, &c, 1000);
+    double e2 = fd_rel_err(c.b, added(dg, dg0, c.C), c.C, loss_rmsnorm, &c, 1000);
+    check(e1 <= FD_TOL && e2 <= FD_TOL, "rmsnorm backward (added to pre-filled buffers) vs finite differences: dx %.2e, dgain %.2e",
+          e1, e2);
+    free(c.a); free(c.b); free(c.out); free(c.aux); free(c.R); free(dx); free(dg); free(dx0); free(dg0);
 }
 
 static double loss_matmul(void *p) {
@@ -221,7 +240,7 @@ static void test_matmul(int N, int IC, int OC) {
     real *dx = rand_buf((size_t)N * IC, 1), *dw = rand_buf((size_t)OC * IC, 1);
     real *dx0 = xcalloc((size_t)N * IC, sizeof(real)), *dw0 = xcalloc((size_t)OC * IC, sizeof(real));
     memcpy(dx0, dx, (size_t)N * IC * sizeof(real)); memcpy(dw0, dw, (size_t)OC * IC * sizeof(real));
-    matmul_backward(dx, dw, c.R, c.a, c.b, N, IC, OC, 1);
+    matmul_backward(dx, dw, c.R, c.a, c.b, N, IC, OC);
     matmul_backward_naive(dx0, dw0, c.R, c.a, c.b, N, IC, OC);
     double bd = 0, bs = 0;
     for (size_t i = 0; i < (size_t)N * IC; i++) { bd = fmax(bd, fabs(dx[i] - dx0[i])); bs = fmax(bs, fabs(dx0[i])); }
@@ -229,13 +248,14 @@ static void test_matmul(int N, int IC, int OC) {
     double tol = sizeof(real) == 8 ? 1e-12 : 1e-5;
     check(maxd <= tol * (maxr + 1) && bd <= tol * (bs + 1),
           "matmul %dx%dx%d: fast == naive (forward %.1e, backward %.1e)", N, IC, OC, maxd, bd);
-    // finite differences on the fast backward, dinp in its storing mode (over stale values)
-    memset(dw, 0, (size_t)OC * IC * sizeof(real));
-    matmul_backward(dx, dw, c.R, c.a, c.b, N, IC, OC, 0);
-    double e1 = fd_rel_err(c.a, dx, (size_t)N * IC, loss_matmul, &c, 300);
-    double e2 = fd_rel_err(c.b, dw, (size_t)OC * IC, loss_matmul, &c, 300);
-    check(e1 <= FD_TOL && e2 <= FD_TOL, "matmul %dx%dx%d backward vs finite differences: dinp %.2e, dweight %.2e", N, IC,
-          OC, e1, e2);
+    // finite differences on what the fast backward adds to pre-filled buffers
+    fill_normal(dx, (size_t)N * IC, 1); fill_normal(dw, (size_t)OC * IC, 1);
+    memcpy(dx0, dx, (size_t)N * IC * sizeof(real)); memcpy(dw0, dw, (size_t)OC * IC * sizeof(real));
+    matmul_backward(dx, dw, c.R, c.a, c.b, N, IC, OC);
+    double e1 = fd_rel_err(c.a, added(dx, dx0, (size_t)N * IC), (size_t)N * IC, loss_matmul, &c, 300);
+    double e2 = fd_rel_err(c.b, added(dw, dw0, (size_t)OC * IC), (size_t)OC * IC, loss_matmul, &c, 300);
+    check(e1 <= FD_TOL && e2 <= FD_TOL, "matmul %dx%dx%d backward (added to pre-filled buffers) vs finite differences: dinp %.2e, dweight %.2e",
+          N, IC, OC, e1, e2);
     free(c.a); free(c.b); free(c.out); free(c.R); free(ref); free(dx); free(dw); free(dx0); free(dw0);
 }
 
@@ -250,17 +270,17 @@ static void test_rope(void) {
     c.cosb = rand_buf((size_t)c.T * c.D / 2, 0); c.sinb = rand_buf((size_t)c.T * c.D / 2, 0);
     rope_tables(c.cosb, c.sinb, c.T, c.D, 10000.0);
     c.a = rand_buf(c.nout, 1); c.out = rand_buf(c.nout, 0); c.R = rand_buf(c.nout, 1);
-    real *dx = rand_buf(c.nout, 0);
+    real *dx0, *dx = prefill(c.nout, &dx0);
     rope_backward(dx, c.R, c.cosb, c.sinb, c.B, c.T, c.NH, c.D);
-    double e = fd_rel_err(c.a, dx, c.nout, loss_rope, &c, 1000);
-    check(e <= FD_TOL, "rope backward vs finite differences: %.2e", e);
+    double e = fd_rel_err(c.a, added(dx, dx0, c.nout), c.nout, loss_rope, &c, 1000);
+    check(e <= FD_TOL, "rope backward (added to a pre-filled buffer) vs finite differences: %.2e", e);
     // HF rotate-half pairing: position 1, pair (0, D/2) rotates by angle 1 (frequency base^0)
     real x[8] = {1, 0, 0, 0, 0, 0, 0, 0}, y[16], in2[16];
     memset(in2, 0, sizeof(in2)); memcpy(in2 + 8, x, sizeof(x));
     rope_forward(y, in2, c.cosb, c.sinb, 1, 2, 1, 8);
     check(fabs(y[8] - cos(1.0)) < 1e-6 && fabs(y[12] - sin(1.0)) < 1e-6 && fabs(y[9]) < 1e-12,
           "rope pairs dimension i with i + D/2 (HF rotate-half), angle t * base^(-2i/D)");
-    free(c.cosb); free(c.sinb); free(c.a); free(c.out); free(c.R); free(dx);
+    free(c.cosb); free(c.sinb); free(c.a); free(c.out); free(c.R); free(dx); free(dx0);
 }
 
 static double loss_attention(void *p) {
@@ -274,14 +294,15 @@ static void test_attention(int NH, int NKV) {
     c.nout = nq;
     c.a = rand_buf(nq, 1); c.b = rand_buf(nk, 1); c.c = rand_buf(nk, 1);
     c.out = rand_buf(nq, 0); c.aux = rand_buf((size_t)c.B * NH * c.T * c.T, 0); c.R = rand_buf(nq, 1);
-    real *dq = rand_buf(nq, 0), *dk = rand_buf(nk, 0), *dv = rand_buf(nk, 0);
+    real *dq0, *dk0, *dv0, *dq = prefill(nq, &dq0), *dk = prefill(nk, &dk0), *dv = prefill(nk, &dv0);
     loss_attention(&c);
     attention_backward(dq, dk, dv, c.R, c.a, c.b, c.c, c.aux, c.B, c.T, NH, NKV, c.D);
-    double e1 = fd_rel_err(c.a, dq, nq, loss_attention, &c, 1000);
-    double e2 = fd_rel_err(c.b, dk, nk, loss_attention, &c, 1000);
-    double e3 = fd_rel_err(c.c, dv, nk, loss_attention, &c, 1000);
+    double e1 = fd_rel_err(c.a, added(dq, dq0, nq), nq, loss_attention, &c, 1000);
+    double e2 = fd_rel_err(c.b, added(dk, dk0, nk), nk, loss_attention, &c, 1000);
+    double e3 = fd_rel_err(c.c, added(dv, dv0, nk), nk, loss_attention, &c, 1000);
     check(e1 <= FD_TOL && e2 <= FD_TOL && e3 <= FD_TOL,
-          "attention (H %d, Hkv %d) backward vs finite differences: dq %.2e, dk %.2e, dv %.2e", NH, NKV, e1, e2, e3);
+          "attention (H %d, Hkv %d) backward (added to pre-filled buffers) vs finite differences: dq %.2e, dk %.2e, dv %.2e",
+          NH, NKV, e1, e2, e3);
     // causal: weights above the diagonal are exactly 0, rows sum to 1
     double worst = 0;
     for (int r = 0; r < c.B * NH * c.T; r++) {
@@ -292,6 +313,7 @@ static void test_attention(int NH, int NKV) {
     }
     check(worst < 1e-5, "attention weights are causal and each row sums to 1 (worst %.1e)", worst);
     free(c.a); free(c.b); free(c.c); free(c.out); free(c.aux); free(c.R); free(dq); free(dk); free(dv);
+    free(dq0); free(dk0); free(dv0);
 }
 
 static double loss_vscale(void *p) {
@@ -336,15 +358,15 @@ static void test_vscale(int mode) {
     // value norms spread around c = 12*4*0.0004 = 0.0192, where the Jacobian is most curved
     c.a = rand_buf(c.nout, 0.07); c.b = rand_buf(c.NKV, 0.5); c.out = rand_buf(c.nout, 0);
     c.aux = rand_buf((size_t)c.B * c.NKV, 0); c.R = rand_buf(c.nout, 1);
-    real *dv = rand_buf(c.nout, 0), *dth = rand_buf(c.NKV, 0);
+    real *dv0, *dth0, *dv = prefill(c.nout, &dv0), *dth = prefill(c.NKV, &dth0);
     vscale_backward(dv, dth, c.R, c.a, c.b, mode, c.d_model, c.B, c.NKV, c.D);
-    double e1 = fd_rel_err(c.a, dv, c.nout, loss_vscale, &c, 1000);
-    double e2 = mode == VSCALE_LEARNED ? fd_rel_err(c.b, dth, c.NKV, loss_vscale, &c, 10) : 0;
-    int theta_untouched = 1;
-    if (mode != VSCALE_LEARNED) for (int h = 0; h < c.NKV; h++) theta_untouched &= dth[h] == 0;
-    check(e1 <= FD_TOL && e2 <= FD_TOL && theta_untouched, "vscale %s backward vs finite differences: dv %.2e, dtheta %.2e",
-          VSCALE_NAMES[mode], e1, e2);
-    free(c.a); free(c.b); free(c.out); free(c.aux); free(c.R); free(dv); free(dth);
+    int theta_untouched = 1; // theta is a parameter only when learned: its gradient is then left as it was
+    if (mode != VSCALE_LEARNED) for (int h = 0; h < c.NKV; h++) theta_untouched &= dth[h] == dth0[h];
+    double e1 = fd_rel_err(c.a, added(dv, dv0, c.nout), c.nout, loss_vscale, &c, 1000);
+    double e2 = mode == VSCALE_LEARNED ? fd_rel_err(c.b, added(dth, dth0, c.NKV), c.NKV, loss_vscale, &c, 10) : 0;
+    check(e1 <= FD_TOL && e2 <= FD_TOL && theta_untouched,
+          "vscale %s backward (added to pre-filled buffers) vs finite differences: dv %.2e, dtheta %.2e", VSCALE_NAMES[mode], e1, e2);
+    free(c.a); free(c.b); free(c.out); free(c.aux); free(c.R); free(dv); free(dth); free(dv0); free(dth0);
 }
 
 static double loss_swiglu(void *p) {
@@ -355,12 +377,13 @@ static double loss_swiglu(void *p) {
 static void test_swiglu(void) {
     Ctx c = {.nout = 40};
     c.a = rand_buf(c.nout, 2); c.b = rand_buf(c.nout, 1); c.out = rand_buf(c.nout, 0); c.R = rand_buf(c.nout, 1);
-    real *dg = rand_buf(c.nout, 0), *du = rand_buf(c.nout, 0);
+    real *dg0, *du0, *dg = prefill(c.nout, &dg0), *du = prefill(c.nout, &du0);
     swiglu_backward(dg, du, c.R, c.a, c.b, c.nout);
-    double e1 = fd_rel_err(c.a, dg, c.nout, loss_swiglu, &c, 100);
-    double e2 = fd_rel_err(c.b, du, c.nout, loss_swiglu, &c, 100);
-    check(e1 <= FD_TOL && e2 <= FD_TOL, "swiglu backward vs finite differences: dgate %.2e, dup %.2e", e1, e2);
-    free(c.a); free(c.b); free(c.out); free(c.R); free(dg); free(du);
+    double e1 = fd_rel_err(c.a, added(dg, dg0, c.nout), c.nout, loss_swiglu, &c, 100);
+    double e2 = fd_rel_err(c.b, added(du, du0, c.nout), c.nout, loss_swiglu, &c, 100);
+    check(e1 <= FD_TOL && e2 <= FD_TOL, "swiglu backward (added to pre-filled buffers) vs finite differences: dgate %.2e, dup %.2e",
+          e1, e2);
+    free(c.a); free(c.b); free(c.out); free(c.R); free(dg); free(du); free(dg0); free(du0);
 }
 
 static double loss_xent(void *p) {
@@ -377,11 +400,48 @@ static void test_crossentropy(void) {
     c.tok = xcalloc(c.B, sizeof(int));
     for (int i = 0; i < c.B; i++) c.tok[i] = (i * 5 + 1) % c.V;
     double l = loss_xent(&c);
-    real *dl = rand_buf((size_t)c.B * c.V, 0);
+    size_t n = (size_t)c.B * c.V;
+    // the convention's exception: it stores, over a pre-filled buffer, or in place over the probabilities
+    real *dl = rand_buf(n, 1), *inplace = xcalloc(n, sizeof(real));
+    memcpy(inplace, c.out, n * sizeof(real));
     crossentropy_softmax_backward(dl, c.out, c.tok, (real)(1.0 / c.B), c.B, c.V);
-    double e = fd_rel_err(c.a, dl, (size_t)c.B * c.V, loss_xent, &c, 1000);
-    check(e <= FD_TOL && isfinite(l), "cross-entropy backward vs finite differences: %.2e", e);
-    free(c.a); free(c.out); free(c.aux); free(c.tok); free(dl);
+    crossentropy_softmax_backward(inplace, inplace, c.tok, (real)(1.0 / c.B), c.B, c.V);
+    int same = !memcmp(dl, inplace, n * sizeof(real));
+    double e = fd_rel_err(c.a, dl, n, loss_xent, &c, 1000);
+    check(e <= FD_TOL && isfinite(l) && same,
+          "cross-entropy backward (stores: over a pre-filled buffer, and in place over the probabilities, the same bits) vs finite differences: %.2e",
+          e);
+    free(c.a); free(c.out); free(c.aux); free(c.tok); free(dl); free(inplace);
+}
+
+// softmax_backward_row, the other function that stores: into a pre-filled row, or in place over
+// da (as attention_backward calls it), the same bits, and against finite differences of
+// loss = sum_j R_j softmax(scale * z)_j, whose gradient in z is the row's dlogit for da = R
+static void test_softmax_row(void) {
+    int n = 9;
+    real z[9], a[9], R[9], dl[9], inplace[9];
+    fill_normal(z, n, 1); fill_normal(R, n, 1); fill_normal(dl, n, 1);
+    real scale = (real)0.5, worst = 0;
+    double zmax = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++) zmax = fmax(zmax, z[j]);
+    for (int j = 0; j < n; j++) sum += exp(scale * (z[j] - zmax));
+    for (int j = 0; j < n; j++) a[j] = (real)(exp(scale * (z[j] - zmax)) / sum);
+    memcpy(inplace, R, sizeof(R));
+    softmax_backward_row(dl, a, R, n, scale);
+    softmax_backward_row(inplace, a, inplace, n, scale);
+    for (int j = 0; j < n; j++) { // central difference of the loss in z_j
+        double h = sizeof(real) == 8 ? 1e-6 : 1e-2, f[2];
+        for (int k = 0; k < 2; k++) {
+            double s2 = 0, l = 0, zj = z[j] + (k ? -h : h);
+            for (int i = 0; i < n; i++) s2 += exp(scale * ((i == j ? zj : z[i]) - zmax));
+            for (int i = 0; i < n; i++) l += R[i] * exp(scale * ((i == j ? zj : z[i]) - zmax)) / s2;
+            f[k] = l;
+        }
+        worst = fmax(worst, fabs(dl[j] - (f[0] - f[1]) / (2 * h)));
+    }
+    check(worst <= (sizeof(real) == 8 ? 1e-8 : 1e-3) && !memcmp(dl, inplace, sizeof(dl)),
+          "softmax_backward_row (stores: over a pre-filled row, and in place over da, the same bits) vs finite differences: %.1e",
+          (double)worst);
 }
 
 // ----------------------------------------------------------------------------
@@ -402,10 +462,12 @@ static void tiny_model(Model *m, int n_kv_head, int vscale, int B, int T) {
     Rng r;
     rng_seed(&r, 8);
     real *p = m->params_memory;
+    Slot t[NUM_PARAM_TENSORS];
+    model_params(m, t);
     for (int i = 0; i < NUM_PARAM_TENSORS; i++)
-        for (size_t j = 0; j < m->param_sizes[i]; j++, p++) {
-            if (PARAM_KIND[i] == KIND_MATRIX) *p *= 15;                     // std 0.3
-            else if (PARAM_KIND[i] == KIND_GAIN) *p += (real)(0.2 * rng_normal(&r));
+        for (size_t j = 0; j < t[i].size; j++, p++) {
+            if (t[i].kind == KIND_MATRIX) *p *= 15;                     // std 0.3
+            else if (t[i].kind == KIND_GAIN) *p += (real)(0.2 * rng_normal(&r));
             else *p = (real)(0.5 * rng_normal(&r));                       // theta
         }
     for (int i = 0; i < B * T; i++) { m->inputs[i] = (i * 7 + 3) % 37; m->targets[i] = (i * 11 + 5) % 37; }
@@ -424,14 +486,30 @@ static void test_model_gradients(int n_kv_head, int vscale) {
     double worst = 0;
     const char *worst_name = "";
     size_t off = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; off += m.param_sizes[i], i++) {
-        if (PARAM_KIND[i] == KIND_THETA && vscale != VSCALE_LEARNED) continue; // not a parameter then
-        double e = sizeof(real) == 8 ? fd_rel_err(m.params_memory + off, grads + off, m.param_sizes[i], loss_model, &c, 24)
-                                     : fd_dir_err(m.params_memory + off, grads + off, m.param_sizes[i], loss_model, &c);
-        if (e > worst) { worst = e; worst_name = PARAM_NAMES[i]; }
+    Slot t[NUM_PARAM_TENSORS];
+    model_params(&m, t);
+    for (int i = 0; i < NUM_PARAM_TENSORS; off += t[i].size, i++) {
+        if (t[i].kind == KIND_THETA && vscale != VSCALE_LEARNED) continue; // not a parameter then
+        double e = sizeof(real) == 8 ? fd_rel_err(m.params_memory + off, grads + off, t[i].size, loss_model, &c, 24)
+                                     : fd_dir_err(m.params_memory + off, grads + off, t[i].size, loss_model, &c);
+        if (e > worst) { worst = e; worst_name = t[i].name; }
     }
     check(worst <= FD_TOL_MODEL, "model (H 4, Hkv %d, vscale %s) gradient vs finite differences (%s) on every tensor: worst %.2e (%s)",
           n_kv_head, VSCALE_NAMES[vscale], sizeof(real) == 8 ? "entries" : "directions", worst, worst_name);
+    // model_backward adds into the parameter gradients too: from pre-filled ones, it adds the same gradient
+    real *pre0, *pre = prefill(m.num_parameters, &pre0);
+    memcpy(m.grads_memory, pre, m.num_parameters * sizeof(real));
+    model_forward(&m, B, T, 1);
+    model_backward(&m, B, T);
+    double dmax = 0, gmax = 0;
+    for (size_t i = 0; i < m.num_parameters; i++) {
+        dmax = fmax(dmax, fabs((m.grads_memory[i] - pre0[i]) - grads[i]));
+        gmax = fmax(gmax, fabs(grads[i]));
+    }
+    check(dmax <= (sizeof(real) == 8 ? 1e-14 : 1e-6) * (gmax + 1),
+          "whole-model backward (H 4, Hkv %d, vscale %s) adds into pre-filled parameter gradients (error %.1e)", n_kv_head,
+          VSCALE_NAMES[vscale], dmax);
+    free(pre); free(pre0);
     free(grads);
     model_free(&m);
 }
@@ -504,10 +582,12 @@ static void test_adamw(void) {
         model_update(&m, &o, 0.01);
         int ok = 1;
         size_t off = 0, theta0 = (size_t)(m.params.vscale_theta - m.params_memory);
-        for (int i = 0; i < NUM_PARAM_TENSORS; off += m.param_sizes[i], i++)
-            for (size_t j = 0; j < m.param_sizes[i]; j++) {
+        Slot t[NUM_PARAM_TENSORS];
+        model_params(&m, t);
+        for (int i = 0; i < NUM_PARAM_TENSORS; off += t[i].size, i++)
+            for (size_t j = 0; j < t[i].size; j++) {
                 real b = before[off + j], a = m.params_memory[off + j];
-                if (PARAM_KIND[i] == KIND_MATRIX) ok &= a == b - (real)(0.01 * 0.1) * b;
+                if (t[i].kind == KIND_MATRIX) ok &= a == b - (real)(0.01 * 0.1) * b;
                 else if (off + j == theta0 && mode == VSCALE_LEARNED) ok &= fabs(a - (b - 0.01)) < 1e-6; // Adam's first step moves by lr
                 else ok &= a == b;
             }
@@ -529,7 +609,7 @@ static void write_bytes(const char *path, const void *data, size_t n) {
     fclose(f);
 }
 static int files_equal(const char *a, const char *b) {
-    size_t na, nb;
+    size_t na = 0, nb = 0;
     char err[256];
     unsigned char *x = read_file(a, &na, err, sizeof(err)), *y = read_file(b, &nb, err, sizeof(err));
     int eq = x && y && na == nb && memcmp(x, y, na) == 0;
@@ -794,22 +874,30 @@ static void test_identities(int n_kv_head, int vscale) {
                     }
         for (int b = 0; b < B; b++)
             for (int i = 0; i < C; i++) dq0 = fmax(dq0, fabs(g.q[(size_t)b * T * C + i])); // t = 0
-        // each row of the logit gradient sums to 0
-        real da[16], dl[16];
+        // each row of the logit gradient sums to 0: on this model's da = dy_t . v_j, through
+        // softmax_backward_row in place, as attention_backward calls it in training
+        real row[16];
         for (int b = 0; b < B; b++)
             for (int h = 0; h < H; h++)
                 for (int t = 0; t < T; t++) {
                     const real *a = s.att + (((size_t)b * H + h) * T + t) * T;
                     for (int j = 0; j <= t; j++) {
-                        da[j] = 0;
+                        row[j] = 0;
                         for (int e = 0; e < D; e++)
-                            da[j] += g.atty[((size_t)b * T + t) * C + h * D + e] * s.vhat[((size_t)b * T + j) * KV + (h / group) * D + e];
+                            row[j] += g.atty[((size_t)b * T + t) * C + h * D + e] * s.vhat[((size_t)b * T + j) * KV + (h / group) * D + e];
                     }
-                    softmax_backward_row(dl, a, da, t + 1);
+                    softmax_backward_row(row, a, row, t + 1, (real)scale);
                     double sum = 0, mag = 0;
-                    for (int j = 0; j <= t; j++) { sum += dl[j]; mag += fabs(dl[j]); }
+                    for (int j = 0; j <= t; j++) { sum += row[j]; mag += fabs(row[j]); }
                     rowsum = fmax(rowsum, fabs(sum) / (mag + 1e-300));
                 }
+    }
+    // and the output softmax's: the logits' gradient that training's cross-entropy backward left in place
+    double xrow = 0;
+    for (int n = 0; n < B * T; n++) {
+        double sum = 0, mag = 0;
+        for (int i = 0; i < c->vocab_size; i++) { real d = m.acts.logits[(size_t)n * c->vocab_size + i]; sum += d; mag += fabs(d); }
+        xrow = fmax(xrow, fabs(sum) / (mag + 1e-300));
     }
     double tol = sizeof(real) == 8 ? 1e-12 : 1e-5;
     check(err_v <= tol * mag_v, "dV = A^T dY for every head (H %d, Hkv %d, vscale %s): max error %.1e of %.1e", H, Hkv,
@@ -817,7 +905,8 @@ static void test_identities(int n_kv_head, int vscale) {
     check(err_k <= tol * mag_k * 10, "key gradient dk_s = sum_t a_ts <g_t, v_s - y_t> q_t / sqrt(D): max error %.1e of %.1e",
           err_k, mag_k);
     check(dq0 == 0, "query path: dq_0 = 0 exactly (max |dq_0| = %g)", dq0);
-    check(rowsum < tol, "each row of the logit gradient sums to 0 (worst |sum|/sum|.| = %.1e)", rowsum);
+    check(rowsum < tol, "each row of the attention logit gradient sums to 0 (worst |sum|/sum|.| = %.1e)", rowsum);
+    check(xrow < tol, "each row of the output logit gradient (p - onehot)/(B T) sums to 0 (worst |sum|/sum|.| = %.1e)", xrow);
     model_free(&m);
 }
 
@@ -830,18 +919,23 @@ static void test_rmsnorm_jacobian(void) {
     rmsnorm_forward(y, rs, x, g, N, C);
     double gmax = 0, worst = 0;
     for (int i = 0; i < C; i++) gmax = fmax(gmax, fabs(g[i]));
-    real *u = xcalloc(C, sizeof(real)), *dx = xcalloc(C, sizeof(real)), dg[12];
+    // J^T u is what rmsnorm_backward adds to a gradient already there (random, as a residual's)
+    real *u = xcalloc(C, sizeof(real)), *dx = xcalloc(C, sizeof(real)), *dx0 = xcalloc(C, sizeof(real)), dg[12];
+    fill_normal(dg, C, 1);
     for (int n = 0; n < N; n++)
         for (int trial = 0; trial < 20; trial++) {
-            fill_normal(u, C, 1);
-            memset(dx, 0, C * sizeof(real));
-            rmsnorm_backward(dx, dg, u, x + (size_t)n * C, g, rs + n, 1, C);
             double rms = sqrt(dot(x + (size_t)n * C, x + (size_t)n * C, C) / C);
-            double ratio = sqrt(dot(dx, dx, C)) / sqrt(dot(u, u, C)) / (gmax / rms);
+            fill_normal(u, C, 1);
+            fill_normal(dx, C, 1 / rms); // of the size of J^T u, so float rounding stays below the bound's margin
+            memcpy(dx0, dx, C * sizeof(real));
+            rmsnorm_backward(dx, dg, u, x + (size_t)n * C, g, rs + n, 1, C);
+            added(dx, dx0, C);
+            double ratio = sqrt(dot(dx0, dx0, C)) / sqrt(dot(u, u, C)) / (gmax / rms);
             worst = fmax(worst, ratio);
         }
-    check(worst <= 1 + 1e-6, "RMSNorm Jacobian norm <= max|g|/rms(x) (worst ratio to the bound %.4f)", worst);
-    free(x); free(g); free(y); free(rs); free(u); free(dx);
+    check(worst <= 1 + 1e-6, "RMSNorm Jacobian norm <= max|g|/rms(x), J^T u added to a non-zero gradient (worst ratio to the bound %.4f)",
+          worst);
+    free(x); free(g); free(y); free(rs); free(u); free(dx); free(dx0);
 }
 
 static void test_vscale_jacobian(void) {
@@ -933,6 +1027,41 @@ static void test_probe_is_read_only(void) {
     probe_free(&pr);
     model_free(&m);
     dataloader_free(&dl);
+}
+
+// the summaries (stdout line, JSON ratio_* arrays) cover every layer, also beyond 64
+static void test_probe_summary_many_layers(void) {
+    Config cfg = {37, 8, 70, 1, 1, 8, 32, VSCALE_OFF};
+    Probe pr;
+    probe_alloc(&pr, &cfg, 32);
+    int L = pr.L, P = pr.P;
+    for (int l = 0; l < L; l++)
+        for (int t = 0; t < P; t++) {
+            size_t i = (size_t)l * P + t;
+            for (int q = 0; q < NUM_PQ; q++) pr.pq[q][i] = 1;
+            if (t == 0 && l == 69) pr.pq[PQ_NORM_H_OUT][i] = 9; // token 0 / rest: 9 in the last layer
+            if (t == 0 && l == 67) pr.pq[PQ_NORM_R_MLP][i] = 5;
+        }
+    pr.sink_rate[69] = 70; // mean over the 70 layers: 1
+    char path[600], err[256];
+    snprintf(path, sizeof(path), "%s/probe_line.txt", tmpdir);
+    FILE *f = fopen(path, "w");
+    probe_print(&pr, 3, 1.0, f);
+    fclose(f);
+    size_t n;
+    char *text = (char *)read_file(path, &n, err, sizeof(err));
+    int line_ok = text && strstr(text, "| sink 1.00 |") && strstr(text, "h_out tok0/rest max 9.00 (L69)") &&
+                  strstr(text, "mlp tok0/rest max 5.00 (L67)");
+    StrBuf js = {0};
+    probe_json(&js, &pr, &cfg, 3, 1.0, 1.0, 0, 1.0, FIRST_ANY);
+    int entries = 0;
+    const char *arr = strstr(js.s, "\"ratio_h_out\": [");
+    if (arr) for (const char *c = arr; *c && *c != ']'; c++) entries += *c == ',' || *c == '[';
+    int json_ok = entries == 70 && strstr(js.s, "9]") != NULL;
+    check(line_ok && json_ok, "probe summary of a 70-layer model covers all 70 layers (stdout: %.*s; ratio_h_out has %d entries)",
+          text ? (int)strcspn(text, "\n") : 0, text ? text : "", entries);
+    free(text); free(js.s);
+    probe_free(&pr);
 }
 
 // ----------------------------------------------------------------------------
@@ -1137,6 +1266,26 @@ static void test_limits(void) {
     tiny_model(&m, 2, VSCALE_OFF, 3, 9);
     check(config_num_parameters(&m.cfg) == (double)m.num_parameters, "config_num_parameters agrees with the sizes table (%zu)",
           m.num_parameters);
+    // the named layout: each block holds its tables' tensors back to back, in table order, each
+    // exactly its size; an activation without a gradient is NULL in the gradient block (no alias)
+    Slot pt[NUM_PARAM_TENSORS], at[NUM_ACT_TENSORS], gt[NUM_ACT_TENSORS];
+    model_params(&m, pt);
+    act_table(at, &m.acts, &m.cfg, m.B, m.T);
+    act_table(gt, &m.grads_acts, &m.cfg, m.B, m.T);
+    int tiled = 1, absent = 0, with_grad = 0;
+    size_t off = 0, aoff = 0, goff = 0;
+    for (int i = 0; i < NUM_PARAM_TENSORS; off += pt[i].size, i++) tiled &= *pt[i].at == m.params_memory + off;
+    tiled &= off == m.num_parameters;
+    for (int i = 0; i < NUM_ACT_TENSORS; aoff += at[i].size, i++) {
+        tiled &= *at[i].at == m.acts_memory + aoff && at[i].size > 0;
+        if (gt[i].kind == GRAD) { tiled &= *gt[i].at == m.grads_acts_memory + goff; goff += gt[i].size; with_grad++; }
+        else { tiled &= *gt[i].at == NULL; absent++; }
+    }
+    tiled &= aoff == m.num_acts && goff == m.num_grad_acts;
+    LayerActs g1 = layer_acts(&m.grads_acts, &m, 1);
+    check(tiled && g1.ln1_rstd == NULL && g1.att == NULL && g1.r_mlp == NULL && g1.ln1 != NULL,
+          "sizes tables: %d parameter and %d activation tensors tile their blocks; %d activations have a gradient, %d are NULL there",
+          NUM_PARAM_TENSORS, NUM_ACT_TENSORS, with_grad, absent);
     model_free(&m);
 }
 
@@ -1232,13 +1381,12 @@ static void test_safe_writes(void) {
 // ----------------------------------------------------------------------------
 // training end to end
 
-// n training steps on the batch already in m, as main takes them (clip 1.0, lr 1e-3)
+// n training steps on the batch already in m (allocated for B x T), as main takes them (clip 1.0, lr 1e-3)
 static void train_steps(Model *m, int B, int T, int n, const AdamW *o) {
-    for (int s = 0; s < n; s++) {
-        model_forward_backward(m, B, T);
-        clip_grads(m->grads_memory, m->num_parameters, 1.0);
-        model_update(m, o, 1e-3);
-    }
+    double loss, norm;
+    size_t bad;
+    (void)B; (void)T;
+    for (int s = 0; s < n; s++) train_step(m, o, 1e-3, 1.0, &loss, &norm, &bad);
 }
 
 static void test_training(void) {
@@ -1312,6 +1460,27 @@ static void test_training(void) {
           calls, xcalloc_calls - calls);
     model_free(&m);
 
+    // train_step stops at a NaN or infinity: a non-finite loss leaves the parameters untouched;
+    // an update that makes a parameter non-finite (here an infinite lr) says which
+    {
+        tiny_model(&m, 2, VSCALE_OFF, 2, 8);
+        double loss, norm;
+        size_t bad = 0;
+        real *before = xcalloc(m.num_parameters, sizeof(real));
+        m.params.lm_head[0] = NAN;
+        memcpy(before, m.params_memory, m.num_parameters * sizeof(real));
+        int s1 = train_step(&m, &o, 1e-3, 1.0, &loss, &norm, &bad);
+        int untouched = !memcmp(before, m.params_memory, m.num_parameters * sizeof(real)) && m.adam_t == 0;
+        m.params.lm_head[0] = 0;
+        int s2 = train_step(&m, &o, INFINITY, 1.0, &loss, &norm, &bad);
+        check(s1 == STEP_NONFINITE_GRAD && untouched && s2 == STEP_NONFINITE_PARAM && bad < m.num_parameters &&
+                  !isfinite(m.params_memory[bad]),
+              "train_step: a NaN loss stops it before the update (%d), a non-finite update names parameter %zu (%d)", s1,
+              bad, s2);
+        free(before);
+        model_free(&m);
+    }
+
     // the documented RNG: splitmix64's published first outputs for seed 1234567
     Rng r;
     rng_seed(&r, 1234567);
@@ -1373,6 +1542,7 @@ static void expect_refusal(const char *label, const char *what, const char *fmt,
 }
 
 static void test_cli(void) {
+    char err[256];
     char d[512], tok[600], tok7[600], big[600], bad[600], tkz[600], ck[600], out[600], file[600];
     snprintf(d, sizeof(d), "%s", tmpdir);
     snprintf(tok, sizeof(tok), "%s/train.bin", d);
@@ -1425,6 +1595,8 @@ static void test_cli(void) {
 
     // files
     expect_refusal("missing train file", "cannot open /nonexistent/train.bin", "%s -i /nonexistent/train.bin", model);
+    expect_refusal("missing train file without -V (no tokenizer to find either)", "cannot open /nonexistent/train.bin",
+                   "-i /nonexistent/train.bin -j '' -n 1 -G 0");
     expect_refusal("train file with bad magic", "bad.bin: bad magic", "%s -i %s", model, bad);
     expect_refusal("train file holding id 29 >= vocab 29", "ids.bin: token 29 at position 100", "%s -i %s", model, big);
     expect_refusal("train file shorter than one batch (T larger than the data)", "seven.bin: 7 tokens is fewer", "%s -i %s", model, tok7);
@@ -1473,6 +1645,15 @@ static void test_cli(void) {
     int probed = stdout_has("appended to"), sampled = stdout_has("sample (");
     check(rc == 0 && probed && !sampled, "cli: -c CKPT -p probes and prints no sample: exit %d, probed %d, sampled %d %s",
           rc, probed, sampled, cli_err);
+    int step_line = stdout_has("probe step 2 |");
+    char probes[700];
+    snprintf(probes, sizeof(probes), "%s/pr/probes.jsonl", d);
+    size_t pn;
+    char *pj = (char *)read_file(probes, &pn, err, sizeof(err));
+    int step_json = pj && !strncmp(pj, "{\"step\": 2,", 11);
+    free(pj);
+    check(rc == 0 && step_line && step_json, "cli: probing a checkpoint of step 2 records step 2 (stdout %d, probes.jsonl %d)",
+          step_line, step_json);
     rc = run("-i %s -j %s -t 8 -c %s -p -G 5 -o %s/pr", tok, tok, ck, d);
     sampled = stdout_has("sample (");
     check(rc == 0 && sampled, "cli: -c CKPT -p -G 5 also samples: exit %d, sampled %d %s", rc, sampled, cli_err);
@@ -1502,7 +1683,6 @@ static void test_cli(void) {
 
     // a run that blows up stops with the step and the last good checkpoint, which stays as it was
     size_t n0, n1;
-    char err[256];
     unsigned char *before = read_file(ck, &n0, err, sizeof(err));
     rc = run("%s -c %s -r 1 -n 4 -k 1 -l 1e300 -o %s/ck", model, ck, d);
     unsigned char *after = read_file(ck, &n1, err, sizeof(err));
@@ -1515,6 +1695,25 @@ static void test_cli(void) {
     check(rc == 3 && cli_one_line && strstr(cli_err, "loss") && strstr(cli_err, "last good checkpoint: "),
           "cli: lr 1e30 overflows the forward pass: exit %d, %s", rc, cli_err);
     free(before);
+
+    // stdout and log.txt number a step alike: "step S/N | loss X" on stdout for each "s:S trl:X" in the log
+    rc = run("%s -n 3 -o %s/steps", model, d);
+    char lp[700];
+    snprintf(lp, sizeof(lp), "%s/steps/log.txt", d);
+    char *lg = (char *)read_file(lp, &n0, err, sizeof(err));
+    int logged = 0, matched = 0;
+    for (char *ln = lg; ln && *ln; ln = strchr(ln, '\n') ? strchr(ln, '\n') + 1 : ln + strlen(ln)) {
+        int s;
+        double x;
+        if (sscanf(ln, "s:%d trl:%lf", &s, &x) != 2) continue;
+        char want[100];
+        snprintf(want, sizeof(want), "step %5d/3 | loss %.4f |", s, x);
+        logged++;
+        matched += stdout_has(want);
+    }
+    free(lg);
+    check(rc == 0 && logged == 3 && matched == 3, "cli: stdout's step numbers are log.txt's (%d of %d training lines agree)",
+          matched, logged);
 
     // resume: 8 steps in one run == 4 steps, checkpoint, resume for 4, bit for bit
     rc = run("%s -n 8 -w 2 -o %s/full", model, d);
@@ -1576,6 +1775,7 @@ int main(int argc, char **argv) {
         test_vscale(VSCALE_LEARNED);
         test_swiglu();
         test_crossentropy();
+        test_softmax_row();
         if (quick) test_model_gradients(2, VSCALE_LEARNED);
         else
             for (int kv = 4; kv >= 2; kv -= 2)
@@ -1595,6 +1795,7 @@ int main(int argc, char **argv) {
         test_rmsnorm_jacobian();
         test_vscale_jacobian();
         test_probe_is_read_only();
+        test_probe_summary_many_layers();
         test_training();
     }
     char cmd[300];
