@@ -60,18 +60,18 @@ case "$PRESET" in
     quick)
         datadir=data/synthetic
         [ -f $datadir/train.bin ] || python3 tokenizer.py --synthetic --out $datadir >/dev/null || die "could not make the synthetic corpus"
-        steps=${STEPS:-2000}
-        flags="-L 3 -C 48 -H 4 -K 4 -F 128 -t 32 -b 32 -l 3e-3 -w 100 -f eot -P 250 -v 250 -e 4"
+        T=32 B=32; steps=${STEPS:-2000}
+        flags="-L 3 -C 48 -H 4 -K 4 -F 128 -t $T -b $B -l 3e-3 -w 100 -f eot -P 250 -v 250 -e 4"
         ;;
     text)
         datadir=$(text_corpus) || die "no corpus: the tinyshakespeare download failed; pass DATA=path/to/text (a file or a folder of .txt files)"
-        steps=${STEPS:-2000}
-        flags="-L 3 -C 64 -H 4 -K 4 -F 176 -t 64 -b 16 -l 3e-3 -w 100 -f eot -P 250 -v 250 -e 4"
+        T=32 B=64; steps=${STEPS:-2000}
+        flags="-L 3 -C 64 -H 4 -K 4 -F 176 -t $T -b $B -l 3e-3 -d 0.7 -w 100 -f eot -P 250 -v 250 -e 4"
         ;;
     paper)
         datadir=$(text_corpus) || die "no corpus: the tinyshakespeare download failed; pass DATA=path/to/text"
-        steps=${STEPS:-6000}
-        flags="-L 4 -C 128 -H 4 -K 4 -F 352 -t 256 -b 16 -l 3e-3 -w 300 -f any -P 500 -v 500 -e 4"
+        T=256 B=16; steps=${STEPS:-6000}
+        flags="-L 4 -C 128 -H 4 -K 4 -F 352 -t $T -b $B -l 3e-3 -w 300 -f any -P 500 -v 500 -e 4"
         ;;
     *) die "unknown PRESET=$PRESET (quick, text or paper)" ;;
 esac
@@ -83,9 +83,14 @@ while [ -e "$run" ]; do run=$run-x; done
 mkdir -p "$run" || die "cannot create $run"
 echo "preset $PRESET | data $datadir | steps $steps | seeds $SEEDS | runs in $run"
 echo "flags: $flags"
-if [ "$PRESET" = text ] && [ "$datadir" = data/tinyshakespeare ]; then
-    echo "note: on tinyshakespeare these settings did not show the baseline's gradient sink here (median R_gs 2.4-2.5)"
-    echo "      (dev/EXPERIMENTS.md rows sA, sB); on a folder of documents such as the SOTU addresses they did (row tD)"
+# the corpus against the range the text preset was checked on (dev/EXPERIMENTS.md, section "Any corpus"):
+# English text of 1-11 MB, 0.35M-3.1M training tokens at BPE 2048
+ntok=$(python3 -c 'import struct,sys; print(struct.unpack("<3i", open(sys.argv[1], "rb").read(12))[2])' "$datadir/train.bin") \
+    || die "cannot read $datadir/train.bin"
+echo "corpus: $ntok training tokens; $steps steps of $((T * B)) tokens read it $(python3 -c "print(round($steps * $T * $B / $ntok, 1))") times"
+if [ "$PRESET" != quick ] && [ "$ntok" -lt 300000 ]; then
+    echo "note: fewer than 300k training tokens (about 1 MB of English): the $PRESET settings were checked on 0.35M-3.1M tokens;"
+    echo "      on a smaller corpus the model sees each token more than 13 times and the baseline's chain may not form"
 fi
 
 # THREADS unset: baseline and V-scale train side by side, one thread each (on 2 cores that is

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # dev/corpora.sh OUT — rebuild the development and held-out corpora of dev/EXPERIMENTS.md
 # (issue "the mechanism on any corpus") from Debian packages, into OUT (outside the repository).
-# Needs: apt-get install bible-kjv-text fortunes dict-gcide dict-jargon dict-foldoc perl-doc \
-#        python3.11-doc linux-doc-6.1   (not all are used; see the list below), and
+# Needs: apt-get install fortunes dict-gcide dict-jargon perl-doc python3.11-doc linux-doc-6.1, and
+#        SHAKESPEARE=path/to/tinyshakespeare.txt for the default corpus,
 #        SOTU=path/to/sotu for the shuffled SOTU corpus. Each corpus is a file or a folder of .txt
 # documents, as train.sh's DATA takes them.
 set -euo pipefail
