@@ -85,12 +85,13 @@ echo "preset $PRESET | data $datadir | steps $steps | seeds $SEEDS | runs in $ru
 echo "flags: $flags"
 # the corpus against the range the text preset was checked on (dev/EXPERIMENTS.md, section "Any corpus"):
 # English text of 1-11 MB, 0.35M-3.1M training tokens at BPE 2048
-ntok=$(python3 -c 'import struct,sys; print(struct.unpack("<3i", open(sys.argv[1], "rb").read(12))[2])' "$datadir/train.bin") \
-    || die "cannot read $datadir/train.bin"
-echo "corpus: $ntok training tokens; $steps steps of $((T * B)) tokens read it $(python3 -c "print(round($steps * $T * $B / $ntok, 1))") times"
-if [ "$PRESET" != quick ] && [ "$ntok" -lt 300000 ]; then
-    echo "note: fewer than 300k training tokens (about 1 MB of English): the $PRESET settings were checked on 0.35M-3.1M tokens;"
-    echo "      on a smaller corpus the model sees each token more than 13 times and the baseline's chain may not form"
+read -r ntok reads < <(python3 -c 'import struct, sys
+n = struct.unpack("<3i", open(sys.argv[1], "rb").read(12))[2]
+print(n, round(int(sys.argv[2]) / n, 1))' "$datadir/train.bin" $((steps * T * B))) || die "cannot read $datadir/train.bin"
+echo "corpus: $ntok training tokens; $steps steps of $((T * B)) tokens read it $reads times"
+if [ "$PRESET" = text ] && [ "$ntok" -lt 300000 ]; then
+    echo "note: fewer than 300k training tokens (about 1 MB of English): the text settings were checked on 0.35M-3.1M tokens;"
+    echo "      on a smaller corpus the run reads each token $reads times and the baseline's chain may not form"
 fi
 
 # THREADS unset: baseline and V-scale train side by side, one thread each (on 2 cores that is

@@ -77,16 +77,16 @@ def verdicts(b, v):
                 "val loss %.4f vs %.4f; needs within %.0f%%" % (lv, lb, 100 * LOSS_TOL)))
     # the chain of the paper, link by link: a gradient sink at token 0 (on its value path more than
     # its key path) -> an MLP that writes a spike at token 0 -> the residual stream carrying it
-    links = [("gradient sink", "R_gs", rb, MECH_RGS), ("gradient sink", "|dv0|/|dk0|", b["token-0 |dv|/|dk|"][0], 1),
-             ("MLP spike", "MLP ratio", mb, MECH_MLP),
-             ("residual carry", "residual ratio", b["h_out tok0/rest (max, layer)"][0], MECH_RES)]
-    ok = [x > t if t == 1 else x >= t for _, _, x, t in links]
+    links = [("gradient sink", "R_gs", rb, ">=", MECH_RGS), ("gradient sink", "|dv0|/|dk0|", b["token-0 |dv|/|dk|"][0], ">", 1),
+             ("MLP spike", "MLP ratio", mb, ">=", MECH_MLP),
+             ("residual carry", "residual ratio", b["h_out tok0/rest (max, layer)"][0], ">=", MECH_RES)]
+    ok = [x >= t if op == ">=" else x > t for _, _, x, op, t in links]
     missing = []
-    for (link, _, _, _), good in zip(links, ok):
+    for (link, *_), good in zip(links, ok):
         if not good and link not in missing:
             missing.append(link)
     # three decimals, so that 1.996 never reads as "2.00 >= 2"
-    detail = ", ".join("%s %.3f %s %g" % (n, x, ">" if t == 1 else ">=", t) for _, n, x, t in links)
+    detail = ", ".join("%s %.3f %s %g" % (n, x, op, t) for _, n, x, op, t in links)
     out.append(("(m) baseline shows the mechanism", all(ok),
                 ("missing: %s; " % ", ".join(missing) if missing else "") + detail))
     return out
