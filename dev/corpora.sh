@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # dev/corpora.sh OUT — rebuild the development and held-out corpora of dev/EXPERIMENTS.md
 # (issue "the mechanism on any corpus") from Debian packages, into OUT (outside the repository).
-# Needs: apt-get install fortunes dict-gcide dict-jargon perl-doc python3.11-doc linux-doc-6.1, and
+# Needs: apt-get install fortunes dict-gcide dict-jargon perl-doc python3.11-doc linux-doc-6.1
+#        debian-handbook postgresql-doc-15 git-doc dict-foldoc, and
 #        SHAKESPEARE=path/to/tinyshakespeare.txt for the default corpus,
 #        SOTU=path/to/sotu for the shuffled SOTU corpus. Each corpus is a file or a folder of .txt
 # documents, as train.sh's DATA takes them.
@@ -40,15 +41,31 @@ for d in admin-guide filesystems; do
 done
 # held-gcide: the first 4 MB of the Collaborative International Dictionary of English (one file)
 { zcat /usr/share/dictd/gcide.dict.dz || true; } | head -c 4000000 > "$out/held-gcide.txt"  # zcat ends on SIGPIPE
-# held-pydoc: Python's library reference, HTML with the tags stripped, one document a page
-mkdir -p "$out/held-pydoc"
-python3 - "$out/held-pydoc" <<'PY'
-import glob, html, os, re, sys
-for f in sorted(glob.glob("/usr/share/doc/python3.11/html/library/*.html")):
+# strip_html OUT FILES...: HTML pages to text, tags and scripts removed, one document a page
+strip_html() {
+    python3 - "$@" <<'PY'
+import html, os, re, sys
+for f in sys.argv[2:]:
     t = open(f, encoding="utf-8", errors="replace").read()
     t = re.sub(r"(?s)<(script|style|head).*?</\1>", "", t)
     t = html.unescape(re.sub(r"<[^>]+>", "", t))
     t = re.sub(r"\n\s*\n+", "\n\n", t).strip()
     open(os.path.join(sys.argv[1], os.path.basename(f)[:-5] + ".txt"), "w").write(t + "\n")
 PY
+}
+# held-pydoc: Python's library reference, HTML with the tags stripped, one document a page
+mkdir -p "$out/held-pydoc"
+strip_html "$out/held-pydoc" /usr/share/doc/python3.11/html/library/*.html
+# --- second held-out set (tokenized and looked at only after the settings of the second search were fixed)
+# held2-handbook: the Debian Administrator's Handbook (English), a book in 20-odd HTML chapters
+mkdir -p "$out/held2-handbook"
+strip_html "$out/held2-handbook" /usr/share/doc/debian-handbook/html/en-US/*.html
+# held2-pgdoc: PostgreSQL 15's manual, one document an HTML page
+mkdir -p "$out/held2-pgdoc"
+strip_html "$out/held2-pgdoc" /usr/share/doc/postgresql-doc-15/html/*.html
+# held2-gitdoc: git's documentation in AsciiDoc text, one document a file
+mkdir -p "$out/held2-gitdoc"
+for f in /usr/share/doc/git-doc/*.txt; do cp "$f" "$out/held2-gitdoc/"; done
+# held2-foldoc: the Free On-line Dictionary of Computing (one file)
+zcat /usr/share/dictd/foldoc.dict.dz > "$out/held2-foldoc.txt"
 du -sh "$out"/*
