@@ -46,6 +46,7 @@ test: gradsink test_gradsink_double test_gradsink_float
 	python3 test_tokenizer.py 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	$(MAKE) -s --no-print-directory exercises 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	python3 dev/readme_map.py | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	python3 dev/readme_map.py --self-test | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	awk '/^[0-9]+ passed, [0-9]+ failed$$/ {p += $$1; f += $$3} END {printf "%d passed, %d failed\n", p, f + (p == 0)}' $$log; \
 	rm -f $$log; exit $$rc
 
@@ -79,7 +80,7 @@ bench: gradsink
 print-flags:
 	@echo $(CFLAGS) $(OMP)
 
-# classroom exercises (README "Exercises"): make exercise-N [ANSWER=...] [KEEP=DIR];
+# classroom exercises (dev/exercises/README.md): make exercise-N [ANSWER=...] [KEEP=DIR];
 # make exercises runs them all in their solution form (make test does too)
 .PHONY: exercises
 exercises: gradsink test_gradsink_double
