@@ -293,11 +293,13 @@ static size_t first_nonfinite(const real *x, size_t n) {
 // C model width.
 // The backward convention: every *_backward ACCUMULATES (+=) into its gradient outputs (the
 // caller zeroes them first), so a tensor that feeds two branches simply receives both
-// contributions. Exactly two functions store (=) instead, and the tests pin both:
+// contributions. Exactly three functions store (=) instead, and the tests pin each:
 //   crossentropy_softmax_backward, the start of the chain: it writes dlogits over the
 //     probabilities, in place (the logits, B*T*V, are the largest activation at a real vocab);
 //   softmax_backward_row, one row of attention's logit gradient, written into its caller's
-//     scratch row (in place over da in attention_backward).
+//     scratch row (in place over da in attention_backward);
+//   swiglu_backward, the only writer of d gate and d up (F wide, the largest gradients of a
+//     layer: storing spares model_backward zeroing them every step).
 
 // --- token embedding: h0[b,t,:] = wte[tok[b,t], :]
 void encoder_forward(real *out, const int *inp, const real *wte, int B, int T, int C) {
@@ -609,12 +611,12 @@ void swiglu_forward(real *out, const real *gate, const real *up, size_t n) {
     }
 }
 void swiglu_backward(real *dgate, real *dup, const real *dout, const real *gate, const real *up, size_t n) {
-    // d silu(x)/dx = s (1 + x (1 - s)), s = sigmoid(x)
+    // d silu(x)/dx = s (1 + x (1 - s)), s = sigmoid(x). Stores (the convention's exception)
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real x = gate[i], s = 1 / (1 + exp_fast(-x));
-        dgate[i] += dout[i] * up[i] * s * (1 + x * (1 - s));
-        dup[i] += dout[i] * x * s;
+        dgate[i] = dout[i] * up[i] * s * (1 + x * (1 - s));
+        dup[i] = dout[i] * x * s;
     }
 }
 
@@ -690,7 +692,9 @@ typedef struct {
     int kind;
 } Slot;
 enum { KIND_MATRIX, KIND_GAIN, KIND_THETA }; // init N(0, 0.02^2) and weight decay; init 1; init 0
-enum { NO_GRAD, GRAD };
+// an activation's gradient: none; GRAD, zeroed at the start of the backward (kernels add into
+// it); GRAD_STORED, whose first writer stores, so it is never zeroed (see model_backward)
+enum { NO_GRAD, GRAD, GRAD_STORED };
 
 // the sizes table of the parameters, one line per tensor, in checkpoint order
 static void param_table(Slot *t, ParamTensors *p, const Config *c) {
@@ -744,12 +748,13 @@ typedef struct {
 
 // the sizes table of the activations, one line per tensor. NO_GRAD: no gradient tensor (NULL
 // in the gradient block), because nothing differentiates through it, or because its gradient
-// is another tensor's, read in place
+// is another tensor's, read in place. GRAD_STORED: a gradient stored before anything adds to
+// it (a residual's copy of d h_out, SwiGLU's two outputs)
 static void act_table(Slot *t, ActTensors *a, const Config *c, int B, int T) {
     size_t L = c->n_layer, C = c->d_model, H = c->n_head, D = C / H, Hkv = c->n_kv_head, KV = Hkv * D;
     size_t F = c->ffn_hidden, V = c->vocab_size, N = (size_t)B * T;
     int n = 0;
-    t[n++] = (Slot){"res",      &a->res,      (L + 1) * N * C,   GRAD};
+    t[n++] = (Slot){"res",      &a->res,      (L + 1) * N * C,   GRAD_STORED}; // but d h_out of the last layer: zeroed
     t[n++] = (Slot){"ln1",      &a->ln1,      L * N * C,         GRAD};
     t[n++] = (Slot){"ln1_rstd", &a->ln1_rstd, L * N,             NO_GRAD};
     t[n++] = (Slot){"q",        &a->q,        L * N * C,         GRAD};
@@ -760,11 +765,11 @@ static void act_table(Slot *t, ActTensors *a, const Config *c, int B, int T) {
     t[n++] = (Slot){"att",      &a->att,      L * B * H * T * T, NO_GRAD}; // dA lives in attention_backward's scratch
     t[n++] = (Slot){"atty",     &a->atty,     L * N * C,         GRAD};
     t[n++] = (Slot){"r_attn",   &a->r_attn,   L * N * C,         NO_GRAD}; // its gradient is h_half's
-    t[n++] = (Slot){"h_half",   &a->h_half,   L * N * C,         GRAD};
+    t[n++] = (Slot){"h_half",   &a->h_half,   L * N * C,         GRAD_STORED};
     t[n++] = (Slot){"ln2",      &a->ln2,      L * N * C,         GRAD};
     t[n++] = (Slot){"ln2_rstd", &a->ln2_rstd, L * N,             NO_GRAD};
-    t[n++] = (Slot){"gate",     &a->gate,     L * N * F,         GRAD};
-    t[n++] = (Slot){"up",       &a->up,       L * N * F,         GRAD};
+    t[n++] = (Slot){"gate",     &a->gate,     L * N * F,         GRAD_STORED};
+    t[n++] = (Slot){"up",       &a->up,       L * N * F,         GRAD_STORED};
     t[n++] = (Slot){"hmlp",     &a->hmlp,     L * N * F,         GRAD};
     t[n++] = (Slot){"r_mlp",    &a->r_mlp,    L * N * C,         NO_GRAD}; // its gradient is h_out's
     t[n++] = (Slot){"lnf",      &a->lnf,      N * C,             GRAD};
@@ -777,13 +782,18 @@ static void act_table(Slot *t, ActTensors *a, const Config *c, int B, int T) {
 }
 
 // Carves one block of memory into a table's tensors, in table order, and returns the reals they
-// take. grads: only the tensors with a gradient (the others get NULL). memory NULL: only count.
-static size_t carve(Slot *t, int n, real *memory, int grads) {
+// take. grads: only the tensors with a gradient (the others get NULL), the GRAD ones first and
+// then the GRAD_STORED ones, so that the part to zero is one prefix of the block (its length:
+// *zeroed, when not NULL). memory NULL: only count.
+static size_t carve(Slot *t, int n, real *memory, int grads, size_t *zeroed) {
     size_t used = 0;
-    for (int i = 0; i < n; i++) {
-        int present = !grads || t[i].kind == GRAD;
-        if (memory) *t[i].at = present ? memory + used : NULL;
-        if (present) used += t[i].size;
+    for (int pass = 0; pass < (grads ? 2 : 1); pass++) {
+        for (int i = 0; i < n; i++) {
+            int present = !grads || t[i].kind == (pass == 0 ? GRAD : GRAD_STORED);
+            if (memory && (present || t[i].kind == NO_GRAD)) *t[i].at = present ? memory + used : NULL;
+            if (present) used += t[i].size;
+        }
+        if (pass == 0 && zeroed) *zeroed = used;
     }
     return used;
 }
@@ -797,7 +807,7 @@ typedef struct {
     int adam_t;                // AdamW steps taken (for bias correction)
     int schedule_steps;        // the --steps of the run, kept in the optimizer file (0: unknown)
     int B, T;                  // the batch shape the activations were sized for
-    size_t num_acts, num_grad_acts;
+    size_t num_acts, num_grad_acts, num_zeroed_grad_acts; // the GRAD part of the gradient block first
     ActTensors acts, grads_acts;
     real *acts_memory, *grads_acts_memory;
     real *rope_cos, *rope_sin; // (max_seq_len, D/2)
@@ -852,7 +862,7 @@ double model_bytes(const Config *c, int B, int T) {
     Slot t[NUM_ACT_TENSORS];
     ActTensors none;
     act_table(t, &none, c, B, T);
-    double acts = (double)carve(t, NUM_ACT_TENSORS, NULL, 0) + carve(t, NUM_ACT_TENSORS, NULL, 1);
+    double acts = (double)carve(t, NUM_ACT_TENSORS, NULL, 0, NULL) + carve(t, NUM_ACT_TENSORS, NULL, 1, NULL);
     return sizeof(real) * (4 * config_num_parameters(c) + acts + (double)c->max_seq_len * c->d_model);
 }
 
@@ -862,14 +872,14 @@ void model_build(Model *m, const Config *cfg) {
     m->cfg = *cfg;
     Slot t[NUM_PARAM_TENSORS];
     param_table(t, &m->params, cfg);
-    m->num_parameters = carve(t, NUM_PARAM_TENSORS, NULL, 0);
+    m->num_parameters = carve(t, NUM_PARAM_TENSORS, NULL, 0, NULL);
     m->params_memory = xcalloc(m->num_parameters, sizeof(real));
     m->grads_memory = xcalloc(m->num_parameters, sizeof(real));
     m->m_memory = xcalloc(m->num_parameters, sizeof(real));
     m->v_memory = xcalloc(m->num_parameters, sizeof(real));
-    carve(t, NUM_PARAM_TENSORS, m->params_memory, 0);
+    carve(t, NUM_PARAM_TENSORS, m->params_memory, 0, NULL);
     param_table(t, &m->grads, cfg);
-    carve(t, NUM_PARAM_TENSORS, m->grads_memory, 0);
+    carve(t, NUM_PARAM_TENSORS, m->grads_memory, 0, NULL);
     int D = cfg->d_model / cfg->n_head;
     m->rope_cos = xcalloc((size_t)cfg->max_seq_len * D / 2, sizeof(real));
     m->rope_sin = xcalloc((size_t)cfg->max_seq_len * D / 2, sizeof(real));
@@ -893,13 +903,13 @@ void model_alloc_acts(Model *m, int B, int T) {
     m->B = B; m->T = T;
     Slot t[NUM_ACT_TENSORS];
     act_table(t, &m->acts, &m->cfg, B, T);
-    m->num_acts = carve(t, NUM_ACT_TENSORS, NULL, 0);
+    m->num_acts = carve(t, NUM_ACT_TENSORS, NULL, 0, NULL);
     m->acts_memory = xcalloc(m->num_acts, sizeof(real));
-    carve(t, NUM_ACT_TENSORS, m->acts_memory, 0);
+    carve(t, NUM_ACT_TENSORS, m->acts_memory, 0, NULL);
     act_table(t, &m->grads_acts, &m->cfg, B, T);
-    m->num_grad_acts = carve(t, NUM_ACT_TENSORS, NULL, 1);
+    m->num_grad_acts = carve(t, NUM_ACT_TENSORS, NULL, 1, &m->num_zeroed_grad_acts);
     m->grads_acts_memory = xcalloc(m->num_grad_acts, sizeof(real));
-    carve(t, NUM_ACT_TENSORS, m->grads_acts_memory, 1);
+    carve(t, NUM_ACT_TENSORS, m->grads_acts_memory, 1, NULL);
     m->inputs = xcalloc((size_t)B * T, sizeof(int));
     m->targets = xcalloc((size_t)B * T, sizeof(int));
 }
@@ -1001,14 +1011,17 @@ void model_backward(Model *m, int B, int T) {
     int C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head, D = C / H, KV = Hkv * D;
     int F = c->ffn_hidden, V = c->vocab_size, N = B * T;
     ActTensors *a = &m->acts, *g = &m->grads_acts;
-    // Every *_backward adds into its outputs: the activation gradients, this function's
-    // workspace, start at zero (one memset; the pre-RoPE scratch once per layer), and at a
-    // residual the branch input's gradient starts as a copy of d h_out. The parameter
-    // gradients are added to (model_zero_grad zeroes them).
-    zero_parallel(m->grads_acts_memory, m->num_grad_acts);
+    // Every *_backward adds into its outputs (but the stores named in "layers"). So the
+    // activation gradients that kernels add into (GRAD in act_table) start at zero, in one
+    // memset of the gradient block's first part, with the last layer's d h_out (and the
+    // pre-RoPE scratch once per layer); the GRAD_STORED ones are written before anything adds
+    // to them: at a residual the branch input's gradient starts as a copy of d h_out, and
+    // swiglu_backward stores. The parameter gradients are added to (model_zero_grad zeroes them).
+    zero_parallel(m->grads_acts_memory, m->num_zeroed_grad_acts);
     crossentropy_softmax_backward(a->logits, a->logits, m->targets, (real)(1.0 / N), N, V); // probs -> dlogits
     matmul_backward(g->lnf, m->grads.lm_head, a->logits, a->lnf, m->params.lm_head, N, C, V);
     real *h_last = a->res + (size_t)L * m->B * m->T * C, *dh_last = g->res + (size_t)L * m->B * m->T * C;
+    zero_parallel(dh_last, (size_t)N * C);
     rmsnorm_backward(dh_last, m->grads.final_norm, g->lnf, h_last, m->params.final_norm, a->lnf_rstd, N, C);
     for (int l = L - 1; l >= 0; l--) {
         LayerParams p = layer_params(&m->params, c, l), dp = layer_params(&m->grads, c, l);

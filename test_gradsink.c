@@ -159,7 +159,7 @@ static double fd_dir_err(real *x, const real *analytic, size_t n, LossFn loss, v
 // The backward convention (gradsink.c, "layers"): a backward ADDS into its gradient buffers.
 // So every check starts from buffers pre-filled with random values and compares what the
 // backward added (after - prefill) with finite differences: a backward that stored would fail.
-// The two functions that store are checked to overwrite a pre-filled buffer.
+// The three functions that store are checked to overwrite a pre-filled buffer.
 
 // a buffer of n random values, and a copy of it to subtract later
 static real *prefill(size_t n, real **copy) {
@@ -378,11 +378,18 @@ static void test_swiglu(void) {
     Ctx c = {.nout = 40};
     c.a = rand_buf(c.nout, 2); c.b = rand_buf(c.nout, 1); c.out = rand_buf(c.nout, 0); c.R = rand_buf(c.nout, 1);
     real *dg0, *du0, *dg = prefill(c.nout, &dg0), *du = prefill(c.nout, &du0);
+    // the convention's third exception: it stores, so what is in the buffers after it is the
+    // gradient itself, whatever they held (a version that added would leave prefill + gradient)
     swiglu_backward(dg, du, c.R, c.a, c.b, c.nout);
-    double e1 = fd_rel_err(c.a, added(dg, dg0, c.nout), c.nout, loss_swiglu, &c, 100);
-    double e2 = fd_rel_err(c.b, added(du, du0, c.nout), c.nout, loss_swiglu, &c, 100);
-    check(e1 <= FD_TOL && e2 <= FD_TOL, "swiglu backward (added to pre-filled buffers) vs finite differences: dgate %.2e, dup %.2e",
+    double e1 = fd_rel_err(c.a, dg, c.nout, loss_swiglu, &c, 100);
+    double e2 = fd_rel_err(c.b, du, c.nout, loss_swiglu, &c, 100);
+    real *dg2 = xcalloc(c.nout, sizeof(real)), *du2 = xcalloc(c.nout, sizeof(real));
+    swiglu_backward(dg2, du2, c.R, c.a, c.b, c.nout); // into zeroed buffers: the same bits
+    int same = !memcmp(dg, dg2, c.nout * sizeof(real)) && !memcmp(du, du2, c.nout * sizeof(real));
+    check(e1 <= FD_TOL && e2 <= FD_TOL && same,
+          "swiglu backward (stores: over pre-filled buffers, the same bits as over zeroed ones) vs finite differences: dgate %.2e, dup %.2e",
           e1, e2);
+    free(dg2); free(du2);
     free(c.a); free(c.b); free(c.out); free(c.R); free(dg); free(du); free(dg0); free(du0);
 }
 
@@ -1278,10 +1285,19 @@ static void test_limits(void) {
     tiled &= off == m.num_parameters;
     for (int i = 0; i < NUM_ACT_TENSORS; aoff += at[i].size, i++) {
         tiled &= *at[i].at == m.acts_memory + aoff && at[i].size > 0;
-        if (gt[i].kind == GRAD) { tiled &= *gt[i].at == m.grads_acts_memory + goff; goff += gt[i].size; with_grad++; }
-        else { tiled &= *gt[i].at == NULL; absent++; }
+        if (gt[i].kind == NO_GRAD) { tiled &= *gt[i].at == NULL; absent++; }
     }
-    tiled &= aoff == m.num_acts && goff == m.num_grad_acts;
+    // the gradient block: the GRAD tensors (zeroed by model_backward) first, then the GRAD_STORED ones
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < NUM_ACT_TENSORS; i++)
+            if (gt[i].kind == (pass == 0 ? GRAD : GRAD_STORED)) {
+                tiled &= *gt[i].at == m.grads_acts_memory + goff;
+                goff += gt[i].size;
+                with_grad++;
+            }
+        if (pass == 0) tiled &= goff == m.num_zeroed_grad_acts;
+    }
+    tiled &= aoff == m.num_acts && goff == m.num_grad_acts && with_grad + absent == NUM_ACT_TENSORS;
     LayerActs g1 = layer_acts(&m.grads_acts, &m, 1);
     check(tiled && g1.ln1_rstd == NULL && g1.att == NULL && g1.r_mlp == NULL && g1.ln1 != NULL,
           "sizes tables: %d parameter and %d activation tensors tile their blocks; %d activations have a gradient, %d are NULL there",
