@@ -548,7 +548,7 @@ void attention_forward_naive(real *out, real *att, const real *q, const real *k,
 // softmax backward for one row of n weights a (of logits scaled by `scale`):
 //   dlogit_j = a_j (da_j - sum_i a_i da_i) * scale. Each row sums to 0.
 // Stores (see the convention above); dlogit may be da itself. Both attention backwards call it
-// (always inlined: as a call, gcc stopped inlining the tiles of the fast attention around it).
+// (always inlined, so that the fast attention's tiles stay inlined around it: dev/SPEED.md).
 static ALWAYS_INLINE void softmax_backward_row(real *dlogit, const real *a, const real *da, int n, real scale) {
     real dot = 0;
     #pragma omp simd reduction(+ : dot)
@@ -2409,8 +2409,8 @@ static inline real exp_fast(real x) {
 //       MM_MR x MM_NR = 12 x 32 when A is packed into tiles of interleaved rows (A read down
 //       its columns, as dout^T in dW): the inner loop reads A at constant offsets of one pointer;
 //       MM_RR x MM_RN = 6 x 64 when A is read in place through its rows (x W^T, dout W): one
-//       pointer per row, and 6 of them fit in the general registers where 12 did not (gcc kept
-//       moving spilled row pointers back, 4 extra port-0 moves per 24 FMAs, ~15% of the loop);
+//       pointer per row, and 6 row pointers fit in the general registers (12 do not: see
+//       dev/SPEED.md);
 //   - threads split the output tiles, so each C element is summed by one thread, over k in
 //     order: no atomics, and the result does not depend on the number of threads.
 // In the rows past M of a ragged last tile the kernel re-reads row M-1 and throws the result away.
@@ -2483,9 +2483,7 @@ static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accum
 // A read in place, A(r,k) = a[r*am + k], times B rows ldb apart: an MR x NR tile (MR x NR
 // = MM_MR x MM_NR for attention's small products and ragged panels, MM_RR x MM_RN for
 // mm_product's A with contiguous rows; constants at every call, so each call is its own kernel).
-// `omp simd` marks j as the loop to vectorize: a trial tile one vector wide was vectorized by
-// gcc across the rows instead, with gathers; on these tiles the hint changes only gcc's
-// scheduling (the same bits; paired, the step 1-2% faster on three model sizes).
+// `omp simd` marks j, along a panel row, as the loop to vectorize (not r, across the rows).
 static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
                            const real *bp, size_t ldb, int K, const int MR, const int NR) {
     real acc[MM_TILE_MAX];
@@ -2695,8 +2693,7 @@ enum { MASK_N_LE_M, MASK_K_LE_M };
 // zero-padded to whole panels. mask skips what the causal mask makes zero: MASK_N_LE_M
 // computes only the column tiles that reach n <= m; MASK_K_LE_M sums only k <= m (A is 0
 // beyond). (Sums over k >= m, of A read down its columns: mm_serial_tn.) Inline, so that each
-// call's mask and strides are constants: a trial edit that made gcc stop inlining it cost 1.5x
-// in attention.
+// call's mask and strides are constants the compiler folds into the loops.
 static inline void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t am, const real *b, size_t ldb,
                       int M, int N, int K, int mask) {
     for (int m0 = 0; m0 < M; m0 += MM_MR) {
