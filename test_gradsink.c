@@ -4,6 +4,13 @@ whole model's gradient, the optimizer against hand-computed numbers, checkpoints
 loader, and a short training run. Build with -DGRADSINK_DOUBLE for tight tolerances
 (`make test` builds and runs both the double and the float build).
 Each check prints OK or FAIL and a number; the last line is "N passed, M failed".
+A checklist in two parts, in this order:
+  Part 1, the maths: each layer's backward against finite differences from pre-filled gradient
+    buffers (so a backward that stores where it should add fails; the three that store are
+    pinned), fast == naive, the whole model's gradient, AdamW, clipping and the schedule, the
+    paper's identities and bounds on the model's own tensors, the probe, short training runs;
+  Part 2, files, command line and refusals: checkpoints, token and tokenizer files, limits,
+    safe writes, and (--cli ./gradsink) flags, exit codes, diverging and resumed runs.
 */
 #define TESTING
 #include "gradsink.c"
@@ -1535,6 +1542,16 @@ static int run(const char *fmt, ...) {
 }
 
 // 1 when the last run's stdout contains `what`
+// header field i of a checkpoint file (-1 when it cannot be read)
+static int ckpt_header_int(const char *path, int i) {
+    char err[300];
+    size_t n = 0;
+    unsigned char *buf = read_file(path, &n, err, sizeof(err));
+    int v = -1;
+    if (buf && n >= 256 * sizeof(int32_t)) { int32_t x; memcpy(&x, buf + i * sizeof(int32_t), sizeof(x)); v = x; }
+    free(buf);
+    return v;
+}
 static int stdout_has(const char *what) {
     char path[600], err[64];
     snprintf(path, sizeof(path), "%s/stdout.txt", tmpdir);
@@ -1626,7 +1643,8 @@ static void test_cli(void) {
 
     // checkpoints: make one at step 2, then feed it with flags that disagree
     int rc = run("%s -n 4 -S 2 -o %s/ck", model, d);
-    check(rc == 0, "cli: a 2-step run (of 4) writes a checkpoint: exit %d %s", rc, cli_err);
+    check(rc == 0 && ckpt_header_int(ck, 10) == 2, "cli: a 2-step run (of 4) writes a checkpoint at step %d: exit %d %s",
+          ckpt_header_int(ck, 10), rc, cli_err);
     expect_refusal("missing checkpoint", "cannot open checkpoint /nonexistent/m.bin", "%s -c /nonexistent/m.bin", model);
     expect_refusal("checkpoint with conflicting width", "flag -C 32 disagrees with checkpoint", "%s -c %s -C 32 -H 2", model, ck);
     expect_refusal("checkpoint with conflicting V-scale", "flag -a fixed disagrees with checkpoint", "%s -c %s -a fixed", model, ck);
@@ -1634,9 +1652,11 @@ static void test_cli(void) {
     rc = run("%s -c %s -K 0 -n 0", model, ck);
     check(rc == 0, "cli: -K 0 with a checkpoint of 2 heads and 2 kv heads is no conflict: exit %d %s", rc, cli_err);
     rc = run("%s -H 2 -K 1 -n 1 -o %s/gqa", model, d);
-    check(rc == 0, "cli: a 1-step GQA run: exit %d %s", rc, cli_err);
     char gqa[700];
     snprintf(gqa, sizeof(gqa), "%s/gqa/model.bin", d);
+    check(rc == 0 && ckpt_header_int(gqa, 5) == 2 && ckpt_header_int(gqa, 6) == 1,
+          "cli: a 1-step GQA run writes a checkpoint of %d heads and %d kv head: exit %d %s", ckpt_header_int(gqa, 5),
+          ckpt_header_int(gqa, 6), rc, cli_err);
     expect_refusal("-K 0 with a GQA checkpoint", "-K 0 (kv heads = heads) disagrees with checkpoint", "%s -c %s -K 0", model, gqa);
     expect_refusal("-K 2 with a GQA checkpoint of 1 kv head", "flag -K 2 disagrees with checkpoint", "%s -c %s -K 2", model, gqa);
     // the benchmark left gradsink for dev/bench.c (make test runs it on a small model)
@@ -1757,9 +1777,11 @@ int main(int argc, char **argv) {
     if (argc > 2 && !strcmp(argv[1], "--cli")) {
         cli_bin = argv[2];
         printf("gradsink command-line tests (%s)\n", cli_bin);
+        printf("-- Part 2: the command line (flags, refusals, exit codes, resumed runs)\n");
         test_cli();
     } else {
         printf("gradsink tests (%s build%s)\n", PRECISION, quick ? ", --quick: whole-model finite differences on one config" : "");
+        printf("-- Part 1: the maths (every backward against finite differences, fast == naive, AdamW, the paper's identities)\n");
         test_encoder();
         test_rmsnorm();
         test_matmul(7, 5, 3);
@@ -1790,14 +1812,7 @@ int main(int argc, char **argv) {
             for (int kv = 4; kv >= 2; kv -= 2)
                 for (int mode = VSCALE_OFF; mode <= VSCALE_LEARNED; mode++) test_model_gradients(kv, mode);
         test_adamw();
-        test_checkpoint();
-        test_dataloader();
-        test_tokenizer_decode();
-        test_bad_token_files();
-        test_bad_tokenizer_files();
-        test_bad_checkpoints();
-        test_limits();
-        test_safe_writes();
+        // the paper's quantities and identities, on the model's own tensors
         test_sink_metrics();
         test_gradient_metrics();
         for (int kv = 4; kv >= 2; kv -= 2) test_identities(kv, kv == 4 ? VSCALE_OFF : VSCALE_LEARNED);
@@ -1806,6 +1821,15 @@ int main(int argc, char **argv) {
         test_probe_is_read_only();
         test_probe_summary_many_layers();
         test_training();
+        printf("-- Part 2: files and refusals (checkpoints, token and tokenizer files, limits, safe writes)\n");
+        test_checkpoint();
+        test_dataloader();
+        test_tokenizer_decode();
+        test_bad_token_files();
+        test_bad_tokenizer_files();
+        test_bad_checkpoints();
+        test_limits();
+        test_safe_writes();
     }
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
