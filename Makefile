@@ -38,14 +38,21 @@ test_gradsink_float: test_gradsink.c gradsink.c
 
 # every suite prints its own "N passed, M failed"; the last line adds them up
 SHELL := /bin/bash
-test: gradsink test_gradsink_double test_gradsink_float
+test: gradsink test_gradsink_double test_gradsink_float dev/bench
 	@rc=0; log=$$(mktemp); \
 	./test_gradsink_double | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	./test_gradsink_float | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	./test_gradsink_float --cli ./gradsink | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	python3 test_tokenizer.py 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	out=$$(./dev/bench 2 -L 1 -C 32 -H 2 -F 64 -V 64 -t 16 -b 2 2>&1); \
+	if grep -q 'FMA peak (all threads, measured)' <<<"$$out" && grep -q 'register tiles alone' <<<"$$out" && \
+	   grep -q 'matmuls alone' <<<"$$out" && grep -q '4x       L1 C64' <<<"$$out" && grep -q 'headline: default step' <<<"$$out"; \
+	then msg="OK   dev/bench 2 on a small model prints the peak, the tiles, both configurations and the headline"; n=1; \
+	else msg="FAIL dev/bench 2 on a small model: $$out"; n=0; rc=1; fi; \
+	printf '%s\n%d passed, %d failed\n' "$$msg" $$n $$((1 - n)) | tee -a $$log; \
 	$(MAKE) -s --no-print-directory exercises 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	python3 dev/readme_map.py | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	python3 dev/readme_map.py --self-test | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	awk '/^[0-9]+ passed, [0-9]+ failed$$/ {p += $$1; f += $$3} END {printf "%d passed, %d failed\n", p, f + (p == 0)}' $$log; \
 	rm -f $$log; exit $$rc
 
@@ -70,16 +77,19 @@ fuzz: $(FUZZ)
 dev/fuzz/fuzz_%: dev/fuzz/fuzz_%.c gradsink.c
 	clang -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< $(LDLIBS)
 
-# the speed benchmark: FMA peak, matmuls alone, full training step at two sizes (see gradsink.c)
-bench: gradsink
-	./gradsink --bench 20
+# the speed benchmark: FMA peak, matmuls alone, full training step at two sizes (dev/bench.c,
+# which includes gradsink.c; dev/bench STEPS [shape flags] runs it on another shape)
+dev/bench: dev/bench.c gradsink.c
+	$(CC) $(CFLAGS) $(WARN) $(OMP) -o $@ $< $(LDLIBS)
+bench: dev/bench
+	./dev/bench 20
 
 # the release build's compiler flags, for tools that build gradsink.c their own way (dev/ab_step.sh)
 .PHONY: print-flags
 print-flags:
 	@echo $(CFLAGS) $(OMP)
 
-# classroom exercises (README "Exercises"): make exercise-N [ANSWER=...] [KEEP=DIR];
+# classroom exercises (dev/exercises/README.md): make exercise-N [ANSWER=...] [KEEP=DIR];
 # make exercises runs them all in their solution form (make test does too)
 .PHONY: exercises
 exercises: gradsink test_gradsink_double
@@ -88,4 +98,4 @@ exercise-%: gradsink test_gradsink_double
 	@python3 dev/exercises/run.py $* $(if $(ANSWER),--answer '$(ANSWER)') $(if $(KEEP),--keep '$(KEEP)')
 
 clean:
-	rm -f gradsink test_gradsink_double test_gradsink_float gradsink_asan test_gradsink_asan $(FUZZ)
+	rm -f gradsink dev/bench test_gradsink_double test_gradsink_float gradsink_asan test_gradsink_asan $(FUZZ)

@@ -11,7 +11,8 @@ Read it top to bottom, in the order of one training step:
   utilities -> layers (forward/backward pairs) -> model (sizes, init, forward, backward,
   AdamW, train_step) -> measurements -> data loader -> checkpoints -> main.
 After a "making it fast" banner come the tiled kernels that training calls (matmul, attention,
-exp, the gradient norm; each with the result of its readable version above) and the benchmark.
+exp, the gradient norm; each with the result of its readable version above). The benchmark
+(`make bench`) is dev/bench.c, which includes this file.
 
 What it is not: a fast general framework, a GPU trainer, or a faithful 0.1B-scale rerun.
 It uses libc and libm only, and OpenMP when the compiler has it.
@@ -109,8 +110,8 @@ double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-// Where a training step's time goes, for --bench: the kernels below add their wall time to a
-// category while prof_on is set (only during the bench's timed steps; otherwise one branch).
+// Where a training step's time goes, for the benchmark (dev/bench.c): the kernels below add
+// their wall time to a category while prof_on is set (only during the bench's timed steps; otherwise one branch).
 enum { PROF_MM_FWD, PROF_MM_BWD, PROF_ATT_FWD, PROF_ATT_BWD, PROF_XENT, PROF_ADAMW, NUM_PROF };
 static int prof_on = 0;
 static double prof_sec[NUM_PROF];
@@ -293,11 +294,13 @@ static size_t first_nonfinite(const real *x, size_t n) {
 // C model width.
 // The backward convention: every *_backward ACCUMULATES (+=) into its gradient outputs (the
 // caller zeroes them first), so a tensor that feeds two branches simply receives both
-// contributions. Exactly two functions store (=) instead, and the tests pin both:
+// contributions. Exactly three functions store (=) instead, and the tests pin each:
 //   crossentropy_softmax_backward, the start of the chain: it writes dlogits over the
 //     probabilities, in place (the logits, B*T*V, are the largest activation at a real vocab);
 //   softmax_backward_row, one row of attention's logit gradient, written into its caller's
-//     scratch row (in place over da in attention_backward).
+//     scratch row (in place over da in attention_backward);
+//   swiglu_backward, the only writer of d gate and d up (F wide, the largest gradients of a
+//     layer: storing spares model_backward zeroing them every step).
 
 // --- token embedding: h0[b,t,:] = wte[tok[b,t], :]
 void encoder_forward(real *out, const int *inp, const real *wte, int B, int T, int C) {
@@ -545,7 +548,7 @@ void attention_forward_naive(real *out, real *att, const real *q, const real *k,
 // softmax backward for one row of n weights a (of logits scaled by `scale`):
 //   dlogit_j = a_j (da_j - sum_i a_i da_i) * scale. Each row sums to 0.
 // Stores (see the convention above); dlogit may be da itself. Both attention backwards call it
-// (always inlined: as a call, gcc stopped inlining the tiles of the fast attention around it).
+// (always inlined, so that the fast attention's tiles stay inlined around it: dev/SPEED.md).
 static ALWAYS_INLINE void softmax_backward_row(real *dlogit, const real *a, const real *da, int n, real scale) {
     real dot = 0;
     #pragma omp simd reduction(+ : dot)
@@ -609,12 +612,12 @@ void swiglu_forward(real *out, const real *gate, const real *up, size_t n) {
     }
 }
 void swiglu_backward(real *dgate, real *dup, const real *dout, const real *gate, const real *up, size_t n) {
-    // d silu(x)/dx = s (1 + x (1 - s)), s = sigmoid(x)
+    // d silu(x)/dx = s (1 + x (1 - s)), s = sigmoid(x). Stores (the convention's exception)
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real x = gate[i], s = 1 / (1 + exp_fast(-x));
-        dgate[i] += dout[i] * up[i] * s * (1 + x * (1 - s));
-        dup[i] += dout[i] * x * s;
+        dgate[i] = dout[i] * up[i] * s * (1 + x * (1 - s));
+        dup[i] = dout[i] * x * s;
     }
 }
 
@@ -690,7 +693,9 @@ typedef struct {
     int kind;
 } Slot;
 enum { KIND_MATRIX, KIND_GAIN, KIND_THETA }; // init N(0, 0.02^2) and weight decay; init 1; init 0
-enum { NO_GRAD, GRAD };
+// an activation's gradient: none; GRAD, zeroed at the start of the backward (kernels add into
+// it); GRAD_STORED, whose first writer stores, so it is never zeroed (see model_backward)
+enum { NO_GRAD, GRAD, GRAD_STORED };
 
 // the sizes table of the parameters, one line per tensor, in checkpoint order
 static void param_table(Slot *t, ParamTensors *p, const Config *c) {
@@ -744,12 +749,13 @@ typedef struct {
 
 // the sizes table of the activations, one line per tensor. NO_GRAD: no gradient tensor (NULL
 // in the gradient block), because nothing differentiates through it, or because its gradient
-// is another tensor's, read in place
+// is another tensor's, read in place. GRAD_STORED: a gradient stored before anything adds to
+// it (a residual's copy of d h_out, SwiGLU's two outputs)
 static void act_table(Slot *t, ActTensors *a, const Config *c, int B, int T) {
     size_t L = c->n_layer, C = c->d_model, H = c->n_head, D = C / H, Hkv = c->n_kv_head, KV = Hkv * D;
     size_t F = c->ffn_hidden, V = c->vocab_size, N = (size_t)B * T;
     int n = 0;
-    t[n++] = (Slot){"res",      &a->res,      (L + 1) * N * C,   GRAD};
+    t[n++] = (Slot){"res",      &a->res,      (L + 1) * N * C,   GRAD_STORED}; // but d h_out of the last layer: zeroed
     t[n++] = (Slot){"ln1",      &a->ln1,      L * N * C,         GRAD};
     t[n++] = (Slot){"ln1_rstd", &a->ln1_rstd, L * N,             NO_GRAD};
     t[n++] = (Slot){"q",        &a->q,        L * N * C,         GRAD};
@@ -760,11 +766,11 @@ static void act_table(Slot *t, ActTensors *a, const Config *c, int B, int T) {
     t[n++] = (Slot){"att",      &a->att,      L * B * H * T * T, NO_GRAD}; // dA lives in attention_backward's scratch
     t[n++] = (Slot){"atty",     &a->atty,     L * N * C,         GRAD};
     t[n++] = (Slot){"r_attn",   &a->r_attn,   L * N * C,         NO_GRAD}; // its gradient is h_half's
-    t[n++] = (Slot){"h_half",   &a->h_half,   L * N * C,         GRAD};
+    t[n++] = (Slot){"h_half",   &a->h_half,   L * N * C,         GRAD_STORED};
     t[n++] = (Slot){"ln2",      &a->ln2,      L * N * C,         GRAD};
     t[n++] = (Slot){"ln2_rstd", &a->ln2_rstd, L * N,             NO_GRAD};
-    t[n++] = (Slot){"gate",     &a->gate,     L * N * F,         GRAD};
-    t[n++] = (Slot){"up",       &a->up,       L * N * F,         GRAD};
+    t[n++] = (Slot){"gate",     &a->gate,     L * N * F,         GRAD_STORED};
+    t[n++] = (Slot){"up",       &a->up,       L * N * F,         GRAD_STORED};
     t[n++] = (Slot){"hmlp",     &a->hmlp,     L * N * F,         GRAD};
     t[n++] = (Slot){"r_mlp",    &a->r_mlp,    L * N * C,         NO_GRAD}; // its gradient is h_out's
     t[n++] = (Slot){"lnf",      &a->lnf,      N * C,             GRAD};
@@ -777,13 +783,18 @@ static void act_table(Slot *t, ActTensors *a, const Config *c, int B, int T) {
 }
 
 // Carves one block of memory into a table's tensors, in table order, and returns the reals they
-// take. grads: only the tensors with a gradient (the others get NULL). memory NULL: only count.
-static size_t carve(Slot *t, int n, real *memory, int grads) {
+// take. grads: only the tensors with a gradient (the others get NULL), the GRAD ones first and
+// then the GRAD_STORED ones, so that the part to zero is one prefix of the block (its length:
+// *zeroed, when not NULL). memory NULL: only count.
+static size_t carve(Slot *t, int n, real *memory, int grads, size_t *zeroed) {
     size_t used = 0;
-    for (int i = 0; i < n; i++) {
-        int present = !grads || t[i].kind == GRAD;
-        if (memory) *t[i].at = present ? memory + used : NULL;
-        if (present) used += t[i].size;
+    for (int pass = 0; pass < (grads ? 2 : 1); pass++) {
+        for (int i = 0; i < n; i++) {
+            int present = !grads || t[i].kind == (pass == 0 ? GRAD : GRAD_STORED);
+            if (memory && (present || t[i].kind == NO_GRAD)) *t[i].at = present ? memory + used : NULL;
+            if (present) used += t[i].size;
+        }
+        if (pass == 0 && zeroed) *zeroed = used;
     }
     return used;
 }
@@ -797,7 +808,7 @@ typedef struct {
     int adam_t;                // AdamW steps taken (for bias correction)
     int schedule_steps;        // the --steps of the run, kept in the optimizer file (0: unknown)
     int B, T;                  // the batch shape the activations were sized for
-    size_t num_acts, num_grad_acts;
+    size_t num_acts, num_grad_acts, num_zeroed_grad_acts; // the GRAD part of the gradient block first
     ActTensors acts, grads_acts;
     real *acts_memory, *grads_acts_memory;
     real *rope_cos, *rope_sin; // (max_seq_len, D/2)
@@ -852,7 +863,7 @@ double model_bytes(const Config *c, int B, int T) {
     Slot t[NUM_ACT_TENSORS];
     ActTensors none;
     act_table(t, &none, c, B, T);
-    double acts = (double)carve(t, NUM_ACT_TENSORS, NULL, 0) + carve(t, NUM_ACT_TENSORS, NULL, 1);
+    double acts = (double)carve(t, NUM_ACT_TENSORS, NULL, 0, NULL) + carve(t, NUM_ACT_TENSORS, NULL, 1, NULL);
     return sizeof(real) * (4 * config_num_parameters(c) + acts + (double)c->max_seq_len * c->d_model);
 }
 
@@ -862,14 +873,14 @@ void model_build(Model *m, const Config *cfg) {
     m->cfg = *cfg;
     Slot t[NUM_PARAM_TENSORS];
     param_table(t, &m->params, cfg);
-    m->num_parameters = carve(t, NUM_PARAM_TENSORS, NULL, 0);
+    m->num_parameters = carve(t, NUM_PARAM_TENSORS, NULL, 0, NULL);
     m->params_memory = xcalloc(m->num_parameters, sizeof(real));
     m->grads_memory = xcalloc(m->num_parameters, sizeof(real));
     m->m_memory = xcalloc(m->num_parameters, sizeof(real));
     m->v_memory = xcalloc(m->num_parameters, sizeof(real));
-    carve(t, NUM_PARAM_TENSORS, m->params_memory, 0);
+    carve(t, NUM_PARAM_TENSORS, m->params_memory, 0, NULL);
     param_table(t, &m->grads, cfg);
-    carve(t, NUM_PARAM_TENSORS, m->grads_memory, 0);
+    carve(t, NUM_PARAM_TENSORS, m->grads_memory, 0, NULL);
     int D = cfg->d_model / cfg->n_head;
     m->rope_cos = xcalloc((size_t)cfg->max_seq_len * D / 2, sizeof(real));
     m->rope_sin = xcalloc((size_t)cfg->max_seq_len * D / 2, sizeof(real));
@@ -893,13 +904,13 @@ void model_alloc_acts(Model *m, int B, int T) {
     m->B = B; m->T = T;
     Slot t[NUM_ACT_TENSORS];
     act_table(t, &m->acts, &m->cfg, B, T);
-    m->num_acts = carve(t, NUM_ACT_TENSORS, NULL, 0);
+    m->num_acts = carve(t, NUM_ACT_TENSORS, NULL, 0, NULL);
     m->acts_memory = xcalloc(m->num_acts, sizeof(real));
-    carve(t, NUM_ACT_TENSORS, m->acts_memory, 0);
+    carve(t, NUM_ACT_TENSORS, m->acts_memory, 0, NULL);
     act_table(t, &m->grads_acts, &m->cfg, B, T);
-    m->num_grad_acts = carve(t, NUM_ACT_TENSORS, NULL, 1);
+    m->num_grad_acts = carve(t, NUM_ACT_TENSORS, NULL, 1, &m->num_zeroed_grad_acts);
     m->grads_acts_memory = xcalloc(m->num_grad_acts, sizeof(real));
-    carve(t, NUM_ACT_TENSORS, m->grads_acts_memory, 1);
+    carve(t, NUM_ACT_TENSORS, m->grads_acts_memory, 1, NULL);
     m->inputs = xcalloc((size_t)B * T, sizeof(int));
     m->targets = xcalloc((size_t)B * T, sizeof(int));
 }
@@ -1001,14 +1012,17 @@ void model_backward(Model *m, int B, int T) {
     int C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head, D = C / H, KV = Hkv * D;
     int F = c->ffn_hidden, V = c->vocab_size, N = B * T;
     ActTensors *a = &m->acts, *g = &m->grads_acts;
-    // Every *_backward adds into its outputs: the activation gradients, this function's
-    // workspace, start at zero (one memset; the pre-RoPE scratch once per layer), and at a
-    // residual the branch input's gradient starts as a copy of d h_out. The parameter
-    // gradients are added to (model_zero_grad zeroes them).
-    zero_parallel(m->grads_acts_memory, m->num_grad_acts);
+    // Every *_backward adds into its outputs (but the stores named in "layers"). So the
+    // activation gradients that kernels add into (GRAD in act_table) start at zero, in one
+    // memset of the gradient block's first part, with the last layer's d h_out (and the
+    // pre-RoPE scratch once per layer); the GRAD_STORED ones are written before anything adds
+    // to them: at a residual the branch input's gradient starts as a copy of d h_out, and
+    // swiglu_backward stores. The parameter gradients are added to (model_zero_grad zeroes them).
+    zero_parallel(m->grads_acts_memory, m->num_zeroed_grad_acts);
     crossentropy_softmax_backward(a->logits, a->logits, m->targets, (real)(1.0 / N), N, V); // probs -> dlogits
     matmul_backward(g->lnf, m->grads.lm_head, a->logits, a->lnf, m->params.lm_head, N, C, V);
     real *h_last = a->res + (size_t)L * m->B * m->T * C, *dh_last = g->res + (size_t)L * m->B * m->T * C;
+    zero_parallel(dh_last, (size_t)N * C);
     rmsnorm_backward(dh_last, m->grads.final_norm, g->lnf, h_last, m->params.final_norm, a->lnf_rstd, N, C);
     for (int l = L - 1; l >= 0; l--) {
         LayerParams p = layer_params(&m->params, c, l), dp = layer_params(&m->grads, c, l);
@@ -1931,7 +1945,6 @@ typedef struct {
     double temperature;
     int probe_every, probe_only;
     double vscale_lambda;
-    int bench;
 } Options;
 
 // the model's configuration from the flags (-K 0: as many kv heads as heads)
@@ -1960,7 +1973,7 @@ static void options_defaults(Options *o) {
         .first_token = FIRST_ANY, .lr = 3e-3, .min_lr = -1, .weight_decay = 0.1, .grad_clip = 1.0,
         .val_every = 100, .val_batches = 8, .ckpt_every = 0, .resume = 0, .eval_only = 0, .stop_at = 0,
         .sample_tokens = 200, .top_k = 40, .sample_seed = 42, .temperature = 0.8, .probe_every = 100, .probe_only = 0,
-        .vscale_lambda = 1.0, .bench = 0};
+        .vscale_lambda = 1.0};
     *o = d;
 }
 
@@ -2002,7 +2015,6 @@ static int flag_table(Flag *f, Options *o) {
         {"-y", "--sample-seed", 'i', &o->sample_seed, NULL, "seed of the sampler", 0},
         {"-P", "--probe-every", 'i', &o->probe_every, NULL, "probe every N steps, and at the first and last (0: never)", 0},
         {"-p", "--probe", 'b', &o->probe_only, NULL, "probe the checkpoint (-c) once, do not train", 0},
-        {"-B", "--bench", 'i', &o->bench, NULL, "N: time N training steps at this and a 4x larger model, then exit", 0},
     };
     int n = (int)(sizeof(t) / sizeof(t[0]));
     if (n > NUM_FLAGS) die("internal: %d flags, room for %d", n, NUM_FLAGS);
@@ -2067,7 +2079,6 @@ void options_check(const Options *o) {
     if (o->T < 1 || o->T > MAX_SEQ_LEN) die("flag --seq-len: must be in 1..%d (got %d)", MAX_SEQ_LEN, o->T);
     if ((double)o->B * o->T > 1e8) die("flag --batch x --seq-len: %d x %d is too large", o->B, o->T);
     if (o->steps < 0) die("flag --steps: must be >= 0 (got %d)", o->steps);
-    if (o->bench < 0 || o->bench > 64) die("flag --bench: 0 to 64 steps (got %d)", o->bench);
     if (o->warmup < 0) die("flag --warmup: must be >= 0 (got %d)", o->warmup);
     if (o->lr < 0 || o->weight_decay < 0 || o->grad_clip < 0) die("flags --lr, --weight-decay, --grad-clip must be >= 0");
     if (o->val_every < 0 || o->val_batches < 0 || o->ckpt_every < 0) die("flags --val-every, --val-batches, --ckpt-every must be >= 0");
@@ -2104,9 +2115,6 @@ int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
-
-// the benchmark (--bench N), at the end of the file
-void bench_run(const Options *o);
 
 // ----------------------------------------------------------------------------
 // main: parse and check the flags, set up the run, then evaluate, probe, train and/or sample
@@ -2328,7 +2336,6 @@ int main(int argc, char **argv) {
     Options *o = &r->o;
     parse_args(argc, argv, o, r->flags, &r->nflags);
     options_check(o);
-    if (o->bench > 0) { bench_run(o); return 0; }
     r->train = !o->eval_only && !o->probe_only && o->steps > 0;
     run_tokenizer(r);
     run_config(r);
@@ -2366,7 +2373,7 @@ int main(int argc, char **argv) {
 // making it fast. Everything above reads as the paper's model; what follows are the versions
 // of exp, matmul, attention and the gradient norm that training calls, with the same results
 // as their readable counterparts above (exp, matmul_*_naive, attention_*_naive, a plain sum of
-// squares; the tests compare each pair), then the benchmark. Nothing above needs this part to
+// squares; the tests compare each pair). Nothing above needs this part to
 // explain a number.
 // ============================================================================
 
@@ -2402,8 +2409,8 @@ static inline real exp_fast(real x) {
 //       MM_MR x MM_NR = 12 x 32 when A is packed into tiles of interleaved rows (A read down
 //       its columns, as dout^T in dW): the inner loop reads A at constant offsets of one pointer;
 //       MM_RR x MM_RN = 6 x 64 when A is read in place through its rows (x W^T, dout W): one
-//       pointer per row, and 6 of them fit in the general registers where 12 did not (gcc kept
-//       moving spilled row pointers back, 4 extra port-0 moves per 24 FMAs, ~15% of the loop);
+//       pointer per row, and 6 row pointers fit in the general registers (12 do not: see
+//       dev/SPEED.md);
 //   - threads split the output tiles, so each C element is summed by one thread, over k in
 //     order: no atomics, and the result does not depend on the number of threads.
 // In the rows past M of a ragged last tile the kernel re-reads row M-1 and throws the result away.
@@ -2476,9 +2483,7 @@ static inline void mm_tile_packed(real *c, size_t ldc, int mr, int nr, int accum
 // A read in place, A(r,k) = a[r*am + k], times B rows ldb apart: an MR x NR tile (MR x NR
 // = MM_MR x MM_NR for attention's small products and ragged panels, MM_RR x MM_RN for
 // mm_product's A with contiguous rows; constants at every call, so each call is its own kernel).
-// `omp simd` marks j as the loop to vectorize: a trial tile one vector wide was vectorized by
-// gcc across the rows instead, with gathers; on these tiles the hint changes only gcc's
-// scheduling (the same bits; paired, the step 1-2% faster on three model sizes).
+// `omp simd` marks j, along a panel row, as the loop to vectorize (not r, across the rows).
 static inline void mm_tile(real *c, size_t ldc, int mr, int nr, int accumulate, const real *a, size_t am,
                            const real *bp, size_t ldb, int K, const int MR, const int NR) {
     real acc[MM_TILE_MAX];
@@ -2688,8 +2693,7 @@ enum { MASK_N_LE_M, MASK_K_LE_M };
 // zero-padded to whole panels. mask skips what the causal mask makes zero: MASK_N_LE_M
 // computes only the column tiles that reach n <= m; MASK_K_LE_M sums only k <= m (A is 0
 // beyond). (Sums over k >= m, of A read down its columns: mm_serial_tn.) Inline, so that each
-// call's mask and strides are constants: a trial edit that made gcc stop inlining it cost 1.5x
-// in attention.
+// call's mask and strides are constants the compiler folds into the loops.
 static inline void mm_serial(real *c, size_t ldc, int accumulate, const real *a, size_t am, const real *b, size_t ldb,
                       int M, int N, int K, int mask) {
     for (int m0 = 0; m0 < M; m0 += MM_MR) {
@@ -2840,270 +2844,4 @@ double grad_norm(const real *g, size_t n) {
     double ss = 0;
     for (int blk = 0; blk < GN_BLOCKS; blk++) ss += part[blk];
     return sqrt(ss);
-}
-
-// ----------------------------------------------------------------------------
-// benchmark (`make bench`, i.e. ./gradsink --bench N): how fast one training step runs
-// against what this machine can do. In one process:
-//   1. the ceiling: a tight single-precision FMA loop on every thread (the physical peak),
-//      and the matrix multiplies alone on the model's own shapes;
-//   2. the full training step (forward + backward + clip + AdamW) at the configuration given
-//      by the flags (the defaults: L4 C128 H4 F352 T128 B16, vocab 2048 unless -V) and at a
-//      4x larger one (C and F doubled; same L, H, T, B): median ms over N steps after warm-up.
-// FLOPs are counted, not measured: a multiply-add is 2 FLOPs, and only the products are counted.
-//   matmuls:   6 x (matmul parameters) x tokens: every weight is used in one multiply-add per
-//              token forward (out = inp W^T) and two backward (dinp = dout W, dW = dout^T inp).
-//              The embedding is a table lookup and is not counted.
-//   attention: per batch row and query head, over the P = T(T+1)/2 causal (t, j) pairs:
-//              forward q.k and a v (2 x 2 D P), backward dV, da, dq, dk (4 x 2 D P); the
-//              masked half above the diagonal is never computed and is not counted.
-// Softmax, norms, SwiGLU, RoPE, cross-entropy and AdamW are not counted (they are in the time).
-
-static double bench_median(double *x, int n) { // sorts x
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && x[j] < x[j - 1]; j--) { double t = x[j]; x[j] = x[j - 1]; x[j - 1] = t; }
-    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
-// the machine ceiling: every thread runs independent chains of a*m + c (one FMA each) on
-// BENCH_FMA_CHAINS x 16 floats, enough to cover the FMA latency on both FMA ports
-#define BENCH_FMA_CHAINS 12
-static double bench_fma_peak(void) {
-    long iters = 20000000;
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        float sink = 0;
-        double t0 = now_seconds();
-        int nthreads = 1;
-        #pragma omp parallel reduction(+ : sink)
-        {
-            float acc[BENCH_FMA_CHAINS][16], m = 0.99999f, c = 1e-5f;
-            for (int a = 0; a < BENCH_FMA_CHAINS; a++)
-                for (int j = 0; j < 16; j++) acc[a][j] = a + j * 0.01f;
-            for (long it = 0; it < iters; it++)
-                for (int a = 0; a < BENCH_FMA_CHAINS; a++)
-                    for (int j = 0; j < 16; j++) acc[a][j] = acc[a][j] * m + c;
-            for (int a = 0; a < BENCH_FMA_CHAINS; a++)
-                for (int j = 0; j < 16; j++) sink += acc[a][j];
-#ifdef _OPENMP
-            #pragma omp single
-            nthreads = omp_get_num_threads();
-#endif
-        }
-        double dt = now_seconds() - t0, gf = nthreads * (double)iters * BENCH_FMA_CHAINS * 16 * 2 / dt * 1e-9;
-        if (sink == 42) printf(" "); // keeps the loop's result alive
-        if (gf > best) best = gf;
-    }
-    return best;
-}
-
-// the register tiles alone: every thread runs one tile over and over on operands that stay in
-// L1 (K = 64: A 64 x 12, a B panel 64 x 64), so the figure is the kernels' own ceiling, apart
-// from memory and everything around them. Called through a volatile pointer so that the
-// compiler cannot see that the operands repeat.
-typedef void (*BenchTileFn)(real *c, const real *a, const real *b, int K);
-static void bench_tile_rows(real *c, const real *a, const real *b, int K) {
-    mm_tile(c, MM_RN, MM_RR, MM_RN, 1, a, K, b, MM_RN, K, MM_RR, MM_RN);
-}
-static void bench_tile_packed(real *c, const real *a, const real *b, int K) {
-    mm_tile_packed(c, MM_NR, MM_MR, MM_NR, 1, a, b, MM_NR, K);
-}
-static double bench_tile_ceiling(BenchTileFn fn, int tile_outputs) {
-    BenchTileFn volatile call = fn;
-    int K = 64, nmax = max_threads();
-    // each thread's A (K x MM_MR), B (K x MM_RN) and C, allocated and filled before the timing
-    size_t na = (size_t)K * MM_MR, nb = (size_t)K * MM_RN, per = na + nb + MM_TILE_MAX;
-    real *buf = xcalloc(per * nmax, sizeof(real));
-    for (int t = 0; t < nmax; t++) {
-        real *a = buf + per * t, *b = a + na;
-        for (size_t i = 0; i < na; i++) a[i] = (real)(1e-3 * (i % 7));
-        for (size_t i = 0; i < nb; i++) b[i] = (real)(1e-3 * (i % 5));
-    }
-    long iters = 200000;
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        int nthreads = 1;
-        double t0 = now_seconds();
-        #pragma omp parallel
-        {
-            int tid = thread_id();
-#ifdef _OPENMP
-            #pragma omp single nowait
-            nthreads = omp_get_num_threads();
-#endif
-            real *a = buf + per * tid, *b = a + na, *c = b + nb;
-            for (long it = 0; it < iters; it++) call(c, a, b, K);
-        }
-        double dt = now_seconds() - t0, gf = nthreads * (double)iters * 2 * tile_outputs * K / dt * 1e-9;
-        if (gf > best) best = gf;
-    }
-    free(buf);
-    return best;
-}
-
-// the matmuls of one training step, on the model's shapes: (IC, OC, how many per step)
-typedef struct { int IC, OC, count; } MatmulShape;
-static int bench_matmul_shapes(MatmulShape *s, const Config *c) {
-    int C = c->d_model, KV = c->n_kv_head * (C / c->n_head), F = c->ffn_hidden, L = c->n_layer;
-    MatmulShape t[5] = {{C, C, 2 * L}, {C, KV, 2 * L}, {C, F, 2 * L}, {F, C, L}, {C, c->vocab_size, 1}};
-    memcpy(s, t, sizeof(t));
-    return 5;
-}
-static double bench_matmul_params(const Config *c) {
-    MatmulShape s[5];
-    int n = bench_matmul_shapes(s, c);
-    double p = 0;
-    for (int i = 0; i < n; i++) p += (double)s[i].IC * s[i].OC * s[i].count;
-    return p;
-}
-static double bench_attention_flops(const Config *c, int B, int T) {
-    double D = c->d_model / c->n_head, P = (double)T * (T + 1) / 2;
-    return 12.0 * D * P * B * c->n_head;
-}
-
-// one training step, as main runs it
-static void bench_step(Model *m, const AdamW *opt) {
-    double loss, norm;
-    size_t bad;
-    train_step(m, opt, 1e-4, 1.0, &loss, &norm, &bad);
-}
-
-typedef struct {
-    double step_ms, tok_s, gflops, mm_gflops, probe_ms, maxrss_mb;
-    double prof[NUM_PROF + 1]; // share of the step of each PROF_ category, then the rest
-} BenchResult;
-
-// times fn-like blocks: median over reps of the wall time of `body`, in seconds
-#define BENCH_TIME(out, reps, body)                                                  \
-    do {                                                                             \
-        double ts_[64];                                                              \
-        for (int r_ = 0; r_ < (reps); r_++) { double t0_ = now_seconds(); body;     \
-                                              ts_[r_] = now_seconds() - t0_; }       \
-        out = bench_median(ts_, (reps));                                             \
-    } while (0)
-
-// the probe (the measurement pass) as main runs it, minus reading the batch: median ms
-static double bench_probe_ms(Model *m) {
-    Probe pr;
-    probe_alloc(&pr, &m->cfg, m->T);
-    double t;
-    BENCH_TIME(t, 7, {
-        model_forward_backward(m, m->B, m->T);
-        probe_measure(&pr, m, m->B, m->T);
-    });
-    probe_free(&pr);
-    return t * 1e3;
-}
-
-static BenchResult bench_config(const Config *cfg, int B, int T, int steps) {
-    BenchResult r = {0};
-    Model m;
-    model_build(&m, cfg);
-    model_alloc_acts(&m, B, T);
-    model_init(&m, 1);
-    Rng rng;
-    rng_seed(&rng, 7);
-    for (int i = 0; i < B * T; i++) {
-        m.inputs[i] = (int)(rng_u64(&rng) % cfg->vocab_size);
-        m.targets[i] = (int)(rng_u64(&rng) % cfg->vocab_size);
-    }
-    AdamW opt = {0, 0.9, 0.95, 1e-8, 0.1};
-    if (steps > 64) steps = 64;
-    for (int s = 0; s < 3; s++) bench_step(&m, &opt); // warm-up
-    double t[64], N = (double)B * T, total = 0;
-    memset(prof_sec, 0, sizeof(prof_sec));
-    prof_on = 1; // the kernels time themselves during these steps (see prof_start)
-    for (int s = 0; s < steps; s++) { double t0 = now_seconds(); bench_step(&m, &opt); t[s] = now_seconds() - t0; total += t[s]; }
-    prof_on = 0;
-    double rest = total;
-    for (int i = 0; i < NUM_PROF; i++) { r.prof[i] = prof_sec[i] / total; rest -= prof_sec[i]; }
-    r.prof[NUM_PROF] = rest / total;
-    double step = bench_median(t, steps);
-    double flops = 6 * bench_matmul_params(cfg) * N + bench_attention_flops(cfg, B, T);
-    r.step_ms = step * 1e3;
-    r.tok_s = N / step;
-    r.gflops = flops / step * 1e-9;
-
-    // the matmuls alone, on buffers as large as the largest activation
-    MatmulShape sh[5];
-    int nsh = bench_matmul_shapes(sh, cfg);
-    size_t big = 0;
-    for (int i = 0; i < nsh; i++) {
-        if ((size_t)sh[i].IC > big) big = sh[i].IC;
-        if ((size_t)sh[i].OC > big) big = sh[i].OC;
-    }
-    real *x = xcalloc((size_t)N * big, sizeof(real)), *y = xcalloc((size_t)N * big, sizeof(real));
-    real *dx = xcalloc((size_t)N * big, sizeof(real)), *w = xcalloc(big * big, sizeof(real));
-    real *dw = xcalloc(big * big, sizeof(real));
-    for (size_t i = 0; i < (size_t)N * big; i++) x[i] = y[i] = (real)(0.01 * rng_normal(&rng));
-    for (size_t i = 0; i < big * big; i++) w[i] = (real)(0.02 * rng_normal(&rng));
-    double mm_fwd = 0, mm_bwd = 0;
-    for (int i = 0; i < nsh; i++) {
-        double tf, tb;
-        BENCH_TIME(tf, 7, matmul_forward(y, x, w, (int)N, sh[i].IC, sh[i].OC));
-        BENCH_TIME(tb, 7, matmul_backward(dx, dw, y, x, w, (int)N, sh[i].IC, sh[i].OC));
-        mm_fwd += tf * sh[i].count;
-        mm_bwd += tb * sh[i].count;
-    }
-    r.mm_gflops = 6 * bench_matmul_params(cfg) * N / (mm_fwd + mm_bwd) * 1e-9;
-    free(x); free(y); free(dx); free(w); free(dw);
-    r.probe_ms = bench_probe_ms(&m);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    r.maxrss_mb = ru.ru_maxrss / 1024.0; // Linux reports KiB
-    model_free(&m);
-    return r;
-}
-
-static void bench_print(const char *name, const Config *c, int B, int T, const BenchResult *r, double peak) {
-    char probe[32];
-    if (r->probe_ms < 0) snprintf(probe, sizeof(probe), "n/a");
-    else snprintf(probe, sizeof(probe), "%.1f ms = %.2f steps", r->probe_ms, r->probe_ms / r->step_ms);
-    printf("%-8s L%d C%d H%d Hkv%d F%d V%d T%d B%d\n", name, c->n_layer, c->d_model, c->n_head, c->n_kv_head,
-           c->ffn_hidden, c->vocab_size, T, B);
-    printf("  step %8.1f ms | %7.0f tok/s | %6.1f GFLOP/s = %4.1f%% of peak | matmuls alone %6.1f GFLOP/s = %4.1f%%\n",
-           r->step_ms, r->tok_s, r->gflops, 100 * r->gflops / peak, r->mm_gflops, 100 * r->mm_gflops / peak);
-    printf("  time in the step: matmul fwd %2.0f%% | matmul bwd %2.0f%% | attention fwd %2.0f%% | attention bwd %2.0f%% | "
-           "cross-entropy %2.0f%% | AdamW %2.0f%% | the rest %2.0f%%\n", 100 * r->prof[PROF_MM_FWD],
-           100 * r->prof[PROF_MM_BWD], 100 * r->prof[PROF_ATT_FWD], 100 * r->prof[PROF_ATT_BWD], 100 * r->prof[PROF_XENT],
-           100 * r->prof[PROF_ADAMW], 100 * r->prof[NUM_PROF]);
-    printf("  probe %s | peak memory (max RSS so far) %.0f MB\n", probe, r->maxrss_mb);
-}
-
-// The FMA peak is measured four times, spread over the run (this shared machine is sometimes
-// slowed for a second or two, and a peak measured in such a second would inflate every
-// fraction), and every fraction is of the highest of the four. The table is printed at the end.
-#define BENCH_PEAKS 4
-void bench_run(const Options *o) {
-    Config c = options_config(o, o->vocab_size ? o->vocab_size : 2048, VSCALE_OFF);
-    const char *why = config_check(&c);
-    if (why) die("%s", why);
-    Config big = c;
-    big.d_model *= 2;
-    big.ffn_hidden *= 2;
-    int threads = max_threads();
-    double load[1] = {0};
-    if (getloadavg(load, 1) < 1) load[0] = -1;
-    printf("gradsink bench: %d thread%s, %s; median of %d steps after 3 warm-up steps\n", threads,
-           threads > 1 ? "s" : "", sizeof(real) == 4 ? "float32" : "float64", o->bench);
-    fflush(stdout);
-    double peaks[BENCH_PEAKS];
-    peaks[0] = bench_fma_peak();
-    double tr = bench_tile_ceiling(bench_tile_rows, MM_RR * MM_RN), tp = bench_tile_ceiling(bench_tile_packed, MM_MR * MM_NR);
-    peaks[1] = bench_fma_peak();
-    BenchResult r1 = bench_config(&c, o->B, o->T, o->bench);
-    peaks[2] = bench_fma_peak();
-    BenchResult r2 = bench_config(&big, o->B, o->T, o->bench);
-    peaks[3] = bench_fma_peak();
-    double peak = 0;
-    for (int i = 0; i < BENCH_PEAKS; i++) peak = peaks[i] > peak ? peaks[i] : peak;
-    printf("FMA peak (all threads, measured): %.1f GFLOP/s, the highest of %.0f, %.0f, %.0f, %.0f (at the start, after "
-           "the tiles, after each model) | load average %.2f on %ld cores before the run (other processes on the cores "
-           "lower every figure here)\n", peak, peaks[0], peaks[1], peaks[2], peaks[3], load[0], sysconf(_SC_NPROCESSORS_ONLN));
-    printf("register tiles alone, operands in L1 (all threads): 6x64 %.1f GFLOP/s = %.0f%% | 12x32 packed %.1f GFLOP/s = "
-           "%.0f%% of peak\n", tr, 100 * tr / peak, tp, 100 * tp / peak);
-    bench_print("default", &c, o->B, o->T, &r1, peak);
-    bench_print("4x", &big, o->B, o->T, &r2, peak);
-    printf("headline: default step %.1f ms, %.1f GFLOP/s = %.0f%% of the %.0f GFLOP/s FMA peak (matmuls alone %.0f%%)\n",
-           r1.step_ms, r1.gflops, 100 * r1.gflops / peak, peak, 100 * r1.mm_gflops / peak);
 }

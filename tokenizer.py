@@ -42,7 +42,7 @@ DEFAULT_NUM_TOKENS = 2_000_000
 TINYSHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/"
                        "master/data/tinyshakespeare/input.txt")
 
-# Synthetic stream parameters (fixed; documented in the README section).
+# Synthetic stream parameters (fixed; documented in dev/TOKENIZER.md).
 SYNTH_TRIGGERS = 4          # ids 0..3 are trigger tokens
 SYNTH_P_TRIGGER = 0.08      # chance that the next token is a trigger
 SYNTH_SUCCESSORS = 8        # each token has at most this many likely successors
@@ -530,6 +530,18 @@ def build_parser():
                "  python3 tokenizer.py --synthetic --out data/synthetic\n"
                "  python3 tokenizer.py --tokenizer data/corpus/tokenizer.bin --encode 'Hello'\n"
                "  python3 tokenizer.py --tokenizer data/corpus/tokenizer.bin --decode '72 101 108 108 111'\n"
+               "\n"
+               "Output: train.bin and val.bin (llm.c token files: 256 int32 header,\n"
+               "magic 20240520, version 1, token count; then uint16 ids) and tokenizer.bin\n"
+               "(header magic 20261130, version 1, V, EOT id = V-1, merges M; then V\n"
+               "records of a uint16 length and its bytes; then M int32 pairs). Ids 0..255\n"
+               "are bytes, 256..V-2 merges in learned order, V-1 is end-of-text (EOT).\n"
+               "Documents are packed with an EOT before each. Validation takes whole\n"
+               "documents (shuffled by --seed) until they hold --val-fraction of the\n"
+               "tokens, or, for a single document, its last tokens. Same input and options\n"
+               "give byte-identical files. The whole reference (pre-tokenisation, merges,\n"
+               "the synthetic stream, timings): dev/TOKENIZER.md.\n"
+               "\n"
                "Errors print one line on stderr and exit with status 2.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("input (choose one)")

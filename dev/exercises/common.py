@@ -1,4 +1,4 @@
-"""Shared helpers of the classroom exercises (README section "Exercises"). Standard library only.
+"""Shared helpers of the classroom exercises (dev/exercises/README.md). Standard library only.
 
 Every exercise script makes its own synthetic data and runs in a fresh directory (deleted at the
 end unless --keep DIR), runs ./gradsink on one thread (so its numbers do not depend on the
