@@ -584,7 +584,7 @@ static void test_adamw(void) {
               fabs(l99 - 0.000100274127841407) < 1e-15,
           "lr schedule: warmup (s+1)/warmup, then cosine to min (%.3g %.3g %.3g %.3g %.6g)", l0, l9, l10, l55, l99);
 
-    // decay only on matrices; theta moves only when V-scale is learned
+    // decay only on matrices, the MLP's three at their own rate; theta moves only when V-scale is learned
     for (int mode = VSCALE_OFF; mode <= VSCALE_LEARNED; mode += 2) {
         Model m;
         tiny_model(&m, 2, mode, 1, 4);
@@ -592,7 +592,7 @@ static void test_adamw(void) {
         memcpy(before, m.params_memory, m.num_parameters * sizeof(real));
         model_zero_grad(&m);
         m.grads.vscale_theta[0] = 1; // all grads zero but one theta's: elsewhere only decay acts
-        AdamW o = {0, 0.9, 0.95, 1e-8, 0.1};
+        AdamW o = {0, 0.9, 0.95, 1e-8, 0.1, 0.03};
         model_update(&m, &o, 0.01);
         int ok = 1;
         size_t off = 0, theta0 = (size_t)(m.params.vscale_theta - m.params_memory);
@@ -601,11 +601,12 @@ static void test_adamw(void) {
         for (int i = 0; i < NUM_PARAM_TENSORS; off += t[i].size, i++)
             for (size_t j = 0; j < t[i].size; j++) {
                 real b = before[off + j], a = m.params_memory[off + j];
-                if (t[i].kind == KIND_MATRIX) ok &= a == b - (real)(0.01 * 0.1) * b;
+                int mlp = !strcmp(t[i].name, "w_gate") || !strcmp(t[i].name, "w_up") || !strcmp(t[i].name, "w_down");
+                if (t[i].kind == KIND_MATRIX) ok &= a == b - (real)(0.01 * (mlp ? 0.03 : 0.1)) * b;
                 else if (off + j == theta0 && mode == VSCALE_LEARNED) ok &= fabs(a - (b - 0.01)) < 1e-6; // Adam's first step moves by lr
                 else ok &= a == b;
             }
-        check(ok, "AdamW (vscale %s): decay on matrices only, gains untouched, theta trained only when learned",
+        check(ok, "AdamW (vscale %s): decay on matrices only (w_gate, w_up, w_down at --mlp-decay's rate), gains untouched, theta trained only when learned",
               VSCALE_NAMES[mode]);
         free(before);
         model_free(&m);
@@ -992,7 +993,7 @@ static void test_probe_is_read_only(void) {
     dataloader_open(&dl, p, 2, 9, 37, err, sizeof(err));
     Model m;
     tiny_model(&m, 2, VSCALE_LEARNED, 2, 9);
-    AdamW o = {0, 0.9, 0.95, 1e-8, 0.1};
+    AdamW o = {0, 0.9, 0.95, 1e-8, 0.1, 0.1};
     for (int s = 0; s < 2; s++) { // give the optimizer a state worth protecting
         dataloader_batch(&dl, s, m.inputs, m.targets, FIRST_ANY, 36);
         model_forward_backward(&m, 2, 9);
@@ -1420,7 +1421,7 @@ static void test_training(void) {
     model_alloc_acts(&m, 2, 16);
     model_init(&m, 1);
     for (int i = 0; i < 32; i++) { m.inputs[i] = (i * i + 3) % 37; m.targets[i] = (i * 5 + 1) % 37; }
-    AdamW o = {0, 0.9, 0.95, 1e-8, 0.0};
+    AdamW o = {0, 0.9, 0.95, 1e-8, 0.0, 0.0};
     double first = 0, last = 0;
     for (int s = 0; s < 150; s++) {
         double l = model_forward_backward(&m, 2, 16);
