@@ -1574,20 +1574,19 @@ int checkpoint_parse(Model *m, const char *name, const unsigned char *buf, size_
     Config c;
     if (checkpoint_parse_header(name, buf, size, size, &c, step, err, errlen)) return -1;
     if (!config_equal(&c, &m->cfg)) return errorf(err, errlen, "%s: header does not match the model", name);
-    real *params = xcalloc(m->num_parameters, sizeof(real)); // the model is changed only when all is well
-    read_floats(params, buf + HEADER_INTS * sizeof(int32_t), m->num_parameters);
+    // every value is checked in the file's bytes first, so the model is changed only when all is well
+    const unsigned char *src = buf + HEADER_INTS * sizeof(int32_t);
     Slot t[NUM_PARAM_TENSORS];
     model_params(m, t);
     size_t off = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; off += t[i].size, i++) {
-        size_t j = first_nonfinite(params + off, t[i].size);
-        if (j < t[i].size) {
-            free(params);
-            return errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", name, t[i].name, j);
+    for (int i = 0; i < NUM_PARAM_TENSORS; off += t[i].size, i++)
+        for (size_t j = 0; j < t[i].size; j++) {
+            float v;
+            memcpy(&v, src + (off + j) * sizeof(float), sizeof(float));
+            if (!isfinite(v))
+                return errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", name, t[i].name, j);
         }
-    }
-    memcpy(m->params_memory, params, m->num_parameters * sizeof(real));
-    free(params);
+    read_floats(m->params_memory, src, m->num_parameters);
     return 0;
 }
 
