@@ -502,18 +502,19 @@ def byte_level_decoder():
 
 
 def token_bytes(piece, special, bl):
-    """A vocabulary entry's bytes: byte-level BPE (GPT-2, SmolLM), SentencePiece (<0xNN>, U+2581), or as written."""
+    """A vocabulary entry's bytes: byte-level BPE (GPT-2, SmolLM; bl is the reversed alphabet), else
+    SentencePiece-style (<0xNN> byte tokens, U+2581 for a space) or as written."""
     if piece is None:
         return b""
     if special:
         return piece.encode("utf-8")
+    if bl is not None and all(ch in bl for ch in piece):
+        return bytes(bl[ch] for ch in piece)
     if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
         try:
             return bytes([int(piece[3:5], 16)])
         except ValueError:
             pass
-    if all(ch in bl for ch in piece):
-        return bytes(bl[ch] for ch in piece)
     return piece.replace("\u2581", " ").encode("utf-8")
 
 
@@ -569,7 +570,9 @@ def cmd_encode(hf_dir, input_path, out_dir, val_fraction, seed):
     ids = [tok.encode(text, add_special_tokens=False).ids for _, text in docs]
     special = {getattr(t, "content", None) for t in tok.get_added_tokens_decoder().values()} \
         if hasattr(tok, "get_added_tokens_decoder") else set()
-    bl = byte_level_decoder()
+    tj_json = load_json(tj, "tokenizer")
+    byte_level = isinstance(tj_json, dict) and "ByteLevel" in json.dumps(tj_json.get("decoder"))
+    bl = byte_level_decoder() if byte_level else None
     vocab = []
     for i in range(c["V"]):
         piece = tok.id_to_token(i)

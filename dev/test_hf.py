@@ -332,6 +332,16 @@ class HFTests(unittest.TestCase):
         self.assertTrue(math.isnan(vals[8]))
         self.assertEqual(hf.first_nonfinite(out[:24]), -1)
 
+    def test_token_bytes(self):
+        bl = hf.byte_level_decoder()
+        self.assertEqual(len(bl), 256)
+        self.assertEqual(hf.token_bytes("\u0120the", False, bl), b" the")   # byte-level: a space is U+0120
+        self.assertEqual(hf.token_bytes("\u00c3\u00a9", False, bl), "\u00e9".encode())  # two bytes of UTF-8
+        self.assertEqual(hf.token_bytes("\u2581the", False, None), b" the")  # SentencePiece
+        self.assertEqual(hf.token_bytes("<0x0A>", False, None), b"\n")
+        self.assertEqual(hf.token_bytes("<|endoftext|>", True, bl), b"<|endoftext|>")
+        self.assertEqual(hf.token_bytes(None, False, bl), b"")
+
     def converted_folder(self, name, convert, tie=False):
         """the exported tiny model with every tensor converted (convert: F32 bytes -> (dtype, bytes)),
         and the checkpoint import must give: the original with each value rounded the same way"""
@@ -561,7 +571,7 @@ class HFTests(unittest.TestCase):
     def encode_setup(self):
         folder = self.edited("enc", config_edit=lambda c: c.update(eos_token_id=0))
         with open(os.path.join(folder, "tokenizer.json"), "w") as f:
-            f.write("{}")
+            f.write('{"decoder": {"type": "ByteLevel"}}')
         docs = self.path("docs")
         os.makedirs(docs, exist_ok=True)
         for i, text in enumerate(["hello world", "a b c", "zz", "the end"]):
