@@ -7,7 +7,8 @@ exporter: its own safetensors reader and its own Llama forward, written after HF
 (rotate_half RoPE, repeat_kv GQA), from config.json and model.safetensors alone.
 
   python3 dev/test_hf.py                   the tests; the last line is "N passed, M failed"
-  python3 dev/test_hf.py --write-135m DIR  a random BF16 Llama folder of SmolLM-135M's shape (for dev/HF.md)
+  python3 dev/test_hf.py --write-135m DIR [F16]   a random BF16 (or F16) Llama folder of SmolLM-135M's
+                                                  shape, tied embeddings (for dev/HF.md)
 """
 
 import array
@@ -633,7 +634,7 @@ class HFTests(unittest.TestCase):
 # ---------------------------------------------------------------------------
 # a random BF16 Llama of SmolLM-135M's shape, written tensor by tensor (for dev/HF.md)
 
-def write_135m(out):
+def write_135m(out, dtype="BF16"):
     C, F, L, H, Hkv, V = 576, 1536, 30, 9, 3, 49152
     D = C // H
     shapes = [("model.embed_tokens.weight", (V, C))]
@@ -648,33 +649,34 @@ def write_135m(out):
     head, pos = {}, 0
     for name, shape in shapes:
         n = 2 * math.prod(shape)
-        head[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [pos, pos + n]}
+        head[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [pos, pos + n]}
         pos += n
     h = json.dumps(head).encode()
     os.makedirs(out, exist_ok=True)
     r = random.Random(1)
-    # random mantissas and signs, exponents of |x| in [2^-7, 2^-6): N(0, 0.02)-like sizes, all finite
-    hi = bytes((b & 0x80) | 0x3c for b in range(256))
+    # random mantissas and signs, |x| in [2^-7, 2^-6) (BF16) or [2^-8, 2^-7) (F16): N(0, 0.02)-like sizes, all finite
+    hi = bytes((b & 0x80) | 0x3c if dtype == "BF16" else (b & 0x83) | 0x1c for b in range(256))
+    one = b"\x80\x3f" if dtype == "BF16" else b"\x00\x3c"
     with open(os.path.join(out, "model.safetensors"), "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h)
         for name, shape in shapes:
             raw = bytearray(r.randbytes(2 * math.prod(shape)))
             raw[1::2] = raw[1::2].translate(hi)
             if len(shape) == 1:
-                raw = bytearray(b"\x80\x3f" * shape[0])  # norm gains 1
+                raw = bytearray(one * shape[0])  # norm gains 1
             f.write(raw)
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": C, "intermediate_size": F,
            "num_hidden_layers": L, "num_attention_heads": H, "num_key_value_heads": Hkv, "vocab_size": V,
            "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 2048, "tie_word_embeddings": True,
-           "torch_dtype": "bfloat16", "bos_token_id": 0, "eos_token_id": 0, "hidden_act": "silu", "rope_scaling": None}
+           "torch_dtype": "bfloat16" if dtype == "BF16" else "float16", "bos_token_id": 0, "eos_token_id": 0, "hidden_act": "silu", "rope_scaling": None}
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
-    print("wrote %s: %d parameters in BF16 (%d bytes)" % (out, pos // 2, pos))
+    print("wrote %s: %d parameters in %s (%d bytes)" % (out, pos // 2, dtype, pos))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--write-135m":
-        write_135m(sys.argv[2])
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "--write-135m":
+        write_135m(sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else "BF16")
         sys.exit(0)
     result = unittest.main(verbosity=2, exit=False).result
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
