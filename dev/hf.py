@@ -166,7 +166,9 @@ class SafeFile:
         if not isinstance(meta, dict):
             raise HFError("%s: header is not a JSON object" % path)
         self.data_start = 8 + n
-        self.metadata = meta.pop("__metadata__", None) or {}
+        self.metadata = meta.pop("__metadata__", None)
+        if not isinstance(self.metadata, dict):
+            self.metadata = {}
         self.tensors = {}
         for name, t in meta.items():
             if not isinstance(t, dict) or not isinstance(t.get("dtype"), str) or not isinstance(t.get("shape"), list) \

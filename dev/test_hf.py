@@ -343,7 +343,7 @@ class HFTests(unittest.TestCase):
         self.assertEqual(hf.token_bytes("<|endoftext|>", True, bl), b"<|endoftext|>")
         self.assertEqual(hf.token_bytes(None, False, bl), b"")
 
-    def converted_folder(self, name, convert, tie=False):
+    def converted_folder(self, name, convert, tie=False, keep_head=False):
         """the exported tiny model with every tensor converted (convert: F32 bytes -> (dtype, bytes)),
         and the checkpoint import must give: the original with each value rounded the same way"""
         ckpt = self.path("w.bin")
@@ -357,7 +357,7 @@ class HFTests(unittest.TestCase):
         cfg["tie_word_embeddings"] = tie
         with open(os.path.join(out, "config.json"), "w") as f:
             json.dump(cfg, f)
-        tensors = [(n, *convert(st[n][2]), st[n][1]) for n in st if not (tie and n == "lm_head.weight")]
+        tensors = [(n, *convert(st[n][2]), st[n][1]) for n in st if not (tie and n == "lm_head.weight" and not keep_head)]
         write_safetensors(os.path.join(out, "model.safetensors"), [(n, d, s, b) for n, d, b, s in tensors], meta)
         return ckpt, out
 
@@ -423,6 +423,10 @@ class HFTests(unittest.TestCase):
         toks = [3, 17, 5, 63, 0, 41, 41, 9]
         ref, mine = ref_forward(folder, toks), self.gradsink_logits(back, toks)
         self.assertLess(max(abs(a - b) for ra, rb in zip(ref, mine) for a, b in zip(ra, rb)), 1e-5)
+        # a tied model that also stores an lm_head: HF ties it to the embedding all the same
+        _, folder = self.converted_folder("tiedkept", lambda raw: ("F32", raw), tie=True, keep_head=True)
+        got2, _ = self.import_ok(folder)
+        self.assertEqual(got2, got)
 
     def test_nonfinite_refused(self):
         nan_bf16 = lambda raw: ("BF16", b"\xc0\x7f" + b"".join(raw[i + 2:i + 4] for i in range(4, len(raw), 4)))
