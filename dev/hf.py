@@ -363,8 +363,16 @@ def read_hf_config(hf_dir):
         raise HFError("%s: model_type %r; gradsink imports Llama (LlamaForCausalLM) only" % (path, cfg.get("model_type")))
     if cfg.get("attention_bias") or cfg.get("mlp_bias"):
         raise HFError("%s: the model has biases (attention_bias/mlp_bias); gradsink's Llama has none" % path)
-    if cfg.get("rope_scaling") is not None:
-        raise HFError("%s: rope_scaling %s; gradsink's RoPE has no scaling" % (path, json.dumps(cfg["rope_scaling"])))
+    # plain RoPE: rope_scaling null (or of rope_type "default"); newer configs say it in rope_parameters
+    rope = cfg.get("rope_parameters")
+    if rope is not None and not isinstance(rope, dict):
+        raise HFError("%s: rope_parameters %s is not an object" % (path, json.dumps(rope)))
+    for key, val in (("rope_scaling", cfg.get("rope_scaling")), ("rope_parameters", rope)):
+        if val is not None and (not isinstance(val, dict) or val.get("rope_type", val.get("type")) != "default"
+                                or set(val) - {"rope_type", "type", "rope_theta"}):
+            raise HFError("%s: %s %s; gradsink's RoPE has no scaling" % (path, key, json.dumps(val)))
+    if rope and "rope_theta" in rope:
+        cfg = dict(cfg, rope_theta=rope["rope_theta"])
     if cfg.get("hidden_act", "silu") != "silu":
         raise HFError("%s: hidden_act %r; gradsink's MLP is SwiGLU (silu)" % (path, cfg["hidden_act"]))
 

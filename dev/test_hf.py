@@ -480,6 +480,8 @@ class HFTests(unittest.TestCase):
             ("bias", lambda c: c.update(attention_bias=True), ["biases"]),
             ("mlpbias", lambda c: c.update(mlp_bias=True), ["biases"]),
             ("rope", lambda c: c.update(rope_scaling={"rope_type": "llama3", "factor": 8.0}), ["rope_scaling"]),
+            ("ropeparams", lambda c: c.update(rope_parameters={"rope_type": "yarn", "rope_theta": 1e6}),
+             ["rope_parameters", "no scaling"]),
             ("headdim", lambda c: c.update(head_dim=8), ["head_dim 8"]),
             ("vocab", lambda c: c.update(vocab_size=70000), ["vocab_size 70000", "uint16"]),
             ("act", lambda c: c.update(hidden_act="gelu"), ["hidden_act"]),
@@ -546,6 +548,14 @@ class HFTests(unittest.TestCase):
                 self.assertFalse(os.path.exists(os.path.join(out, "model.safetensors")))
 
     # --- gradsink on an imported model -------------------------------------------
+
+    def test_plain_rope_spelled_out(self):
+        # rope_scaling of rope_type "default", and a newer config's rope_parameters, are plain RoPE
+        a = self.edited("ropedefault", config_edit=lambda c: c.update(rope_scaling={"rope_type": "default"}))
+        b = self.edited("ropeparams", config_edit=lambda c: (c.pop("rope_theta"), c.update(
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0})))
+        self.assertEqual(self.import_ok(a)[0], read(self.path("w.bin")))
+        self.assertEqual(self.import_ok(b)[0], read(self.path("w.bin")))
 
     def test_gradsink_runs_imported(self):
         cfg_edit = lambda c: c.update(rope_theta=100000.0, rms_norm_eps=1e-6, eos_token_id=[0, 2], bos_token_id=1)
