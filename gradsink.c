@@ -1454,10 +1454,11 @@ void dataloader_free(DataLoader *dl) { free(dl->tokens); dl->tokens = NULL; }
 // [2] vocab_size, [3] d_model, [4] n_layer, [5] n_head, [6] n_kv_head, [7] ffn_hidden,
 // [8] max_seq_len, [9] vscale mode, [10] step, [11-12] rope_theta and [13-14] rms_norm_eps
 // (float64 each, in two ints), [15] eot id — then every parameter tensor as float32,
-// row-major, in ParamTensors order. Version 1 (no [11-15]) reads as 10000, 1e-5, V-1. Optimizer file (PATH.opt): [0] magic 20261129,
-// [1] version 1, [2] AdamW step count, [3] training step, [4] number of parameters, [5] the
-// run's --steps (its lr schedule; 0 in older files); then
-// the AdamW first moments and second moments as float32. Both written to PATH.tmp, then renamed.
+// row-major, in ParamTensors order. Version 1 (no [11-15]) reads as 10000, 1e-5, V-1.
+// Optimizer file (PATH.opt): [0] magic 20261129, [1] version 1, [2] AdamW step count,
+// [3] training step, [4] number of parameters, [5] the run's --steps (its lr schedule; 0 in
+// older files); then the AdamW first moments and second moments as float32. Both written to
+// PATH.tmp, then renamed.
 
 #define CKPT_MAGIC 20261128
 #define CKPT_VERSION 2
