@@ -322,9 +322,10 @@ void encoder_backward(real *dwte, const real *dout, const int *inp, int B, int T
     }
 }
 
-// --- RMSNorm: y = g * x / r,  r = sqrt(mean(x^2) + eps), eps = 1e-5 (HF Llama)
-#define RMSNORM_EPS 1e-5
-void rmsnorm_forward(real *out, real *rstd, const real *inp, const real *gain, int N, int C) {
+// --- RMSNorm: y = g * x / r,  r = sqrt(mean(x^2) + eps), eps = 1e-5 (HF Llama; a checkpoint
+// may store another, as imported models do)
+#define RMSNORM_EPS_DEFAULT 1e-5
+void rmsnorm_forward(real *out, real *rstd, const real *inp, const real *gain, int N, int C, double eps) {
     // out (N,C), rstd (N) = 1/r, inp (N,C), gain (C); N = B*T rows
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
@@ -332,7 +333,7 @@ void rmsnorm_forward(real *out, real *rstd, const real *inp, const real *gain, i
         double ss = 0.0;
         #pragma omp simd reduction(+ : ss)
         for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
-        real s = (real)(1.0 / sqrt(ss / C + RMSNORM_EPS));
+        real s = (real)(1.0 / sqrt(ss / C + eps));
         real *y = out + (size_t)n * C;
         for (int i = 0; i < C; i++) y[i] = gain[i] * x[i] * s;
         rstd[n] = s;
@@ -405,9 +406,11 @@ void matmul_backward(real *dinp, real *dweight, const real *dout, const real *in
                      int N, int IC, int OC); // dinp += dout W, dW += dout^T inp
 
 // --- RoPE, HF Llama's "rotate half": in each head, dimension i pairs with i + D/2 and the
-// pair is rotated by the angle t * base^(-2i/D), t = position in the row.
+// pair is rotated by the angle t * base^(-2i/D), t = position in the row; base 10000 (a
+// checkpoint may store another: HF's rope_theta)
 //   out_i       = x_i cos - x_{i+D/2} sin
 //   out_{i+D/2} = x_{i+D/2} cos + x_i sin
+#define ROPE_THETA_DEFAULT 10000.0
 void rope_tables(real *cosb, real *sinb, int T, int D, double base) {
     // cosb, sinb (T, D/2)
     for (int t = 0; t < T; t++)
@@ -663,6 +666,9 @@ typedef struct {
     int ffn_hidden;  // F, SwiGLU hidden size
     int max_seq_len; // longest T the model was built for
     int vscale;      // VSCALE_OFF, VSCALE_FIXED, VSCALE_LEARNED
+    int eot;         // end-of-text id: sampling starts from it, -f eot puts it first (V-1 for tokenizer.py's)
+    double rope_theta;   // RoPE base (ROPE_THETA_DEFAULT)
+    double rms_norm_eps; // RMSNorm eps (RMSNORM_EPS_DEFAULT)
 } Config;
 
 // the parameters, in the order they are stored in a checkpoint
@@ -850,6 +856,9 @@ const char *config_check(const Config *c) {
     if (c->n_head % c->n_kv_head) return "kv heads (-K) must divide heads (-H)";
     if (c->max_seq_len < 1 || c->max_seq_len > MAX_SEQ_LEN) return "sequence length (-t) must be in 1..65536";
     if (c->vscale < VSCALE_OFF || c->vscale > VSCALE_LEARNED) return "unknown V-scale mode";
+    if (c->eot < 0 || c->eot >= c->vocab_size) return "end-of-text id outside the vocab";
+    if (!(c->rope_theta > 0 && c->rope_theta < 1e300)) return "RoPE base (rope_theta) must be positive and finite";
+    if (!(c->rms_norm_eps > 0 && c->rms_norm_eps < 1)) return "RMSNorm eps must be in (0, 1)";
     if (config_num_parameters(c) > MAX_PARAMETERS) return "more than 2^31-1 parameters (make -V, -C, -L or -F smaller)";
     return NULL;
 }
@@ -884,7 +893,7 @@ void model_build(Model *m, const Config *cfg) {
     int D = cfg->d_model / cfg->n_head;
     m->rope_cos = xcalloc((size_t)cfg->max_seq_len * D / 2, sizeof(real));
     m->rope_sin = xcalloc((size_t)cfg->max_seq_len * D / 2, sizeof(real));
-    rope_tables(m->rope_cos, m->rope_sin, cfg->max_seq_len, D, 10000.0);
+    rope_tables(m->rope_cos, m->rope_sin, cfg->max_seq_len, D, cfg->rope_theta);
 }
 
 // init as the paper: every matrix and the embedding ~ N(0, 0.02^2), norm gains 1, theta 0.
@@ -971,7 +980,7 @@ real model_forward(Model *m, int B, int T, int with_targets) {
         LayerParams p = layer_params(&m->params, c, l);
         LayerActs s = layer_acts(a, m, l);
         // attention branch: h_half = h + Wo Attn(RoPE(Wq x~), RoPE(Wk x~), Vscale(Wv x~)),  x~ = RMSNorm(h)
-        rmsnorm_forward(s.ln1, s.ln1_rstd, s.h_in, p.attn_norm, N, C);
+        rmsnorm_forward(s.ln1, s.ln1_rstd, s.h_in, p.attn_norm, N, C, c->rms_norm_eps);
         matmul_forward(a->qpre, s.ln1, p.wq, N, C, C);
         matmul_forward(a->kpre, s.ln1, p.wk, N, C, KV);
         matmul_forward(s.v, s.ln1, p.wv, N, C, KV);
@@ -982,7 +991,7 @@ real model_forward(Model *m, int B, int T, int with_targets) {
         matmul_forward(s.r_attn, s.atty, p.wo, N, C, C);
         add_parallel(s.h_half, s.h_in, s.r_attn, (size_t)N * C);
         // MLP branch: h_out = h_half + Wdown( silu(Wgate x) * Wup x ),  x = RMSNorm(h_half)
-        rmsnorm_forward(s.ln2, s.ln2_rstd, s.h_half, p.mlp_norm, N, C);
+        rmsnorm_forward(s.ln2, s.ln2_rstd, s.h_half, p.mlp_norm, N, C, c->rms_norm_eps);
         matmul_forward(s.gate, s.ln2, p.w_gate, N, C, F);
         matmul_forward(s.up, s.ln2, p.w_up, N, C, F);
         swiglu_forward(s.hmlp, s.gate, s.up, (size_t)N * F);
@@ -990,7 +999,7 @@ real model_forward(Model *m, int B, int T, int with_targets) {
         add_parallel(s.h_out, s.h_half, s.r_mlp, (size_t)N * C);
     }
     real *h_last = a->res + (size_t)L * m->B * m->T * C;
-    rmsnorm_forward(a->lnf, a->lnf_rstd, h_last, m->params.final_norm, N, C);
+    rmsnorm_forward(a->lnf, a->lnf_rstd, h_last, m->params.final_norm, N, C, c->rms_norm_eps);
     matmul_forward(a->logits, a->lnf, m->params.lm_head, N, C, V);
     if (!with_targets) return 0;
     crossentropy_forward(a->losses, a->logits, m->targets, N, V);              // logits -> probs
@@ -1373,14 +1382,16 @@ typedef struct {
 } DataLoader;
 
 // The header of 256 int32 that every file here starts with: copied into h, its magic and
-// version checked. `what` names the kind of file in messages ("an llm.c token file").
+// version (1..max_version) checked. `what` names the kind of file in messages ("an llm.c token file").
 static int header_parse(int32_t *h, const char *name, const unsigned char *buf, size_t size, int32_t magic,
-                        const char *what, char *err, size_t errlen) {
+                        int max_version, const char *what, char *err, size_t errlen) {
     if (size < HEADER_INTS * sizeof(int32_t))
         return errorf(err, errlen, "%s: too short for the header of %s (%zu bytes)", name, what, size);
     memcpy(h, buf, HEADER_INTS * sizeof(int32_t));
     if (h[0] != magic) return errorf(err, errlen, "%s: bad magic %d (expected %d: %s)", name, h[0], magic, what);
-    if (h[1] != 1) return errorf(err, errlen, "%s: unsupported version %d of %s (expected 1)", name, h[1], what);
+    if (h[1] < 1 || h[1] > max_version)
+        return errorf(err, errlen, "%s: unsupported version %d of %s (expected 1%s)", name, h[1], what,
+                      max_version == 2 ? " or 2" : "");
     return 0;
 }
 
@@ -1390,7 +1401,7 @@ int dataloader_parse(DataLoader *dl, const char *name, const unsigned char *buf,
                      int vocab_size, char *err, size_t errlen) {
     memset(dl, 0, sizeof(*dl));
     int32_t h[HEADER_INTS];
-    if (header_parse(h, name, buf, size, DATA_MAGIC, "an llm.c token file", err, errlen)) return -1;
+    if (header_parse(h, name, buf, size, DATA_MAGIC, 1, "an llm.c token file", err, errlen)) return -1;
     if (h[2] <= 0) return errorf(err, errlen, "%s: header says %d tokens (a token file needs at least one)", name, h[2]);
     size_t count = (size_t)h[2], have = (size_t)(size - sizeof(h)) / 2;
     if (count != have || (size - sizeof(h)) % 2)
@@ -1442,15 +1453,18 @@ void dataloader_batch(const DataLoader *dl, size_t k, int *inputs, int *targets,
 void dataloader_free(DataLoader *dl) { free(dl->tokens); dl->tokens = NULL; }
 
 // ----------------------------------------------------------------------------
-// checkpoints. Model file: header of 256 int32 — [0] magic 20261128, [1] version 1,
+// checkpoints. Model file: header of 256 int32 — [0] magic 20261128, [1] version 2,
 // [2] vocab_size, [3] d_model, [4] n_layer, [5] n_head, [6] n_kv_head, [7] ffn_hidden,
-// [8] max_seq_len, [9] vscale mode, [10] step — then every parameter tensor as float32,
-// row-major, in ParamTensors order. Optimizer file (PATH.opt): [0] magic 20261129,
-// [1] version 1, [2] AdamW step count, [3] training step, [4] number of parameters, [5] the
-// run's --steps (its lr schedule; 0 in older files); then
-// the AdamW first moments and second moments as float32. Both written to PATH.tmp, then renamed.
+// [8] max_seq_len, [9] vscale mode, [10] step, [11-12] rope_theta and [13-14] rms_norm_eps
+// (float64 each, in two ints), [15] eot id — then every parameter tensor as float32,
+// row-major, in ParamTensors order. Version 1 (no [11-15]) reads as 10000, 1e-5, V-1.
+// Optimizer file (PATH.opt): [0] magic 20261129, [1] version 1, [2] AdamW step count,
+// [3] training step, [4] number of parameters, [5] the run's --steps (its lr schedule; 0 in
+// older files); then the AdamW first moments and second moments as float32. Both written to
+// PATH.tmp, then renamed.
 
 #define CKPT_MAGIC 20261128
+#define CKPT_VERSION 2
 #define OPT_MAGIC 20261129
 
 static int write_floats(FILE *f, const real *x, size_t n) {
@@ -1488,10 +1502,13 @@ static int write_tmp(const char *path, char *tmp, size_t tmplen, const int32_t *
 
 static void checkpoint_header(const Model *m, int step, int32_t *h) {
     const Config *c = &m->cfg;
-    int32_t v[11] = {CKPT_MAGIC, 1, c->vocab_size, c->d_model, c->n_layer, c->n_head, c->n_kv_head, c->ffn_hidden,
-                     c->max_seq_len, c->vscale, step};
+    int32_t v[11] = {CKPT_MAGIC, CKPT_VERSION, c->vocab_size, c->d_model, c->n_layer, c->n_head, c->n_kv_head,
+                     c->ffn_hidden, c->max_seq_len, c->vscale, step};
     memset(h, 0, HEADER_INTS * sizeof(int32_t));
     memcpy(h, v, sizeof(v));
+    memcpy(h + 11, &c->rope_theta, sizeof(double));
+    memcpy(h + 13, &c->rms_norm_eps, sizeof(double));
+    h[15] = c->eot;
 }
 static void optstate_header(const Model *m, int step, int32_t *h) {
     int32_t v[6] = {OPT_MAGIC, 1, m->adam_t, step, (int32_t)m->num_parameters, m->schedule_steps};
@@ -1509,15 +1526,28 @@ int checkpoint_write(const Model *m, const char *path, int step, char *err, size
     return atomic_rename(tmp, path, err, errlen);
 }
 
+static int config_equal(const Config *a, const Config *b) {
+    return a->vocab_size == b->vocab_size && a->d_model == b->d_model && a->n_layer == b->n_layer &&
+           a->n_head == b->n_head && a->n_kv_head == b->n_kv_head && a->ffn_hidden == b->ffn_hidden &&
+           a->max_seq_len == b->max_seq_len && a->vscale == b->vscale && a->eot == b->eot &&
+           a->rope_theta == b->rope_theta && a->rms_norm_eps == b->rms_norm_eps;
+}
+
 // Checks a model file's header (the first bytes of the file, head[0..headlen)) and that the
 // file's size, file_size, is exactly what the header implies, before anything is allocated
 // for it. Fills cfg and step. name is only for messages.
 int checkpoint_parse_header(const char *name, const unsigned char *head, size_t headlen, size_t file_size, Config *cfg,
                             int *step, char *err, size_t errlen) {
     int32_t h[HEADER_INTS];
-    if (header_parse(h, name, head, headlen, CKPT_MAGIC, "a gradsink checkpoint", err, errlen)) return -1;
+    if (header_parse(h, name, head, headlen, CKPT_MAGIC, CKPT_VERSION, "a gradsink checkpoint", err, errlen)) return -1;
     Config c = {.vocab_size = h[2], .d_model = h[3], .n_layer = h[4], .n_head = h[5], .n_kv_head = h[6],
-                .ffn_hidden = h[7], .max_seq_len = h[8], .vscale = h[9]};
+                .ffn_hidden = h[7], .max_seq_len = h[8], .vscale = h[9], .eot = h[2] - 1,
+                .rope_theta = ROPE_THETA_DEFAULT, .rms_norm_eps = RMSNORM_EPS_DEFAULT};
+    if (h[1] >= 2) {
+        memcpy(&c.rope_theta, h + 11, sizeof(double));
+        memcpy(&c.rms_norm_eps, h + 13, sizeof(double));
+        c.eot = h[15];
+    }
     const char *why = config_check(&c);
     if (why) return errorf(err, errlen, "%s: header describes an impossible model (%s)", name, why);
     if (h[10] < 0) return errorf(err, errlen, "%s: negative step %d in header", name, h[10]);
@@ -1547,21 +1577,20 @@ int checkpoint_parse(Model *m, const char *name, const unsigned char *buf, size_
                      size_t errlen) {
     Config c;
     if (checkpoint_parse_header(name, buf, size, size, &c, step, err, errlen)) return -1;
-    if (memcmp(&c, &m->cfg, sizeof(c)) != 0) return errorf(err, errlen, "%s: header does not match the model", name);
-    real *params = xcalloc(m->num_parameters, sizeof(real)); // the model is changed only when all is well
-    read_floats(params, buf + HEADER_INTS * sizeof(int32_t), m->num_parameters);
+    if (!config_equal(&c, &m->cfg)) return errorf(err, errlen, "%s: header does not match the model", name);
+    // every value is checked in the file's bytes first, so the model is changed only when all is well
+    const unsigned char *src = buf + HEADER_INTS * sizeof(int32_t);
     Slot t[NUM_PARAM_TENSORS];
     model_params(m, t);
     size_t off = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; off += t[i].size, i++) {
-        size_t j = first_nonfinite(params + off, t[i].size);
-        if (j < t[i].size) {
-            free(params);
-            return errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", name, t[i].name, j);
+    for (int i = 0; i < NUM_PARAM_TENSORS; off += t[i].size, i++)
+        for (size_t j = 0; j < t[i].size; j++) {
+            float v;
+            memcpy(&v, src + (off + j) * sizeof(float), sizeof(float));
+            if (!isfinite(v))
+                return errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", name, t[i].name, j);
         }
-    }
-    memcpy(m->params_memory, params, m->num_parameters * sizeof(real));
-    free(params);
+    read_floats(m->params_memory, src, m->num_parameters);
     return 0;
 }
 
@@ -1606,7 +1635,7 @@ int optstate_parse(Model *m, const char *name, const unsigned char *buf, size_t 
                    size_t errlen) {
     int32_t h[HEADER_INTS];
     size_t P = m->num_parameters;
-    if (header_parse(h, name, buf, size, OPT_MAGIC, "a gradsink optimizer state", err, errlen)) return -1;
+    if (header_parse(h, name, buf, size, OPT_MAGIC, 1, "a gradsink optimizer state", err, errlen)) return -1;
     if (h[4] < 0 || (size_t)h[4] != P)
         return errorf(err, errlen, "%s: holds state for %d parameters, the checkpoint has %zu", name, h[4], P);
     if (h[3] != expect_step) return errorf(err, errlen, "%s: is from step %d, the checkpoint from step %d", name, h[3], expect_step);
@@ -1658,7 +1687,7 @@ typedef struct {
 int tokenizer_parse(Tokenizer *tk, const char *name, const unsigned char *buf, size_t size, char *err, size_t errlen) {
     memset(tk, 0, sizeof(*tk));
     int32_t h[HEADER_INTS];
-    if (header_parse(h, name, buf, size, TOKENIZER_MAGIC, "a tokenizer.py file", err, errlen)) return -1;
+    if (header_parse(h, name, buf, size, TOKENIZER_MAGIC, 1, "a tokenizer.py file", err, errlen)) return -1;
     if (h[2] < 2 || h[2] > MAX_VOCAB) return errorf(err, errlen, "%s: vocab size %d out of range 2..%d", name, h[2], MAX_VOCAB);
     if (h[3] < 0 || h[3] >= h[2]) return errorf(err, errlen, "%s: eot id %d outside the vocab of %d", name, h[3], h[2]);
     if (h[4] < 0) return errorf(err, errlen, "%s: negative merge count %d", name, h[4]);
@@ -1953,7 +1982,7 @@ typedef struct {
 // the model's configuration from the flags (-K 0: as many kv heads as heads)
 static Config options_config(const Options *o, int vocab_size, int vscale) {
     Config c = {vocab_size, o->d_model, o->n_layer, o->n_head, o->n_kv_head ? o->n_kv_head : o->n_head, o->ffn_hidden,
-                o->T, vscale};
+                o->T, vscale, vocab_size - 1, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
     return c;
 }
 
@@ -2213,7 +2242,7 @@ void run_config(Run *r) {
             need / 1e9, o->B, o->T, have_mem / 1e9);
     if (r->have_tok && r->tok.vocab_size != cfg->vocab_size)
         die("tokenizer %s has vocab %d but the model has %d", r->tok_path, r->tok.vocab_size, cfg->vocab_size);
-    r->eot = r->have_tok ? r->tok.eot : cfg->vocab_size - 1;
+    r->eot = r->have_tok ? r->tok.eot : cfg->eot;
     if (o->resume && r->start_step > o->steps)
         die("checkpoint %s is at step %d, beyond --steps %d", o->ckpt_in, r->start_step, o->steps);
     r->end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
@@ -2265,6 +2294,9 @@ void run_model(Run *r) {
     printf("model: V %d | C %d | L %d | H %d | Hkv %d | D %d | F %d | vscale %s | %zu parameters\n", cfg->vocab_size,
            cfg->d_model, cfg->n_layer, cfg->n_head, cfg->n_kv_head, cfg->d_model / cfg->n_head, cfg->ffn_hidden,
            VSCALE_NAMES[cfg->vscale], m->num_parameters);
+    if (cfg->rope_theta != ROPE_THETA_DEFAULT || cfg->rms_norm_eps != RMSNORM_EPS_DEFAULT || cfg->eot != cfg->vocab_size - 1)
+        printf("model: rope_theta %g | rms_norm_eps %g | eot %d (from the checkpoint)\n", cfg->rope_theta,
+               cfg->rms_norm_eps, cfg->eot);
 #ifdef _OPENMP
     printf("threads: %d\n", max_threads());
 #endif

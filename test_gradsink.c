@@ -183,6 +183,7 @@ static real *added(const real *after, real *before, size_t n) {
 
 typedef struct {
     int B, T, C, V, IC, OC, NH, NKV, D, mode, d_model;
+    double eps;
     real *a, *b, *c, *out, *aux, *R, *cosb, *sinb;
     int *tok;
     size_t nout;
@@ -209,11 +210,11 @@ static void test_encoder(void) {
 
 static double loss_rmsnorm(void *p) {
     Ctx *c = p;
-    rmsnorm_forward(c->out, c->aux, c->a, c->b, c->B, c->C);
+    rmsnorm_forward(c->out, c->aux, c->a, c->b, c->B, c->C, c->eps);
     return dot(c->out, c->R, c->nout);
 }
-static void test_rmsnorm(void) {
-    Ctx c = {.B = 5, .C = 9};
+static void test_rmsnorm(double eps) {
+    Ctx c = {.B = 5, .C = 9, .eps = eps};
     c.nout = (size_t)c.B * c.C;
     c.a = rand_buf(c.nout, 1.5); c.b = rand_buf(c.C, 1); c.out = rand_buf(c.nout, 0); c.aux = rand_buf(c.B, 0);
     c.R = rand_buf(c.nout, 1);
@@ -222,8 +223,8 @@ static void test_rmsnorm(void) {
     rmsnorm_backward(dx, dg, c.R, c.a, c.b, c.aux, c.B, c.C);
     double e1 = fd_rel_err(c.a, added(dx, dx0, c.nout), c.nout, loss_rmsnorm, &c, 1000);
     double e2 = fd_rel_err(c.b, added(dg, dg0, c.C), c.C, loss_rmsnorm, &c, 1000);
-    check(e1 <= FD_TOL && e2 <= FD_TOL, "rmsnorm backward (added to pre-filled buffers) vs finite differences: dx %.2e, dgain %.2e",
-          e1, e2);
+    check(e1 <= FD_TOL && e2 <= FD_TOL, "rmsnorm backward (eps %g, added to pre-filled buffers) vs finite differences: dx %.2e, dgain %.2e",
+          eps, e1, e2);
     free(c.a); free(c.b); free(c.out); free(c.aux); free(c.R); free(dx); free(dg); free(dx0); free(dg0);
 }
 
@@ -275,7 +276,7 @@ static void test_rope(void) {
     Ctx c = {.B = 2, .T = 7, .NH = 3, .D = 8};
     c.nout = (size_t)c.B * c.T * c.NH * c.D;
     c.cosb = rand_buf((size_t)c.T * c.D / 2, 0); c.sinb = rand_buf((size_t)c.T * c.D / 2, 0);
-    rope_tables(c.cosb, c.sinb, c.T, c.D, 10000.0);
+    rope_tables(c.cosb, c.sinb, c.T, c.D, ROPE_THETA_DEFAULT);
     c.a = rand_buf(c.nout, 1); c.out = rand_buf(c.nout, 0); c.R = rand_buf(c.nout, 1);
     real *dx0, *dx = prefill(c.nout, &dx0);
     rope_backward(dx, c.R, c.cosb, c.sinb, c.B, c.T, c.NH, c.D);
@@ -468,8 +469,8 @@ static double loss_model(void *p) {
 }
 
 // a tiny model with odd sizes; weights larger than the paper's 0.02 so every nonlinearity is exercised
-static void tiny_model(Model *m, int n_kv_head, int vscale, int B, int T) {
-    Config cfg = {37, 16, 2, 4, n_kv_head, 24, T, vscale};
+static void tiny_model_with(Model *m, int n_kv_head, int vscale, int B, int T, double rope_theta, double rms_norm_eps) {
+    Config cfg = {37, 16, 2, 4, n_kv_head, 24, T, vscale, 36, rope_theta, rms_norm_eps};
     model_build(m, &cfg);
     model_alloc_acts(m, B, T);
     model_init(m, 7);
@@ -486,11 +487,17 @@ static void tiny_model(Model *m, int n_kv_head, int vscale, int B, int T) {
         }
     for (int i = 0; i < B * T; i++) { m->inputs[i] = (i * 7 + 3) % 37; m->targets[i] = (i * 11 + 5) % 37; }
 }
+static void tiny_model(Model *m, int n_kv_head, int vscale, int B, int T) {
+    tiny_model_with(m, n_kv_head, vscale, B, T, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT);
+}
 
-static void test_model_gradients(int n_kv_head, int vscale) {
+static void test_model_gradients(int n_kv_head, int vscale, double rope_theta, double rms_norm_eps) {
     Model m;
     int B = 3, T = 9;
-    tiny_model(&m, n_kv_head, vscale, B, T);
+    tiny_model_with(&m, n_kv_head, vscale, B, T, rope_theta, rms_norm_eps);
+    char extra[64] = "";
+    if (rope_theta != ROPE_THETA_DEFAULT || rms_norm_eps != RMSNORM_EPS_DEFAULT)
+        snprintf(extra, sizeof(extra), ", rope_theta %g, eps %g", rope_theta, rms_norm_eps);
     ModelCtx c = {&m, B, T};
     model_forward_backward(&m, B, T);
     real *grads = xcalloc(m.num_parameters, sizeof(real));
@@ -508,8 +515,8 @@ static void test_model_gradients(int n_kv_head, int vscale) {
                                      : fd_dir_err(m.params_memory + off, grads + off, t[i].size, loss_model, &c);
         if (e > worst) { worst = e; worst_name = t[i].name; }
     }
-    check(worst <= FD_TOL_MODEL, "model (H 4, Hkv %d, vscale %s) gradient vs finite differences (%s) on every tensor: worst %.2e (%s)",
-          n_kv_head, VSCALE_NAMES[vscale], sizeof(real) == 8 ? "entries" : "directions", worst, worst_name);
+    check(worst <= FD_TOL_MODEL, "model (H 4, Hkv %d, vscale %s%s) gradient vs finite differences (%s) on every tensor: worst %.2e (%s)",
+          n_kv_head, VSCALE_NAMES[vscale], extra, sizeof(real) == 8 ? "entries" : "directions", worst, worst_name);
     // model_backward adds into the parameter gradients too: from pre-filled ones, it adds the same gradient
     real *pre0, *pre = prefill(m.num_parameters, &pre0);
     memcpy(m.grads_memory, pre, m.num_parameters * sizeof(real));
@@ -521,8 +528,8 @@ static void test_model_gradients(int n_kv_head, int vscale) {
         gmax = fmax(gmax, fabs(grads[i]));
     }
     check(dmax <= (sizeof(real) == 8 ? 1e-14 : 1e-6) * (gmax + 1),
-          "whole-model backward (H 4, Hkv %d, vscale %s) adds into pre-filled parameter gradients (error %.1e)", n_kv_head,
-          VSCALE_NAMES[vscale], dmax);
+          "whole-model backward (H 4, Hkv %d, vscale %s%s) adds into pre-filled parameter gradients (error %.1e)", n_kv_head,
+          VSCALE_NAMES[vscale], extra, dmax);
     free(pre); free(pre0);
     free(grads);
     model_free(&m);
@@ -642,7 +649,7 @@ static void test_checkpoint(void) {
     Config c;
     int step = -1;
     ok &= checkpoint_read_header(p1, &c, &step, err, sizeof(err)) == 0;
-    ok &= memcmp(&c, &m.cfg, sizeof(c)) == 0 && step == 17;
+    ok &= config_equal(&c, &m.cfg) && step == 17;
     model_build(&r, &c);
     ok &= checkpoint_read(&r, p1, &step, err, sizeof(err)) == 0;
     int same = 1;
@@ -655,9 +662,12 @@ static void test_checkpoint(void) {
     int32_t h[HEADER_INTS];
     size_t got = fread(h, sizeof(int32_t), HEADER_INTS, f);
     fclose(f);
-    check(got == HEADER_INTS && h[0] == 20261128 && h[1] == 1 && h[2] == 37 && h[3] == 16 && h[4] == 2 && h[5] == 4 &&
-              h[6] == 2 && h[7] == 24 && h[8] == 4 && h[9] == 2 && h[10] == 17,
-          "checkpoint header: magic, version, V, C, L, H, Hkv, F, max T, vscale, step");
+    double theta, eps;
+    memcpy(&theta, h + 11, 8);
+    memcpy(&eps, h + 13, 8);
+    check(got == HEADER_INTS && h[0] == 20261128 && h[1] == 2 && h[2] == 37 && h[3] == 16 && h[4] == 2 && h[5] == 4 &&
+              h[6] == 2 && h[7] == 24 && h[8] == 4 && h[9] == 2 && h[10] == 17 && theta == 10000 && eps == 1e-5 && h[15] == 36,
+          "checkpoint header: magic, version 2, V, C, L, H, Hkv, F, max T, vscale, step, rope_theta, eps, eot");
 
     // bad headers and truncated payloads are refused
     size_t n;
@@ -693,6 +703,54 @@ static void test_checkpoint(void) {
     check(ok && same && r4 != 0, "optimizer state round trip; a state from another step is refused: %s", err);
     model_free(&m);
     model_free(&r);
+}
+
+// version 2 stores RoPE's base, RMSNorm's eps and the eot id; version 1 files read as 10000, 1e-5, V-1
+static void test_checkpoint_versions(void) {
+    char p[512], err[1024];
+    snprintf(p, sizeof(p), "%s/v.bin", tmpdir);
+    Model m, r;
+    tiny_model_with(&m, 2, VSCALE_OFF, 2, 5, 500000.0, 1e-6);
+    m.cfg.eot = 3;
+    int ok = checkpoint_write(&m, p, 4, err, sizeof(err)) == 0;
+    Config c;
+    int step = -1;
+    ok &= checkpoint_read_header(p, &c, &step, err, sizeof(err)) == 0;
+    ok &= c.rope_theta == 500000.0 && c.rms_norm_eps == 1e-6 && c.eot == 3;
+    model_build(&r, &c);
+    model_alloc_acts(&r, 2, 5);
+    ok &= checkpoint_read(&r, p, &step, err, sizeof(err)) == 0;
+    memcpy(r.inputs, m.inputs, 10 * sizeof(int));
+    memcpy(r.targets, m.targets, 10 * sizeof(int));
+    double l1 = model_forward(&m, 2, 5, 1), l2 = model_forward(&r, 2, 5, 1);
+    Model d;
+    tiny_model(&d, 2, VSCALE_OFF, 2, 5);
+    double l0 = model_forward(&d, 2, 5, 1);
+    check(ok && fabs(l1 - l2) < 1e-6 && fabs(l1 - l0) > 1e-4,
+          "version-2 checkpoint keeps rope_theta 5e5, eps 1e-6, eot 3; the loaded model's loss %.6f = %.6f (defaults give %.6f)",
+          l2, l1, l0);
+    model_free(&r);
+
+    // a version-1 file: the same payload with the old header (no [11..15])
+    checkpoint_write(&d, p, 4, err, sizeof(err));
+    size_t n;
+    unsigned char *buf = read_file(p, &n, err, sizeof(err));
+    int32_t v1 = 1;
+    memcpy(buf + 4, &v1, 4);
+    memset(buf + 11 * 4, 0, 5 * 4);
+    write_bytes(p, buf, n);
+    free(buf);
+    ok = checkpoint_read_header(p, &c, &step, err, sizeof(err)) == 0;
+    ok &= c.rope_theta == 10000.0 && c.rms_norm_eps == 1e-5 && c.eot == 36;
+    model_build(&r, &c);
+    model_alloc_acts(&r, 2, 5);
+    ok &= checkpoint_read(&r, p, &step, err, sizeof(err)) == 0;
+    memcpy(r.inputs, d.inputs, 10 * sizeof(int));
+    memcpy(r.targets, d.targets, 10 * sizeof(int));
+    double l3 = model_forward(&r, 2, 5, 1);
+    check(ok && fabs(l3 - l0) < 1e-6, "version-1 checkpoint loads as rope_theta 10000, eps 1e-5, eot V-1 (loss %.6f = %.6f): %s",
+          l3, l0, ok ? "" : err);
+    model_free(&m); model_free(&r); model_free(&d);
 }
 
 // writes an llm.c token file with a given header and tokens
@@ -825,7 +883,7 @@ static void test_gradient_metrics(void) {
 
     // Bloat, Compress, Change on a layer whose gradients are set by hand (B 1, T 2, C 2)
     Model m;
-    Config cfg = {5, 2, 1, 1, 1, 2, 2, VSCALE_OFF};
+    Config cfg = {5, 2, 1, 1, 1, 2, 2, VSCALE_OFF, 4, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
     model_build(&m, &cfg);
     model_alloc_acts(&m, 1, 2);
     ActTensors *ga = &m.grads_acts;
@@ -931,7 +989,7 @@ static void test_rmsnorm_jacobian(void) {
     real *x = rand_buf((size_t)N * C, 1), *g = rand_buf(C, 1), *y = rand_buf((size_t)N * C, 0), *rs = rand_buf(N, 0);
     for (int n = 0; n < N; n++)
         for (int i = 0; i < C; i++) x[(size_t)n * C + i] *= (real)pow(10.0, (n % 5) - 2); // rms from 0.01 to 100
-    rmsnorm_forward(y, rs, x, g, N, C);
+    rmsnorm_forward(y, rs, x, g, N, C, RMSNORM_EPS_DEFAULT);
     double gmax = 0, worst = 0;
     for (int i = 0; i < C; i++) gmax = fmax(gmax, fabs(g[i]));
     // J^T u is what rmsnorm_backward adds to a gradient already there (random, as a residual's)
@@ -1046,7 +1104,7 @@ static void test_probe_is_read_only(void) {
 
 // the summaries (stdout line, JSON ratio_* arrays) cover every layer, also beyond 64
 static void test_probe_summary_many_layers(void) {
-    Config cfg = {37, 8, 70, 1, 1, 8, 32, VSCALE_OFF};
+    Config cfg = {37, 8, 70, 1, 1, 8, 32, VSCALE_OFF, 36, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
     Probe pr;
     probe_alloc(&pr, &cfg, 32);
     int L = pr.L, P = pr.P;
@@ -1183,7 +1241,14 @@ static void test_bad_checkpoints(void) {
     int step;
     // each case edits one header int of a valid checkpoint
     struct { int index; int32_t value; const char *what, *label; } cases[] = {
-        {1, 2, "version 2", "version 2"},
+        {1, 3, "version 3", "version 3"},
+        {1, 0, "version 0", "version 0"},
+        {12, (int32_t)0xfff80000, "rope_theta", "a NaN RoPE base"},
+        {12, (int32_t)0xc0000000, "rope_theta", "a negative RoPE base"},
+        {14, (int32_t)0xbff00000, "eps", "a negative RMSNorm eps"},
+        {14, 0x7ff00000, "eps", "a NaN RMSNorm eps"},
+        {15, 37, "end-of-text", "an eot id of V"},
+        {15, -1, "end-of-text", "a negative eot id"},
         {10, -1, "negative step", "a negative step"},
         {3, 1 << 30, "width (-C)", "width 2^30"},
         {2, -37, "vocab size (-V)", "a negative vocab"},
@@ -1265,9 +1330,9 @@ static void test_bad_checkpoints(void) {
 
 // the limits on shapes, and the memory estimate that main compares with the machine's memory
 static void test_limits(void) {
-    Config ok = {65536, 1024, 4, 8, 8, 4096, 2048, VSCALE_OFF};
-    Config big = {65536, 16384, 1024, 128, 128, 1048576, 65536, VSCALE_OFF};
-    Config wide = {100, 1 << 30, 1, 1, 1, 1, 1, VSCALE_OFF};
+    Config ok = {65536, 1024, 4, 8, 8, 4096, 2048, VSCALE_OFF, 65535, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
+    Config big = {65536, 16384, 1024, 128, 128, 1048576, 65536, VSCALE_OFF, 65535, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
+    Config wide = {100, 1 << 30, 1, 1, 1, 1, 1, VSCALE_OFF, 99, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
     const char *w1 = config_check(&ok), *w2 = config_check(&big), *w3 = config_check(&wide);
     check(!w1 && w2 && strstr(w2, "2^31-1") && w3 && strstr(w3, "-C"), "config limits: a 100M model passes; 2^40 parameters (%s) and width 2^30 (%s) do not",
           w2 ? w2 : "-", w3 ? w3 : "-");
@@ -1416,7 +1481,7 @@ static void train_steps(Model *m, int B, int T, int n, const AdamW *o) {
 static void test_training(void) {
     // memorise one short sequence: the loss must fall from ~ln 37 to near zero
     Model m;
-    Config cfg = {37, 32, 2, 4, 2, 64, 16, VSCALE_LEARNED};
+    Config cfg = {37, 32, 2, 4, 2, 64, 16, VSCALE_LEARNED, 36, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
     model_build(&m, &cfg);
     model_alloc_acts(&m, 2, 16);
     model_init(&m, 1);
@@ -1449,7 +1514,7 @@ static void test_training(void) {
     // a few steps of a model whose matmuls span several row blocks and panels (N = 3 x 100
     // rows, V 300, C 64, F 200, GQA) give bit-identical parameters run to run and for any
     // number of threads
-    Config cfg2 = {300, 64, 2, 4, 2, 200, 100, VSCALE_LEARNED};
+    Config cfg2 = {300, 64, 2, 4, 2, 200, 100, VSCALE_LEARNED, 299, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
     int threads[4] = {2, 2, 1, 3}, ok = 1;
     real *ref = NULL;
     for (int run = 0; run < 4; run++) {
@@ -1784,7 +1849,13 @@ int main(int argc, char **argv) {
         printf("gradsink tests (%s build%s)\n", PRECISION, quick ? ", --quick: whole-model finite differences on one config" : "");
         printf("-- Part 1: the maths (every backward against finite differences, fast == naive, AdamW, the paper's identities)\n");
         test_encoder();
-        test_rmsnorm();
+        test_rmsnorm(RMSNORM_EPS_DEFAULT);
+        // an eps as large as the rows' mean square, so the eps term is exercised; on random numbers
+        // of its own (the later checks see the stream they always saw: some float-build checks
+        // along random directions are that sensitive)
+        Rng saved = trng;
+        test_rmsnorm(0.7);
+        trng = saved;
         test_matmul(7, 5, 3);
         test_matmul(1, 16, 9);
         test_matmul(13, 33, 17);
@@ -1808,10 +1879,16 @@ int main(int argc, char **argv) {
         test_swiglu();
         test_crossentropy();
         test_softmax_row();
-        if (quick) test_model_gradients(2, VSCALE_LEARNED);
+        if (quick) test_model_gradients(2, VSCALE_LEARNED, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT);
         else
             for (int kv = 4; kv >= 2; kv -= 2)
-                for (int mode = VSCALE_OFF; mode <= VSCALE_LEARNED; mode++) test_model_gradients(kv, mode);
+                for (int mode = VSCALE_OFF; mode <= VSCALE_LEARNED; mode++)
+                    test_model_gradients(kv, mode, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT);
+        // a checkpoint's own RoPE base and eps (as an imported model has): an eps near the rows'
+        // mean square, so it changes the gradient, and a base that turns the angles fast
+        saved = trng;
+        test_model_gradients(2, VSCALE_OFF, 7.0, 0.5);
+        trng = saved;
         test_adamw();
         // the paper's quantities and identities, on the model's own tensors
         test_sink_metrics();
@@ -1824,6 +1901,7 @@ int main(int argc, char **argv) {
         test_training();
         printf("-- Part 2: files and refusals (checkpoints, token and tokenizer files, limits, safe writes)\n");
         test_checkpoint();
+        test_checkpoint_versions();
         test_dataloader();
         test_tokenizer_decode();
         test_bad_token_files();

@@ -9,7 +9,11 @@
 #define AB_CAT(x, y) AB_CAT2(x, y)
 static Model ab_model;
 void AB_CAT(AB_SIDE, _setup)(int L, int C, int H, int F, int V, int B, int T) {
-    Config cfg = {V, C, L, H, H, F, T, VSCALE_OFF};
+    Config cfg = {.vocab_size = V, .d_model = C, .n_layer = L, .n_head = H, .n_kv_head = H, .ffn_hidden = F,
+                  .max_seq_len = T, .vscale = VSCALE_OFF};
+#ifdef ROPE_THETA_DEFAULT // versions whose checkpoints store RoPE's base, RMSNorm's eps and the eot id
+    cfg.eot = V - 1; cfg.rope_theta = ROPE_THETA_DEFAULT; cfg.rms_norm_eps = RMSNORM_EPS_DEFAULT;
+#endif
     model_build(&ab_model, &cfg);
     model_alloc_acts(&ab_model, B, T);
     model_init(&ab_model, 1);

@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static Model tiny;
         static int built = 0;
         if (!built) {
-            Config c = {5, 4, 1, 2, 1, 3, 4, VSCALE_LEARNED};
+            Config c = {5, 4, 1, 2, 1, 3, 4, VSCALE_LEARNED, 4, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
             model_build(&tiny, &c);
             built = 1;
         }

@@ -32,14 +32,14 @@ int main(void) {
     // checkpoint of a tiny model, and the optimizer state of the harness's fixed tiny model
     char err[256];
     Model m;
-    Config c = {5, 4, 1, 2, 1, 3, 4, VSCALE_LEARNED};
+    Config c = {5, 4, 1, 2, 1, 3, 4, VSCALE_LEARNED, 4, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
     model_build(&m, &c);
     model_init(&m, 1);
     if (checkpoint_write(&m, "corpus_checkpoint/model.bin", 3, err, sizeof(err))) die("%s", err);
     m.adam_t = 3;
     for (size_t i = 0; i < m.num_parameters; i++) { m.m_memory[i] = 0.01f * (real)i; m.v_memory[i] = 0.001f * (real)i; }
     if (optstate_write(&m, "corpus_checkpoint/model.bin.opt", 3, err, sizeof(err))) die("%s", err);
-    Config c2 = {7, 8, 2, 4, 2, 6, 9, VSCALE_OFF};
+    Config c2 = {7, 8, 2, 4, 2, 6, 9, VSCALE_OFF, 6, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
     Model m2;
     model_build(&m2, &c2);
     model_init(&m2, 2);
