@@ -89,6 +89,10 @@ read -r ntok reads < <(python3 -c 'import struct, sys
 n = struct.unpack("<3i", open(sys.argv[1], "rb").read(12))[2]
 print(n, round(int(sys.argv[2]) / n, 1))' "$datadir/train.bin" $((steps * T * B))) || die "cannot read $datadir/train.bin"
 echo "corpus: $ntok training tokens; $steps steps of $((T * B)) tokens read it $reads times"
+if [ "$PRESET" = text ]; then
+    echo "expect: on corpora these settings were not chosen on, the baseline showed the paper's whole chain (check (m))"
+    echo "        on 6 of 14 seed-runs and all five checks on 4 of 14; V-scale's (a) and (b) on all (dev/EXPERIMENTS.md)"
+fi
 if [ "$PRESET" = text ] && [ "$ntok" -lt 300000 ]; then
     echo "note: fewer than 300k training tokens (about 1 MB of English): the text settings were checked on 0.35M-3.1M tokens;"
     echo "      on a smaller corpus the run reads each token $reads times and the baseline's chain may not form"
