@@ -244,23 +244,7 @@ class Tokenizer:
     # --- tokenizer.bin -----------------------------------------------------
 
     def to_file_bytes(self):
-        v = len(self.vocab)
-        header = [0] * HEADER_INTS
-        header[0] = TOK_MAGIC
-        header[1] = TOK_VERSION
-        header[2] = v
-        header[3] = v - 1
-        header[4] = len(self.merges)
-        parts = [struct.pack("<%di" % HEADER_INTS, *header)]
-        for tok in self.vocab:
-            if len(tok) > 0xFFFF:
-                raise UserError("a token is %d bytes long; tokenizer.bin allows at most "
-                                "65535" % len(tok))
-            parts.append(struct.pack("<H", len(tok)))
-            parts.append(tok)
-        for a, b in self.merges:
-            parts.append(struct.pack("<ii", a, b))
-        return b"".join(parts)
+        return tokenizer_file_bytes(self.vocab, self.merges, len(self.vocab) - 1)
 
     def save(self, path):
         write_file(path, self.to_file_bytes())
@@ -324,6 +308,23 @@ def write_file(path, data):
     with open(tmp, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
+
+
+def tokenizer_file_bytes(vocab, merges, eot):
+    """tokenizer.bin: header (magic, version, vocab size, eot id, merge count), each token's bytes
+    (uint16 length, then the bytes), then the merges as int32 pairs"""
+    header = [0] * HEADER_INTS
+    header[:5] = [TOK_MAGIC, TOK_VERSION, len(vocab), eot, len(merges)]
+    parts = [struct.pack("<%di" % HEADER_INTS, *header)]
+    for tok in vocab:
+        if len(tok) > 0xFFFF:
+            raise UserError("a token is %d bytes long; tokenizer.bin allows at most "
+                            "65535" % len(tok))
+        parts.append(struct.pack("<H", len(tok)))
+        parts.append(tok)
+    for a, b in merges:
+        parts.append(struct.pack("<ii", a, b))
+    return b"".join(parts)
 
 
 def tokens_file_bytes(tokens):

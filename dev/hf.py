@@ -22,7 +22,6 @@ import sys
 
 HEADER_INTS = 256
 CKPT_MAGIC, CKPT_VERSION = 20261128, 2
-TOK_MAGIC = 20261130
 ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT = 10000.0, 1e-5  # gradsink's (and version-1 files')
 HF_EPS_DEFAULT = 1e-6  # LlamaConfig's default rms_norm_eps, when config.json does not say
 VSCALE_NAMES = ["off", "fixed", "learned"]
@@ -528,17 +527,6 @@ def token_bytes(piece, special, bl):
     return piece.replace("\u2581", " ").encode("utf-8")
 
 
-def tokenizer_bin(vocab_bytes, eot):
-    """gradsink's tokenizer.bin (only its decoding table; no merges)."""
-    h = [0] * HEADER_INTS
-    h[:5] = [TOK_MAGIC, 1, len(vocab_bytes), eot, 0]
-    parts = [struct.pack("<%di" % HEADER_INTS, *h)]
-    for b in vocab_bytes:
-        b = b[:65535]
-        parts.append(struct.pack("<H", len(b)) + b)
-    return b"".join(parts)
-
-
 def write_token_files(out_dir, docs, eot, V, vocab_bytes, val_fraction, seed):
     """docs: token-id lists. Packs them as tokenizer.py does (EOT before each document; whole
     documents to val) and writes train.bin, val.bin and tokenizer.bin."""
@@ -554,7 +542,9 @@ def write_token_files(out_dir, docs, eot, V, vocab_bytes, val_fraction, seed):
         T.write_file(os.path.join(out_dir, "train.bin"), T.tokens_file_bytes(train))
         if val:
             T.write_file(os.path.join(out_dir, "val.bin"), T.tokens_file_bytes(val))
-        T.write_file(os.path.join(out_dir, "tokenizer.bin"), tokenizer_bin(vocab_bytes, eot))
+        # only the decoding table (no merges); a token's bytes are cut at tokenizer.bin's 65535
+        T.write_file(os.path.join(out_dir, "tokenizer.bin"),
+                     T.tokenizer_file_bytes([b[:65535] for b in vocab_bytes], [], eot))
     except OSError as e:
         raise HFError("cannot write to --out %s: %s" % (out_dir, e.strerror or e))
     return train, val
