@@ -1369,8 +1369,11 @@ void probe_measure(Probe *pr, const Model *m, int B, int T) {
 
 // ----------------------------------------------------------------------------
 // data loader: token files in llm.c's format. Header of 256 int32: magic 20240520,
-// version 1, token count; then `count` uint16 tokens. Batch k holds inputs
-// tokens[k*B*T .. k*B*T + B*T) and the same shifted by one as targets; batches wrap.
+// version 1, token count; then `count` uint16 tokens. Read as a stream (evaluation, the probe,
+// and training with `-R stream`), batch k holds inputs tokens[k*B*T .. k*B*T + B*T) and the same
+// shifted by one as targets; batches wrap. With `-R random` a training batch is B windows of T
+// tokens at random offsets (as nanoGPT draws them), so one batch mixes the whole corpus instead
+// of B consecutive windows of one document.
 
 #define DATA_MAGIC 20240520
 #define HEADER_INTS 256
@@ -1440,15 +1443,36 @@ int dataloader_open(DataLoader *dl, const char *path, int B, int T, int vocab_si
 enum { FIRST_ANY = 0, FIRST_EOT = 1 };
 static const char *FIRST_TOKEN_NAMES[3] = {"any", "eot", NULL};
 
-void dataloader_batch(const DataLoader *dl, size_t k, int *inputs, int *targets, int first_token, int eot) {
-    size_t BT = (size_t)dl->B * dl->T, start = (k % dl->num_batches) * BT;
-    for (size_t i = 0; i < BT; i++) {
-        inputs[i] = dl->tokens[start + i];
-        targets[i] = dl->tokens[start + i + 1];
+// one row: inputs tokens[start .. start+T), targets the same shifted by one
+static void dataloader_row(const DataLoader *dl, size_t start, int *inputs, int *targets, int first_token, int eot) {
+    for (int t = 0; t < dl->T; t++) {
+        inputs[t] = dl->tokens[start + t];
+        targets[t] = dl->tokens[start + t + 1];
     }
-    if (first_token == FIRST_EOT)
-        for (int b = 0; b < dl->B; b++) inputs[(size_t)b * dl->T] = eot;
+    if (first_token == FIRST_EOT) inputs[0] = eot;
 }
+
+// batch k of the stream: B consecutive windows
+void dataloader_batch(const DataLoader *dl, size_t k, int *inputs, int *targets, int first_token, int eot) {
+    size_t start = (k % dl->num_batches) * dl->B * dl->T;
+    for (int b = 0; b < dl->B; b++)
+        dataloader_row(dl, start + (size_t)b * dl->T, inputs + (size_t)b * dl->T, targets + (size_t)b * dl->T,
+                       first_token, eot);
+}
+
+// batch k of random windows: B offsets uniform in [0, count - T), drawn from (seed, k) alone,
+// so a resumed run draws the batches the uninterrupted run would have
+void dataloader_random_batch(const DataLoader *dl, int seed, size_t k, int *inputs, int *targets, int first_token,
+                             int eot) {
+    Rng rng;
+    rng_seed(&rng, 0x5EEDull * (uint64_t)(seed + 1) + (uint64_t)k * (uint64_t)dl->B * 0x9E3779B97F4A7C15ull);
+    for (int b = 0; b < dl->B; b++)
+        dataloader_row(dl, rng_u64(&rng) % (dl->count - dl->T), inputs + (size_t)b * dl->T,
+                       targets + (size_t)b * dl->T, first_token, eot);
+}
+
+enum { ROWS_STREAM = 0, ROWS_RANDOM = 1 };
+static const char *ROWS_NAMES[3] = {"stream", "random", NULL};
 
 void dataloader_free(DataLoader *dl) { free(dl->tokens); dl->tokens = NULL; }
 
@@ -1970,7 +1994,7 @@ void probe_and_log(Probe *pr, Model *m, const DataLoader *dl, int first_token, i
 typedef struct {
     const char *train_path, *val_path, *tokenizer_path, *out_dir, *ckpt_in;
     int B, T, n_layer, d_model, n_head, n_kv_head, ffn_hidden, vocab_size;
-    int steps, warmup, seed, vscale, first_token;
+    int steps, warmup, seed, vscale, first_token, rows;
     double lr, min_lr, weight_decay, mlp_weight_decay, grad_clip;
     int val_every, val_batches, ckpt_every, resume, eval_only, stop_at;
     int sample_tokens, top_k, sample_seed;
@@ -2002,7 +2026,7 @@ static void options_defaults(Options *o) {
         .train_path = "data/train.bin", .val_path = "data/val.bin", .tokenizer_path = "", .out_dir = "out",
         .ckpt_in = "", .B = 16, .T = 128, .n_layer = 4, .d_model = 128, .n_head = 4, .n_kv_head = 0,
         .ffn_hidden = 352, .vocab_size = 0, .steps = 1000, .warmup = 50, .seed = 1337, .vscale = VSCALE_OFF,
-        .first_token = FIRST_ANY, .lr = 3e-3, .min_lr = -1, .weight_decay = 0.1, .mlp_weight_decay = -1, .grad_clip = 1.0,
+        .first_token = FIRST_ANY, .rows = ROWS_STREAM, .lr = 3e-3, .min_lr = -1, .weight_decay = 0.1, .mlp_weight_decay = -1, .grad_clip = 1.0,
         .val_every = 100, .val_batches = 8, .ckpt_every = 0, .resume = 0, .eval_only = 0, .stop_at = 0,
         .sample_tokens = 200, .top_k = 40, .sample_seed = 42, .temperature = 0.8, .probe_every = 100, .probe_only = 0,
         .vscale_lambda = 1.0};
@@ -2035,6 +2059,7 @@ static int flag_table(Flag *f, Options *o) {
         {"-a", "--vscale", 'e', &o->vscale, VSCALE_FLAG_NAMES, "V-scale: off, fixed, learned", 0},
         {"-A", "--vscale-lambda", 'f', &o->vscale_lambda, NULL, "V-scale's starting lambda (fixed: its value throughout)", 0},
         {"-f", "--first-token", 'e', &o->first_token, FIRST_TOKEN_NAMES, "first input of each row: any (as read), eot", 0},
+        {"-R", "--rows", 'e', &o->rows, ROWS_NAMES, "training rows: stream (consecutive windows), random (random offsets)", 0},
         {"-v", "--val-every", 'i', &o->val_every, NULL, "validate every N steps (0: only at the end)", 0},
         {"-e", "--val-batches", 'i', &o->val_batches, NULL, "validation batches", 0},
         {"-c", "--ckpt", 's', &o->ckpt_in, NULL, "start from this checkpoint instead of random init", 0},
@@ -2314,8 +2339,9 @@ void run_train(Run *r) {
     FILE *logf = fopen(path, "a");
     if (!logf) die("cannot write %s: %s", path, strerror(errno));
     snprintf(ckpt_path, sizeof(ckpt_path), "%s/model.bin", o->out_dir);
-    printf("train: %s (%zu tokens, %zu batches of %d x %d) | steps %d..%d | lr %g -> %g | warmup %d\n", o->train_path,
-           r->train_dl.count, r->train_dl.num_batches, o->B, o->T, r->start_step, o->steps, o->lr, o->min_lr, o->warmup);
+    printf("train: %s (%zu tokens, %zu batches of %d x %d, rows %s) | steps %d..%d | lr %g -> %g | warmup %d\n",
+           o->train_path, r->train_dl.count, r->train_dl.num_batches, o->B, o->T, ROWS_NAMES[o->rows], r->start_step,
+           o->steps, o->lr, o->min_lr, o->warmup);
     AdamW opt = {0, 0.9, 0.95, 1e-8, o->weight_decay, o->mlp_weight_decay};
     int val_step = -1;
     double val_loss = NAN, train_loss = NAN;
@@ -2337,7 +2363,10 @@ void run_train(Run *r) {
         if (last) break;
         double t0 = now_seconds(), loss, norm, lr = lr_at(step, o->steps, o->warmup, o->lr, o->min_lr);
         size_t bad;
-        dataloader_batch(&r->train_dl, (size_t)step, m->inputs, m->targets, o->first_token, r->eot);
+        if (o->rows == ROWS_RANDOM)
+            dataloader_random_batch(&r->train_dl, o->seed, (size_t)step, m->inputs, m->targets, o->first_token, r->eot);
+        else
+            dataloader_batch(&r->train_dl, (size_t)step, m->inputs, m->targets, o->first_token, r->eot);
         int status = train_step(m, &opt, lr, o->grad_clip, &loss, &norm, &bad);
         train_loss = loss;
         if (status != STEP_OK) {

@@ -784,6 +784,37 @@ static void test_dataloader(void) {
     check(good, "batch k = tokens[k*B*T ..], targets shifted by one, wraps; first-token eot replaces each row's first input");
     dataloader_free(&dl);
 
+    // random rows: with tokens[i] = i every row names its offset; each row is a window of T with
+    // targets shifted by one, offsets cover [0, count - T) and nothing past it, a batch is a
+    // function of (seed, k) alone, and consecutive batches differ
+    uint16_t ids[50];
+    for (int i = 0; i < 50; i++) ids[i] = (uint16_t)i;
+    write_tokens(p, DATA_MAGIC, 1, 50, ids, 50);
+    ok = dataloader_open(&dl, p, 2, 4, 51, err, sizeof(err)) == 0;
+    int windows = 1, lo = 50, hi = -1, same = 1, differ = 0, eot_ok = 1, in2[8], tg2[8];
+    for (size_t k = 0; ok && k < 500; k++) {
+        dataloader_random_batch(&dl, 3, k, in, tg, FIRST_ANY, 50);
+        for (int b = 0; b < 2; b++) {
+            int s0 = in[b * 4];
+            lo = s0 < lo ? s0 : lo;
+            hi = s0 > hi ? s0 : hi;
+            for (int t = 0; t < 4; t++) windows &= in[b * 4 + t] == s0 + t && tg[b * 4 + t] == s0 + t + 1;
+        }
+        dataloader_random_batch(&dl, 3, k, in2, tg2, FIRST_EOT, 50);
+        for (int i = 0; i < 8; i++) {
+            same &= tg2[i] == tg[i];
+            eot_ok &= i % 4 ? in2[i] == in[i] : in2[i] == 50;
+        }
+        dataloader_random_batch(&dl, 3, k + 1, in2, tg2, FIRST_ANY, 50);
+        differ += memcmp(in, in2, sizeof(in)) != 0;
+    }
+    dataloader_random_batch(&dl, 4, 0, in2, tg2, FIRST_ANY, 50);
+    dataloader_random_batch(&dl, 3, 0, in, tg, FIRST_ANY, 50);
+    check(ok && windows && lo == 0 && hi == 45 && same && eot_ok && differ >= 495 && memcmp(in, in2, sizeof(in)),
+          "random rows: windows of T with shifted targets, offsets %d..%d of 0..45, a function of (seed, k), "
+          "%d of 500 next batches differ, another seed another batch, eot replaces only the first input", lo, hi, differ);
+    dataloader_free(&dl);
+
     write_tokens(p, 20240521, 1, 50, tok, 50);
     int r1 = dataloader_open(&dl, p, 2, 4, 13, err, sizeof(err));
     check(r1 != 0 && strstr(err, "magic") && strstr(err, "tok.bin"), "token file with bad magic rejected: %s", err);
@@ -1690,6 +1721,7 @@ static void test_cli(void) {
     expect_refusal("2^40 parameters", "2^31-1 parameters", "%s -V 65536 -C 16384 -L 1024 -F 1048576", model);
     expect_refusal("a model that needs more memory than the machine", "this machine has", "%s -b 1000 -t 65536 -H 8", model);
     expect_refusal("unknown V-scale mode", "--vscale: unknown value 'maybe'", "%s -a maybe", model);
+    expect_refusal("unknown rows mode", "--rows: unknown value 'shuffled'", "%s -R shuffled", model);
     expect_refusal("--resume without a checkpoint", "need a checkpoint", "%s -r 1", model);
     expect_refusal("--resume 2", "--resume", "%s -r 2", model);
     expect_refusal("--sample absurd", "--sample", "%s -G 2000000000", model);
@@ -1834,6 +1866,22 @@ static void test_cli(void) {
     free(log);
     check(rc == 0 && rc2 == 0 && rc3 == 0 && same && lines == 8,
           "cli: 8 steps == 4 steps + checkpoint + resume for 4: model.bin, model.bin.opt and the 8 logged losses are bit-identical");
+
+    // the same with random rows: a resumed run draws the batches of the uninterrupted one
+    rc = run("%s -R random -n 8 -w 2 -o %s/rfull", model, d);
+    rc2 = run("%s -R random -n 8 -w 2 -S 4 -o %s/rhalf", model, d);
+    snprintf(resume_from, sizeof(resume_from), "%s/rhalf/model.bin", d);
+    rc3 = run("-i %s -j '' -b 2 -t 8 -G 0 -n 8 -w 2 -R random -c %s -r 1 -o %s/rhalf", tok, resume_from, d);
+    same = 1;
+    for (int i = 0; i < 3; i++) {
+        snprintf(a, sizeof(a), "%s/rfull/%s", d, files[i]);
+        snprintf(b, sizeof(b), "%s/rhalf/%s", d, files[i]);
+        same &= files_equal(a, b);
+    }
+    snprintf(a, sizeof(a), "%s/rfull/model.bin", d);
+    snprintf(b, sizeof(b), "%s/full/model.bin", d);
+    check(rc == 0 && rc2 == 0 && rc3 == 0 && same && !files_equal(a, b),
+          "cli: -R random, 8 steps == 4 + resume for 4, bit for bit (and a model other than the stream's)");
 }
 
 // no arguments: the unit tests. --cli BIN: the command-line tests against the built binary BIN.

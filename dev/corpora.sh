@@ -2,7 +2,8 @@
 # dev/corpora.sh OUT — rebuild the development and held-out corpora of dev/EXPERIMENTS.md
 # (issue "the mechanism on any corpus") from Debian packages, into OUT (outside the repository).
 # Needs: apt-get install fortunes dict-gcide dict-jargon perl-doc python3.11-doc linux-doc-6.1
-#        debian-handbook postgresql-doc-15 git-doc dict-foldoc, and
+#        debian-handbook postgresql-doc-15 git-doc dict-foldoc bible-kjv guile-3.0-doc dict-wn
+#        manpages-dev, and
 #        SHAKESPEARE=path/to/tinyshakespeare.txt for the default corpus,
 #        SOTU=path/to/sotu for the shuffled SOTU corpus. Each corpus is a file or a folder of .txt
 # documents, as train.sh's DATA takes them.
@@ -68,4 +69,29 @@ mkdir -p "$out/held2-gitdoc"
 for f in /usr/share/doc/git-doc/*.txt; do cp "$f" "$out/held2-gitdoc/"; done
 # held2-foldoc: the Free On-line Dictionary of Computing (one file)
 zcat /usr/share/dictd/foldoc.dict.dz > "$out/held2-foldoc.txt"
+# --- third held-out set (tokenized and looked at only after the settings of the third search were fixed)
+# held3-kjv: the King James Bible (prose), one document a book, one verse a line, a blank line between chapters
+mkdir -p "$out/held3-kjv"
+bible -f 'gen1:1-rev22:21' | awk -v d="$out/held3-kjv" '{
+    match($0, /^[1-3]?[A-Za-z]+/); b = substr($0, 1, RLENGTH); r = substr($0, RLENGTH + 1)
+    c = r; sub(/:.*/, "", c); sub(/^[0-9]+:[0-9]+ /, "", r)
+    if (b != pb) { if (f) close(f); n++; f = sprintf("%s/%02d-%s.txt", d, n, b); pb = b; pc = c }
+    else if (c != pc) { print "" > f; pc = c }
+    print r > f }'
+# held3-guile: the Guile 3.0 reference manual (a GNU manual in Info), one document an Info file, control characters removed
+mkdir -p "$out/held3-guile"
+for f in /usr/share/info/guile-3.0/guile.info-*.gz; do
+    zcat "$f" | tr -d '\000\010\037\177' > "$out/held3-guile/$(basename "$f" .gz).txt"
+done
+# held3-wordnet: the first 4 MB of WordNet 3.0 (a dictionary), cut before the last entry that does not fit (one file)
+{ zcat /usr/share/dictd/wn.dict.dz || true; } | head -c 4000000 | python3 -c '
+import re, sys
+t = sys.stdin.buffer.read(); sys.stdout.buffer.write(t[:list(re.finditer(rb"\n(?=[^ \n])", t))[-1].start() + 1])
+' > "$out/held3-wordnet.txt"
+# held3-man2: the Linux system-call manual pages (manpages-dev, section 2) rendered to ASCII by man, one document a page
+mkdir -p "$out/held3-man2"
+for f in /usr/share/man/man2/*.2.gz; do
+    [ -L "$f" ] && continue  # aliases of other pages
+    LC_ALL=C MANWIDTH=80 man -l "$f" 2>/dev/null | col -bx > "$out/held3-man2/$(basename "$f" .gz).txt"
+done
 du -sh "$out"/*
