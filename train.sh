@@ -84,7 +84,7 @@ mkdir -p "$run" || die "cannot create $run"
 echo "preset $PRESET | data $datadir | steps $steps | seeds $SEEDS | runs in $run"
 echo "flags: $flags"
 # the corpus against the range the text preset was checked on (dev/EXPERIMENTS.md, section "Any corpus"):
-# English text of 1-11 MB, 0.35M-3.1M training tokens at BPE 2048
+# English text of 1-11 MB, 0.34M-3.1M training tokens at BPE 2048
 read -r ntok reads < <(python3 -c 'import struct, sys
 n = struct.unpack("<3i", open(sys.argv[1], "rb").read(12))[2]
 print(n, round(int(sys.argv[2]) / n, 1))' "$datadir/train.bin" $((steps * T * B))) || die "cannot read $datadir/train.bin"
@@ -95,7 +95,7 @@ if [ "$PRESET" = text ]; then
     echo "        (dev/EXPERIMENTS.md, \"Fourth search\"): (c), the cut of the token-0 MLP spike, is the weak check"
 fi
 if [ "$PRESET" = text ] && [ "$ntok" -lt 300000 ]; then
-    echo "note: fewer than 300k training tokens (about 1 MB of English): the text settings were checked on 0.35M-3.1M tokens;"
+    echo "note: fewer than 300k training tokens (about 1 MB of English): the text settings were checked on 0.34M-3.1M tokens;"
     echo "      on a smaller corpus the run reads each token $reads times and the baseline's chain may not form"
 fi
 
