@@ -178,6 +178,46 @@ class TestPieces(unittest.TestCase):
         self.assertEqual(T.split_pieces("x__y"), ["x", "__", "y"])
 
 
+class TestValSplit(unittest.TestCase):
+    """pack_and_split on token lists: which tokens go to val."""
+    EOT = 9999
+
+    def docs(self, lengths):
+        return [[1000 * d + i for i in range(n)] for d, n in enumerate(lengths)]
+
+    def stream(self, docs):
+        return [t for d in docs for t in [self.EOT] + d]
+
+    def test_few_long_documents_split_the_stream(self):
+        # three novels: any one of them is about a third of the text, far past the 10% share
+        docs = self.docs([300, 360, 270])
+        train, val, chosen = T.pack_and_split(docs, self.EOT, 0.1, 1)
+        whole = self.stream(docs)
+        n_val = int((len(whole) - 1) * 0.1)
+        self.assertEqual(chosen, [])
+        self.assertEqual(val, [self.EOT] + whole[len(whole) - n_val:])
+        self.assertEqual(train, whole[:len(whole) - n_val])
+
+    def test_a_long_document_is_passed_over(self):
+        # one document longer than twice the share stays in train, whatever the seed;
+        # the short ones fill val to between one and two shares
+        docs = self.docs([400] + [10] * 60)
+        total = sum(len(d) + 1 for d in docs)
+        for seed in range(20):
+            train, val, chosen = T.pack_and_split(docs, self.EOT, 0.1, seed)
+            self.assertNotIn(0, chosen)
+            self.assertGreaterEqual(len(val), 0.1 * total)
+            self.assertLessEqual(len(val), 0.2 * total)
+            self.assertEqual(val, self.stream([docs[i] for i in chosen]))
+            self.assertEqual(train, self.stream([d for i, d in enumerate(docs) if i not in chosen]))
+
+    def test_documents_that_fit_are_taken_whole(self):
+        docs = self.docs([50] * 20)
+        train, val, chosen = T.pack_and_split(docs, self.EOT, 0.1, 3)
+        self.assertEqual(len(chosen), 2)
+        self.assertEqual(val, self.stream([docs[i] for i in chosen]))
+
+
 class TestTrainer(unittest.TestCase):
     def test_tie_break_smallest_pair(self):
         # (c,d) and (a,b) both occur 3 times: the smaller ids win.

@@ -386,7 +386,11 @@ def choose_val_docs(lengths, val_fraction, seed):
     lengths are token counts per document (without EOT).  Documents are
     visited in an order shuffled by random.Random(seed) and taken until the
     chosen ones (each counted with its EOT) reach val_fraction of all tokens.
-    At least one document always stays in train.  Returns a sorted list.
+    A document that would take val past twice that share is passed over, so
+    a few long documents (three novels) do not put a third of the text in
+    val.  At least one document always stays in train.  Returns a sorted
+    list; it holds less than half the share when no document fits (the
+    caller then splits the stream instead).
     """
     n = len(lengths)
     total = sum(lengths) + n
@@ -398,33 +402,42 @@ def choose_val_docs(lengths, val_fraction, seed):
     for d in order:
         if got >= target or len(chosen) >= n - 1:
             break
+        if got + lengths[d] + 1 > 2 * target:
+            continue
         chosen.append(d)
         got += lengths[d] + 1
     return sorted(chosen)
+
+
+def split_stream(stream, eot, val_fraction):
+    """val is the last floor(val_fraction * n) tokens of a stream that begins
+    with EOT, itself preceded by an EOT; train is the rest."""
+    n_val = int((len(stream) - 1) * val_fraction)
+    cut = len(stream) - n_val
+    return stream[:cut], ([eot] + stream[cut:] if n_val > 0 else [])
 
 
 def pack_and_split(doc_tokens, eot, val_fraction, seed):
     """Pack documents (EOT before each) into train and val streams.
 
     Several documents: whole documents go to val (choose_val_docs); both
-    streams keep the documents' order.  One document: val is the last
-    floor(val_fraction * n) tokens, also preceded by an EOT.
+    streams keep the documents' order.  One document, or documents too long
+    for whole ones to make half the val share: val is the last
+    floor(val_fraction * n) tokens of the packed stream, preceded by an EOT.
     Returns (train, val, val_doc_indices).
     """
+    stream_of = lambda docs: [t for toks in docs for t in [eot] + toks]
     if len(doc_tokens) == 1:
-        toks = doc_tokens[0]
-        n_val = int(len(toks) * val_fraction)
-        cut = len(toks) - n_val
-        train = [eot] + toks[:cut]
-        val = [eot] + toks[cut:] if n_val > 0 else []
+        train, val = split_stream(stream_of(doc_tokens), eot, val_fraction)
         return train, val, []
-    chosen = choose_val_docs([len(t) for t in doc_tokens], val_fraction, seed)
+    lengths = [len(t) for t in doc_tokens]
+    chosen = choose_val_docs(lengths, val_fraction, seed)
+    if sum(lengths[i] + 1 for i in chosen) < 0.5 * val_fraction * (sum(lengths) + len(lengths)):
+        train, val = split_stream(stream_of(doc_tokens), eot, val_fraction)
+        return train, val, []
     chosen_set = set(chosen)
-    train, val = [], []
-    for i, toks in enumerate(doc_tokens):
-        dest = val if i in chosen_set else train
-        dest.append(eot)
-        dest.extend(toks)
+    train = stream_of(t for i, t in enumerate(doc_tokens) if i not in chosen_set)
+    val = stream_of(t for i, t in enumerate(doc_tokens) if i in chosen_set)
     return train, val, chosen
 
 
@@ -538,8 +551,9 @@ def build_parser():
                "records of a uint16 length and its bytes; then M int32 pairs). Ids 0..255\n"
                "are bytes, 256..V-2 merges in learned order, V-1 is end-of-text (EOT).\n"
                "Documents are packed with an EOT before each. Validation takes whole\n"
-               "documents (shuffled by --seed) until they hold --val-fraction of the\n"
-               "tokens, or, for a single document, its last tokens. Same input and options\n"
+               "documents (shuffled by --seed; none that would take val past twice its\n"
+               "share) until they hold --val-fraction of the tokens, or, for a single\n"
+               "document or a few long ones, the last tokens. Same input and options\n"
                "give byte-identical files. The whole reference (pre-tokenisation, merges,\n"
                "the synthetic stream, timings): dev/TOKENIZER.md.\n"
                "\n"
@@ -569,8 +583,7 @@ def build_parser():
                         "With --synthetic: 8..65535 (default 64)")
     p.add_argument("--val-fraction", metavar="F", type=float, default=DEFAULT_VAL_FRACTION,
                    help="share of tokens for val.bin, 0 <= F < 1 (default 0.1): whole "
-                        "documents when there are several, the last F of the tokens "
-                        "when there is one")
+                        "documents when there are several, else the last F of the tokens")
     p.add_argument("--seed", metavar="S", type=int, default=DEFAULT_SEED,
                    help="seed for choosing validation documents and for --synthetic "
                         "(default 1337)")
@@ -674,6 +687,9 @@ def run_prepare(args):
     if len(docs) == 1:
         print("documents: 1 (a single document: val is the last %g%% of its tokens)"
               % (100 * args.val_fraction))
+    elif n_val_docs == 0 and val:
+        print("documents: %d, too long for whole ones to make val: val is the last %g%% of their tokens"
+              % (len(docs), 100 * args.val_fraction))
     else:
         print("documents: %d (train %d, val %d)"
               % (len(docs), len(docs) - n_val_docs, n_val_docs))
