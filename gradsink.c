@@ -1111,10 +1111,11 @@ void adamw_update(real *p, const real *g, real *mm, real *vv, size_t n, double l
     }
 }
 
-typedef struct { double lr, beta1, beta2, eps, weight_decay, mlp_weight_decay; } AdamW;
+typedef struct { double lr, beta1, beta2, eps, weight_decay, mlp_weight_decay, embed_weight_decay; } AdamW;
 
-// weight decay on the embedding, every matrix and the LM head (the MLP's three matrices at their
-// own rate, mlp_weight_decay); not on gains, not on theta. theta is trained only when V-scale is learned.
+// weight decay on the embedding, every matrix and the LM head (the MLP's three matrices and the
+// token embedding at rates of their own, mlp_weight_decay and embed_weight_decay); not on gains,
+// not on theta. theta is trained only when V-scale is learned.
 void model_update(Model *m, const AdamW *o, double lr) {
     double prof_t0 = prof_start();
     m->adam_t++;
@@ -1126,7 +1127,8 @@ void model_update(Model *m, const AdamW *o, double lr) {
         int kind = t[i].kind;
         real **at = t[i].at;
         int mlp = at == &m->params.w_gate || at == &m->params.w_up || at == &m->params.w_down;
-        double wd = kind != KIND_MATRIX ? 0.0 : mlp ? o->mlp_weight_decay : o->weight_decay;
+        double wd = kind != KIND_MATRIX ? 0.0 : mlp ? o->mlp_weight_decay
+                    : at == &m->params.wte ? o->embed_weight_decay : o->weight_decay;
         if (!(kind == KIND_THETA && m->cfg.vscale != VSCALE_LEARNED))
             adamw_update(m->params_memory + off, m->grads_memory + off, m->m_memory + off, m->v_memory + off, n,
                          lr, o->beta1, o->beta2, o->eps, wd, m->adam_t);
@@ -1995,7 +1997,7 @@ typedef struct {
     const char *train_path, *val_path, *tokenizer_path, *out_dir, *ckpt_in;
     int B, T, n_layer, d_model, n_head, n_kv_head, ffn_hidden, vocab_size;
     int steps, warmup, seed, vscale, first_token, rows;
-    double lr, min_lr, weight_decay, mlp_weight_decay, grad_clip;
+    double lr, min_lr, weight_decay, mlp_weight_decay, embed_weight_decay, grad_clip;
     int val_every, val_batches, ckpt_every, resume, eval_only, stop_at;
     int sample_tokens, top_k, sample_seed;
     double temperature;
@@ -2026,7 +2028,7 @@ static void options_defaults(Options *o) {
         .train_path = "data/train.bin", .val_path = "data/val.bin", .tokenizer_path = "", .out_dir = "out",
         .ckpt_in = "", .B = 16, .T = 128, .n_layer = 4, .d_model = 128, .n_head = 4, .n_kv_head = 0,
         .ffn_hidden = 352, .vocab_size = 0, .steps = 1000, .warmup = 50, .seed = 1337, .vscale = VSCALE_OFF,
-        .first_token = FIRST_ANY, .rows = ROWS_STREAM, .lr = 3e-3, .min_lr = -1, .weight_decay = 0.1, .mlp_weight_decay = -1, .grad_clip = 1.0,
+        .first_token = FIRST_ANY, .rows = ROWS_STREAM, .lr = 3e-3, .min_lr = -1, .weight_decay = 0.1, .mlp_weight_decay = -1, .embed_weight_decay = -1, .grad_clip = 1.0,
         .val_every = 100, .val_batches = 8, .ckpt_every = 0, .resume = 0, .eval_only = 0, .stop_at = 0,
         .sample_tokens = 200, .top_k = 40, .sample_seed = 42, .temperature = 0.8, .probe_every = 100, .probe_only = 0,
         .vscale_lambda = 1.0};
@@ -2054,6 +2056,7 @@ static int flag_table(Flag *f, Options *o) {
         {"-m", "--min-lr", 'f', &o->min_lr, NULL, "min learning rate (<0: max/10)", 0},
         {"-d", "--weight-decay", 'f', &o->weight_decay, NULL, "AdamW weight decay (matrices only)", 0},
         {"-D", "--mlp-decay", 'f', &o->mlp_weight_decay, NULL, "weight decay of the MLP's matrices (<0: as --weight-decay)", 0},
+        {"-E", "--embed-decay", 'f', &o->embed_weight_decay, NULL, "weight decay of the token embedding (<0: as --weight-decay)", 0},
         {"-g", "--grad-clip", 'f', &o->grad_clip, NULL, "global grad-norm clip (0: none)", 0},
         {"-s", "--seed", 'i', &o->seed, NULL, "seed of the initialisation", 0},
         {"-a", "--vscale", 'e', &o->vscale, VSCALE_FLAG_NAMES, "V-scale: off, fixed, learned", 0},
@@ -2129,6 +2132,7 @@ void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) {
     }
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
     if (o->mlp_weight_decay < 0) o->mlp_weight_decay = o->weight_decay;
+    if (o->embed_weight_decay < 0) o->embed_weight_decay = o->weight_decay;
 }
 
 // Every check of the flags on their own (the model's shape: config_check; agreement with a
@@ -2339,10 +2343,11 @@ void run_train(Run *r) {
     FILE *logf = fopen(path, "a");
     if (!logf) die("cannot write %s: %s", path, strerror(errno));
     snprintf(ckpt_path, sizeof(ckpt_path), "%s/model.bin", o->out_dir);
-    printf("train: %s (%zu tokens, %zu batches of %d x %d, rows %s) | steps %d..%d | lr %g -> %g | warmup %d\n",
+    printf("train: %s (%zu tokens, %zu batches of %d x %d, rows %s) | steps %d..%d | lr %g -> %g | warmup %d | "
+           "weight decay %g (MLP %g, embedding %g)\n",
            o->train_path, r->train_dl.count, r->train_dl.num_batches, o->B, o->T, ROWS_NAMES[o->rows], r->start_step,
-           o->steps, o->lr, o->min_lr, o->warmup);
-    AdamW opt = {0, 0.9, 0.95, 1e-8, o->weight_decay, o->mlp_weight_decay};
+           o->steps, o->lr, o->min_lr, o->warmup, o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay);
+    AdamW opt = {0, 0.9, 0.95, 1e-8, o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay};
     int val_step = -1;
     double val_loss = NAN, train_loss = NAN;
     char last_good[4200];

@@ -599,7 +599,7 @@ static void test_adamw(void) {
         memcpy(before, m.params_memory, m.num_parameters * sizeof(real));
         model_zero_grad(&m);
         m.grads.vscale_theta[0] = 1; // all grads zero but one theta's: elsewhere only decay acts
-        AdamW o = {0, 0.9, 0.95, 1e-8, 0.1, 0.03};
+        AdamW o = {0, 0.9, 0.95, 1e-8, 0.1, 0.03, 0.05};
         model_update(&m, &o, 0.01);
         int ok = 1;
         size_t off = 0, theta0 = (size_t)(m.params.vscale_theta - m.params_memory);
@@ -609,11 +609,12 @@ static void test_adamw(void) {
             for (size_t j = 0; j < t[i].size; j++) {
                 real b = before[off + j], a = m.params_memory[off + j];
                 int mlp = !strcmp(t[i].name, "w_gate") || !strcmp(t[i].name, "w_up") || !strcmp(t[i].name, "w_down");
-                if (t[i].kind == KIND_MATRIX) ok &= a == b - (real)(0.01 * (mlp ? 0.03 : 0.1)) * b;
+                double wd = mlp ? 0.03 : !strcmp(t[i].name, "wte") ? 0.05 : 0.1;
+                if (t[i].kind == KIND_MATRIX) ok &= a == b - (real)(0.01 * wd) * b;
                 else if (off + j == theta0 && mode == VSCALE_LEARNED) ok &= fabs(a - (b - 0.01)) < 1e-6; // Adam's first step moves by lr
                 else ok &= a == b;
             }
-        check(ok, "AdamW (vscale %s): decay on matrices only (w_gate, w_up, w_down at --mlp-decay's rate), gains untouched, theta trained only when learned",
+        check(ok, "AdamW (vscale %s): decay on matrices only (w_gate, w_up, w_down at --mlp-decay's rate, wte at --embed-decay's), gains untouched, theta trained only when learned",
               VSCALE_NAMES[mode]);
         free(before);
         model_free(&m);
@@ -1085,7 +1086,7 @@ static void test_probe_is_read_only(void) {
     dataloader_open(&dl, p, 2, 9, 37, err, sizeof(err));
     Model m;
     tiny_model(&m, 2, VSCALE_LEARNED, 2, 9);
-    AdamW o = {0, 0.9, 0.95, 1e-8, 0.1, 0.1};
+    AdamW o = {0, 0.9, 0.95, 1e-8, 0.1, 0.1, 0.1};
     for (int s = 0; s < 2; s++) { // give the optimizer a state worth protecting
         dataloader_batch(&dl, s, m.inputs, m.targets, FIRST_ANY, 36);
         model_forward_backward(&m, 2, 9);
@@ -1520,7 +1521,7 @@ static void test_training(void) {
     model_alloc_acts(&m, 2, 16);
     model_init(&m, 1);
     for (int i = 0; i < 32; i++) { m.inputs[i] = (i * i + 3) % 37; m.targets[i] = (i * 5 + 1) % 37; }
-    AdamW o = {0, 0.9, 0.95, 1e-8, 0.0, 0.0};
+    AdamW o = {0, 0.9, 0.95, 1e-8, 0.0, 0.0, 0.0};
     double first = 0, last = 0;
     for (int s = 0; s < 150; s++) {
         double l = model_forward_backward(&m, 2, 16);

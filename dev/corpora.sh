@@ -3,7 +3,8 @@
 # (issue "the mechanism on any corpus") from Debian packages, into OUT (outside the repository).
 # Needs: apt-get install fortunes dict-gcide dict-jargon perl-doc python3.11-doc linux-doc-6.1
 #        debian-handbook postgresql-doc-15 git-doc dict-foldoc bible-kjv guile-3.0-doc dict-wn
-#        manpages-dev, and
+#        manpages-dev r-base-core r-cran-janeaustenr vim-doc vim-runtime emacs-common
+#        debian-reference-en debian-policy developers-reference, and
 #        SHAKESPEARE=path/to/tinyshakespeare.txt for the default corpus,
 #        SOTU=path/to/sotu for the shuffled SOTU corpus. Each corpus is a file or a folder of .txt
 # documents, as train.sh's DATA takes them.
@@ -94,4 +95,29 @@ for f in /usr/share/man/man2/*.2.gz; do
     [ -L "$f" ] && continue  # aliases of other pages
     LC_ALL=C MANWIDTH=80 man -l "$f" 2>/dev/null | col -bx > "$out/held3-man2/$(basename "$f" .gz).txt"
 done
+# --- fourth held-out set (tokenized and looked at only after the settings of the fifth search were fixed)
+# Jane Austen's six novels (r-cran-janeaustenr, read with Rscript), one document a novel:
+# the first three are a development corpus (dev-austen1), the last three held out (held4-austen2)
+austen() { # austen DIR BOOK...
+    local d=$1; shift; mkdir -p "$d"
+    Rscript -e 'library(janeaustenr); a <- commandArgs(TRUE); b <- austen_books()
+        for (i in seq(2, length(a))) writeLines(as.character(b$text[b$book == a[i]]), file.path(a[1], paste0(gsub("[^A-Za-z]", "", a[i]), ".txt")))' \
+        "$d" "$@"
+}
+austen "$out/dev-austen1" "Sense & Sensibility" "Pride & Prejudice" "Mansfield Park"
+austen "$out/held4-austen2" "Emma" "Northanger Abbey" "Persuasion"
+# held4-vimdoc: Vim's help files (vim-doc, vim-runtime), one document a file
+mkdir -p "$out/held4-vimdoc"
+cp /usr/share/vim/vim90/doc/*.txt "$out/held4-vimdoc/"
+# held4-emacsnews: the NEWS files of Emacs (emacs-common), release notes from 1.x to 28, one document a file
+mkdir -p "$out/held4-emacsnews"
+for f in /usr/share/emacs/*/etc/*NEWS*; do
+    case "$f" in *.gz) zcat "$f" ;; *) cat "$f" ;; esac > "$out/held4-emacsnews/$(basename "$f" .gz).txt"
+done
+# held4-debref: the Debian Reference (debian-reference-en, HTML), the Policy manual (debian-policy)
+# and the Developer's Reference (developers-reference), one document a chapter or manual
+mkdir -p "$out/held4-debref"
+strip_html "$out/held4-debref" /usr/share/debian-reference/*.en.html
+zcat /usr/share/doc/debian-policy/policy.txt.gz > "$out/held4-debref/policy.txt"
+zcat /usr/share/doc/developers-reference/docs/developers-reference.txt.gz > "$out/held4-debref/developers-reference.txt"
 du -sh "$out"/*
