@@ -1111,14 +1111,44 @@ void adamw_update(real *p, const real *g, real *mm, real *vv, size_t n, double l
     }
 }
 
-typedef struct { double lr, beta1, beta2, eps, weight_decay, mlp_weight_decay, embed_weight_decay; } AdamW;
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay, mlp_weight_decay, embed_weight_decay;
+    int fixed_row; // a row of wte that is not trained (--eot-row fixed: the end-of-text token's); -1: none
+} AdamW;
+
+// --eot-row fixed: the end-of-text row of wte is not trained; after each step it is put back in
+// the direction it had, at the mean norm of the other rows. Under -f eot token 0 is always the
+// end-of-text token, and a learned row lets the model grow token 0's residual norm in the
+// embedding itself, with no MLP spike (the chain of the paper: gradient sink -> MLP spike ->
+// residual carry). At the other rows' norm token 0 starts neither large nor small (its RMSNorm
+// Jacobian, about 1/rms(h), like every other token's), and any growth is written by the blocks.
+static void embed_fix_row(real *wte, int V, int C, int row, const real *kept) {
+    double mean = 0, own = 0;
+    for (int v = 0; v < V; v++) {
+        if (v == row) continue;
+        double s2 = 0;
+        for (int c = 0; c < C; c++) s2 += (double)wte[(size_t)v * C + c] * wte[(size_t)v * C + c];
+        mean += sqrt(s2);
+    }
+    mean /= V - 1;
+    for (int c = 0; c < C; c++) own += (double)kept[c] * kept[c];
+    own = sqrt(own);
+    for (int c = 0; c < C; c++) wte[(size_t)row * C + c] = own > 0 ? (real)(kept[c] * mean / own) : 0;
+}
 
 // weight decay on the embedding, every matrix and the LM head (the MLP's three matrices and the
 // token embedding at rates of their own, mlp_weight_decay and embed_weight_decay); not on gains,
-// not on theta. theta is trained only when V-scale is learned.
+// not on theta. theta is trained only when V-scale is learned. o->fixed_row >= 0: that row of
+// wte is not trained (embed_fix_row).
 void model_update(Model *m, const AdamW *o, double lr) {
     double prof_t0 = prof_start();
     m->adam_t++;
+    int C = m->cfg.d_model;
+    real *kept = NULL;
+    if (o->fixed_row >= 0) {
+        kept = xcalloc(C, sizeof(real));
+        memcpy(kept, m->params.wte + (size_t)o->fixed_row * C, C * sizeof(real));
+    }
     Slot t[NUM_PARAM_TENSORS];
     model_params(m, t);
     size_t off = 0;
@@ -1134,6 +1164,8 @@ void model_update(Model *m, const AdamW *o, double lr) {
                          lr, o->beta1, o->beta2, o->eps, wd, m->adam_t);
         off += n;
     }
+    if (kept) embed_fix_row(m->params.wte, m->cfg.vocab_size, C, o->fixed_row, kept);
+    free(kept);
     prof_stop(PROF_ADAMW, prof_t0);
 }
 
@@ -1475,6 +1507,9 @@ void dataloader_random_batch(const DataLoader *dl, int seed, size_t k, int *inpu
 
 enum { ROWS_STREAM = 0, ROWS_RANDOM = 1 };
 static const char *ROWS_NAMES[3] = {"stream", "random", NULL};
+
+enum { EOT_ROW_LEARNED = 0, EOT_ROW_FIXED = 1 };
+static const char *EOT_ROW_NAMES[3] = {"learned", "fixed", NULL};
 
 void dataloader_free(DataLoader *dl) { free(dl->tokens); dl->tokens = NULL; }
 
@@ -1996,7 +2031,7 @@ void probe_and_log(Probe *pr, Model *m, const DataLoader *dl, int first_token, i
 typedef struct {
     const char *train_path, *val_path, *tokenizer_path, *out_dir, *ckpt_in;
     int B, T, n_layer, d_model, n_head, n_kv_head, ffn_hidden, vocab_size;
-    int steps, warmup, seed, vscale, first_token, rows;
+    int steps, warmup, seed, vscale, first_token, rows, eot_row;
     double lr, min_lr, weight_decay, mlp_weight_decay, embed_weight_decay, grad_clip;
     int val_every, val_batches, ckpt_every, resume, eval_only, stop_at;
     int sample_tokens, top_k, sample_seed;
@@ -2063,6 +2098,7 @@ static int flag_table(Flag *f, Options *o) {
         {"-A", "--vscale-lambda", 'f', &o->vscale_lambda, NULL, "V-scale's starting lambda (fixed: its value throughout)", 0},
         {"-f", "--first-token", 'e', &o->first_token, FIRST_TOKEN_NAMES, "first input of each row: any (as read), eot", 0},
         {"-R", "--rows", 'e', &o->rows, ROWS_NAMES, "training rows: stream (consecutive windows), random (random offsets)", 0},
+        {"-Z", "--eot-row", 'e', &o->eot_row, EOT_ROW_NAMES, "end-of-text row of the embedding: learned, fixed (not trained: its direction at the other rows' mean norm)", 0},
         {"-v", "--val-every", 'i', &o->val_every, NULL, "validate every N steps (0: only at the end)", 0},
         {"-e", "--val-batches", 'i', &o->val_batches, NULL, "validation batches", 0},
         {"-c", "--ckpt", 's', &o->ckpt_in, NULL, "start from this checkpoint instead of random init", 0},
@@ -2344,10 +2380,12 @@ void run_train(Run *r) {
     if (!logf) die("cannot write %s: %s", path, strerror(errno));
     snprintf(ckpt_path, sizeof(ckpt_path), "%s/model.bin", o->out_dir);
     printf("train: %s (%zu tokens, %zu batches of %d x %d, rows %s) | steps %d..%d | lr %g -> %g | warmup %d | "
-           "weight decay %g (MLP %g, embedding %g)\n",
+           "weight decay %g (MLP %g, embedding %g) | end-of-text row %s\n",
            o->train_path, r->train_dl.count, r->train_dl.num_batches, o->B, o->T, ROWS_NAMES[o->rows], r->start_step,
-           o->steps, o->lr, o->min_lr, o->warmup, o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay);
-    AdamW opt = {0, 0.9, 0.95, 1e-8, o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay};
+           o->steps, o->lr, o->min_lr, o->warmup, o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay,
+           EOT_ROW_NAMES[o->eot_row]);
+    AdamW opt = {0, 0.9, 0.95, 1e-8, o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay,
+                 o->eot_row == EOT_ROW_FIXED ? r->eot : -1};
     int val_step = -1;
     double val_loss = NAN, train_loss = NAN;
     char last_good[4200];

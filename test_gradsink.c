@@ -599,7 +599,7 @@ static void test_adamw(void) {
         memcpy(before, m.params_memory, m.num_parameters * sizeof(real));
         model_zero_grad(&m);
         m.grads.vscale_theta[0] = 1; // all grads zero but one theta's: elsewhere only decay acts
-        AdamW o = {0, 0.9, 0.95, 1e-8, 0.1, 0.03, 0.05};
+        AdamW o = {0, 0.9, 0.95, 1e-8, 0.1, 0.03, 0.05, -1};
         model_update(&m, &o, 0.01);
         int ok = 1;
         size_t off = 0, theta0 = (size_t)(m.params.vscale_theta - m.params_memory);
@@ -616,6 +616,34 @@ static void test_adamw(void) {
             }
         check(ok, "AdamW (vscale %s): decay on matrices only (w_gate, w_up, w_down at --mlp-decay's rate, wte at --embed-decay's), gains untouched, theta trained only when learned",
               VSCALE_NAMES[mode]);
+        free(before);
+        model_free(&m);
+    }
+
+    // --eot-row fixed: the end-of-text row keeps its direction at the mean norm of the other rows,
+    // whatever its gradient; every other row steps as usual. Learned, the same row moves.
+    for (int fixed = 0; fixed <= 1; fixed++) {
+        Model m;
+        tiny_model(&m, 2, VSCALE_LEARNED, 1, 4);
+        int V = m.cfg.vocab_size, C = m.cfg.d_model, eot = m.cfg.eot;
+        fill_normal(m.grads_memory, m.num_parameters, 1.0); // a gradient on every row, the fixed one too
+        real *before = xcalloc((size_t)V * C, sizeof(real));
+        memcpy(before, m.params.wte, (size_t)V * C * sizeof(real));
+        AdamW o = {0, 0.9, 0.95, 1e-8, 0.1, 0.1, 0.1, fixed ? eot : -1};
+        model_update(&m, &o, 0.01);
+        const real *w = m.params.wte, *e0 = before + (size_t)eot * C, *e1 = w + (size_t)eot * C;
+        double mean = 0, cosine = dot(e0, e1, C) / sqrt(dot(e0, e0, C) * dot(e1, e1, C)), moved = 0;
+        for (int v = 0; v < V; v++)
+            if (v != eot) mean += sqrt(dot(w + (size_t)v * C, w + (size_t)v * C, C)) / (V - 1);
+        for (size_t i = 0; i < (size_t)V * C; i++)
+            if (i / C != (size_t)eot) moved = fmax(moved, fabs(w[i] - before[i]));
+        double own = sqrt(dot(e1, e1, C));
+        if (fixed)
+            check(fabs(cosine - 1) < 1e-6 && fabs(own / mean - 1) < 1e-5 && fabs(own - sqrt(dot(e0, e0, C))) > 1e-3 && moved > 1e-3,
+                  "--eot-row fixed: the end-of-text row keeps its direction (cos %.7f) at the other rows' mean norm (%.6f vs %.6f); the others step",
+                  cosine, own, mean);
+        else
+            check(cosine < 1 - 1e-6 && moved > 1e-3, "--eot-row learned: the end-of-text row steps like the others (cos %.7f)", cosine);
         free(before);
         model_free(&m);
     }
@@ -1086,7 +1114,7 @@ static void test_probe_is_read_only(void) {
     dataloader_open(&dl, p, 2, 9, 37, err, sizeof(err));
     Model m;
     tiny_model(&m, 2, VSCALE_LEARNED, 2, 9);
-    AdamW o = {0, 0.9, 0.95, 1e-8, 0.1, 0.1, 0.1};
+    AdamW o = {0, 0.9, 0.95, 1e-8, 0.1, 0.1, 0.1, -1};
     for (int s = 0; s < 2; s++) { // give the optimizer a state worth protecting
         dataloader_batch(&dl, s, m.inputs, m.targets, FIRST_ANY, 36);
         model_forward_backward(&m, 2, 9);
@@ -1521,7 +1549,7 @@ static void test_training(void) {
     model_alloc_acts(&m, 2, 16);
     model_init(&m, 1);
     for (int i = 0; i < 32; i++) { m.inputs[i] = (i * i + 3) % 37; m.targets[i] = (i * 5 + 1) % 37; }
-    AdamW o = {0, 0.9, 0.95, 1e-8, 0.0, 0.0, 0.0};
+    AdamW o = {0, 0.9, 0.95, 1e-8, 0.0, 0.0, 0.0, -1};
     double first = 0, last = 0;
     for (int s = 0; s < 150; s++) {
         double l = model_forward_backward(&m, 2, 16);

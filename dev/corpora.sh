@@ -4,7 +4,8 @@
 # Needs: apt-get install fortunes dict-gcide dict-jargon perl-doc python3.11-doc linux-doc-6.1
 #        debian-handbook postgresql-doc-15 git-doc dict-foldoc bible-kjv guile-3.0-doc dict-wn
 #        manpages-dev r-base-core r-cran-janeaustenr vim-doc vim-runtime emacs-common
-#        debian-reference-en debian-policy developers-reference, and
+#        debian-reference-en debian-policy developers-reference ada-reference-manual-2012 apache2-doc
+#        sqlite3-doc octave-doc, and
 #        SHAKESPEARE=path/to/tinyshakespeare.txt for the default corpus,
 #        SOTU=path/to/sotu for the shuffled SOTU corpus. Each corpus is a file or a folder of .txt
 # documents, as train.sh's DATA takes them.
@@ -120,4 +121,20 @@ mkdir -p "$out/held4-debref"
 strip_html "$out/held4-debref" /usr/share/debian-reference/*.en.html
 zcat /usr/share/doc/debian-policy/policy.txt.gz > "$out/held4-debref/policy.txt"
 zcat /usr/share/doc/developers-reference/docs/developers-reference.txt.gz > "$out/held4-debref/developers-reference.txt"
+# --- fifth held-out set (built before the sixth search, tokenized and looked at only after its settings were fixed)
+# held5-ada: the Ada 2012 Reference Manual (a language standard), plain text, one document a clause file
+mkdir -p "$out/held5-ada"
+for f in /usr/share/doc/ada-reference-manual-2012/arm2012.txt/*.TXT; do cp "$f" "$out/held5-ada/$(basename "$f" .TXT).txt"; done
+# held5-apache: the Apache HTTP Server manual (English pages), HTML with the tags stripped, one document a page
+mkdir -p "$out/held5-apache"
+find /usr/share/doc/apache2-doc/manual/en -name '*.html' | sort | while read -r f; do
+    n=$(echo "${f#/usr/share/doc/apache2-doc/manual/en/}" | tr / _); mkdir -p "$out/held5-apache.src"; cp "$f" "$out/held5-apache.src/$n"
+done
+strip_html "$out/held5-apache" "$out"/held5-apache.src/*.html && rm -r "$out/held5-apache.src"
+# held5-sqlite: SQLite's documentation, one document an HTML page
+mkdir -p "$out/held5-sqlite"
+strip_html "$out/held5-sqlite" /usr/share/doc/sqlite3/*.html
+# held5-octave: the first 300 pages of GNU Octave's manual (mathematics and numerics), one document a page
+mkdir -p "$out/held5-octave"
+strip_html "$out/held5-octave" $(ls /usr/share/doc/octave/octave.html/*.html | sort | head -300)
 du -sh "$out"/*
