@@ -66,7 +66,7 @@ case "$PRESET" in
     text)
         datadir=$(text_corpus) || die "no corpus: the tinyshakespeare download failed; pass DATA=path/to/text (a file or a folder of .txt files)"
         T=32 B=64; steps=${STEPS:-3000}
-        flags="-L 3 -C 64 -H 4 -K 4 -F 176 -t $T -b $B -l 5e-3 -d 0.7 -D 0.5 -E 0.1 -w 100 -f eot -Z fixed -R random -P 250 -v 250 -e 4"
+        flags="-L 3 -C 64 -H 4 -K 4 -F 176 -t $T -b $B -l 5e-3 -d 0.7 -D 0.5 -E 0.1 -w 100 -f eot -R random -P 250 -v 250 -e 4"
         ;;
     paper)
         datadir=$(text_corpus) || die "no corpus: the tinyshakespeare download failed; pass DATA=path/to/text"
