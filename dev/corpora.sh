@@ -126,9 +126,10 @@ zcat /usr/share/doc/developers-reference/docs/developers-reference.txt.gz > "$ou
 mkdir -p "$out/held5-ada"
 for f in /usr/share/doc/ada-reference-manual-2012/arm2012.txt/*.TXT; do cp "$f" "$out/held5-ada/$(basename "$f" .TXT).txt"; done
 # held5-apache: the Apache HTTP Server manual (English pages), HTML with the tags stripped, one document a page
-mkdir -p "$out/held5-apache"
+# (copied first under names that keep their folder, since strip_html names a page by its file name)
+mkdir -p "$out/held5-apache" "$out/held5-apache.src"
 find /usr/share/doc/apache2-doc/manual/en -name '*.html' | sort | while read -r f; do
-    n=$(echo "${f#/usr/share/doc/apache2-doc/manual/en/}" | tr / _); mkdir -p "$out/held5-apache.src"; cp "$f" "$out/held5-apache.src/$n"
+    n=$(echo "${f#/usr/share/doc/apache2-doc/manual/en/}" | tr / _); cp "$f" "$out/held5-apache.src/$n"
 done
 strip_html "$out/held5-apache" "$out"/held5-apache.src/*.html && rm -r "$out/held5-apache.src"
 # held5-sqlite: SQLite's documentation, one document an HTML page
@@ -136,5 +137,5 @@ mkdir -p "$out/held5-sqlite"
 strip_html "$out/held5-sqlite" /usr/share/doc/sqlite3/*.html
 # held5-octave: the first 300 pages of GNU Octave's manual (mathematics and numerics), one document a page
 mkdir -p "$out/held5-octave"
-strip_html "$out/held5-octave" $(ls /usr/share/doc/octave/octave.html/*.html | sort | head -300)
+strip_html "$out/held5-octave" $(ls /usr/share/doc/octave/octave.html/*.html | head -300)
 du -sh "$out"/*
