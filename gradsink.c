@@ -625,7 +625,14 @@ void swiglu_backward(real *dgate, real *dup, const real *dout, const real *gate,
 }
 
 // --- softmax + cross-entropy. probs overwrite the logits; losses (N) per position. The backward
-// may write dlogits over probs (model_backward does).
+// may write dlogits over probs (model_backward does). A position whose target is IGNORE has
+// loss 0 and gradient 0 (it is not in the mean: count_scored counts the others).
+#define IGNORE (-1)
+int count_scored(const int *targets, int N) {
+    int n = 0;
+    for (int i = 0; i < N; i++) n += targets[i] != IGNORE;
+    return n;
+}
 void crossentropy_forward(real *losses, real *probs, const int *targets, int N, int V) {
     double prof_t0 = prof_start();
     #pragma omp parallel for schedule(static)
@@ -639,18 +646,18 @@ void crossentropy_forward(real *losses, real *probs, const int *targets, int N, 
         for (int i = 0; i < V; i++) sum += p[i];
         real inv = 1 / sum;
         for (int i = 0; i < V; i++) p[i] *= inv;
-        losses[n] = (real)-log(p[targets[n]] > 0 ? p[targets[n]] : (real)1e-30);
+        losses[n] = targets[n] == IGNORE ? 0 : (real)-log(p[targets[n]] > 0 ? p[targets[n]] : (real)1e-30);
     }
     prof_stop(PROF_XENT, prof_t0);
 }
 void crossentropy_softmax_backward(real *dlogits, const real *probs, const int *targets, real dloss, int N, int V) {
     double prof_t0 = prof_start();
-    // d(-log p_y)/dlogit_i = p_i - [i == y], times dloss = 1/N for the mean loss. Stores (the
+    // d(-log p_y)/dlogit_i = p_i - [i == y], times dloss = 1/(scored positions) for the mean loss. Stores (the
     // convention's exception), so dlogits may be probs itself.
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         for (int i = 0; i < V; i++)
-            dlogits[(size_t)n * V + i] = (probs[(size_t)n * V + i] - (i == targets[n])) * dloss;
+            dlogits[(size_t)n * V + i] = targets[n] == IGNORE ? 0 : (probs[(size_t)n * V + i] - (i == targets[n])) * dloss;
     prof_stop(PROF_XENT, prof_t0);
 }
 
@@ -1005,12 +1012,12 @@ real model_forward(Model *m, int B, int T, int with_targets) {
     crossentropy_forward(a->losses, a->logits, m->targets, N, V);              // logits -> probs
     double sum = 0;
     for (int i = 0; i < N; i++) sum += a->losses[i];
-    m->mean_loss = (real)(sum / N);
+    m->mean_loss = (real)(sum / count_scored(m->targets, N));
     return m->mean_loss;
 }
 
 // ----------------------------------------------------------------------------
-// backward: the forward list in reverse. Every gradient is of the mean loss over B*T.
+// backward: the forward list in reverse. Every gradient is of the mean loss over the scored positions.
 
 void model_zero_grad(Model *m) {
     zero_parallel(m->grads_memory, m->num_parameters);
@@ -1028,7 +1035,7 @@ void model_backward(Model *m, int B, int T) {
     // to them: at a residual the branch input's gradient starts as a copy of d h_out, and
     // swiglu_backward stores. The parameter gradients are added to (model_zero_grad zeroes them).
     zero_parallel(m->grads_acts_memory, m->num_zeroed_grad_acts);
-    crossentropy_softmax_backward(a->logits, a->logits, m->targets, (real)(1.0 / N), N, V); // probs -> dlogits
+    crossentropy_softmax_backward(a->logits, a->logits, m->targets, (real)(1.0 / count_scored(m->targets, N)), N, V); // probs -> dlogits
     matmul_backward(g->lnf, m->grads.lm_head, a->logits, a->lnf, m->params.lm_head, N, C, V);
     real *h_last = a->res + (size_t)L * m->B * m->T * C, *dh_last = g->res + (size_t)L * m->B * m->T * C;
     zero_parallel(dh_last, (size_t)N * C);
@@ -1473,9 +1480,11 @@ int dataloader_open(DataLoader *dl, const char *path, int B, int T, int vocab_si
 }
 
 // first-token modes: ANY reads the stream as it is (paper-faithful windows, arbitrary first
-// token); EOT replaces the first input of every row by the end-of-text token (a fixed sink candidate)
-enum { FIRST_ANY = 0, FIRST_EOT = 1 };
-static const char *FIRST_TOKEN_NAMES[3] = {"any", "eot", NULL};
+// token); EOT replaces the first input of every row by the end-of-text token (a fixed sink
+// candidate); EOT_MASKED does that and leaves the row's first target out of the loss (target
+// IGNORE): from the end-of-text token alone it is a guess of a token from the middle of a text
+enum { FIRST_ANY = 0, FIRST_EOT = 1, FIRST_EOT_MASKED = 2 };
+static const char *FIRST_TOKEN_NAMES[4] = {"any", "eot", "eot-masked", NULL};
 
 // one row: inputs tokens[start .. start+T), targets the same shifted by one
 static void dataloader_row(const DataLoader *dl, size_t start, int *inputs, int *targets, int first_token, int eot) {
@@ -1483,7 +1492,8 @@ static void dataloader_row(const DataLoader *dl, size_t start, int *inputs, int 
         inputs[t] = dl->tokens[start + t];
         targets[t] = dl->tokens[start + t + 1];
     }
-    if (first_token == FIRST_EOT) inputs[0] = eot;
+    if (first_token != FIRST_ANY) inputs[0] = eot;
+    if (first_token == FIRST_EOT_MASKED) targets[0] = IGNORE;
 }
 
 // batch k of the stream: B consecutive windows
@@ -2096,7 +2106,7 @@ static int flag_table(Flag *f, Options *o) {
         {"-s", "--seed", 'i', &o->seed, NULL, "seed of the initialisation", 0},
         {"-a", "--vscale", 'e', &o->vscale, VSCALE_FLAG_NAMES, "V-scale: off, fixed, learned", 0},
         {"-A", "--vscale-lambda", 'f', &o->vscale_lambda, NULL, "V-scale's starting lambda (fixed: its value throughout)", 0},
-        {"-f", "--first-token", 'e', &o->first_token, FIRST_TOKEN_NAMES, "first input of each row: any (as read), eot", 0},
+        {"-f", "--first-token", 'e', &o->first_token, FIRST_TOKEN_NAMES, "first input of each row: any (as read), eot, eot-masked (eot, and its prediction not in the loss)", 0},
         {"-R", "--rows", 'e', &o->rows, ROWS_NAMES, "training rows: stream (consecutive windows), random (random offsets)", 0},
         {"-Z", "--eot-row", 'e', &o->eot_row, EOT_ROW_NAMES, "end-of-text row of the embedding: learned, fixed (not trained: its direction at the other rows' mean norm)", 0},
         {"-v", "--val-every", 'i', &o->val_every, NULL, "validate every N steps (0: only at the end)", 0},
@@ -2177,6 +2187,7 @@ void options_check(const Options *o) {
     if (o->B < 1) die("flag --batch: must be at least 1 (got %d)", o->B);
     if (o->T < 1 || o->T > MAX_SEQ_LEN) die("flag --seq-len: must be in 1..%d (got %d)", MAX_SEQ_LEN, o->T);
     if ((double)o->B * o->T > 1e8) die("flag --batch x --seq-len: %d x %d is too large", o->B, o->T);
+    if (o->first_token == FIRST_EOT_MASKED && o->T < 2) die("flag --first-token eot-masked: needs --seq-len >= 2 (a row with a target in the loss)");
     if (o->steps < 0) die("flag --steps: must be >= 0 (got %d)", o->steps);
     if (o->warmup < 0) die("flag --warmup: must be >= 0 (got %d)", o->warmup);
     if (o->lr < 0 || o->weight_decay < 0 || o->grad_clip < 0) die("flags --lr, --weight-decay, --grad-clip must be >= 0");

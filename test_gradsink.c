@@ -407,25 +407,29 @@ static double loss_xent(void *p) {
     crossentropy_forward(c->aux, c->out, c->tok, c->B, c->V);
     double s = 0;
     for (int i = 0; i < c->B; i++) s += c->aux[i];
-    return s / c->B;
+    return s / count_scored(c->tok, c->B);
 }
 static void test_crossentropy(void) {
     Ctx c = {.B = 6, .V = 11};
     c.a = rand_buf((size_t)c.B * c.V, 2); c.out = rand_buf((size_t)c.B * c.V, 0); c.aux = rand_buf(c.B, 0);
     c.tok = xcalloc(c.B, sizeof(int));
     for (int i = 0; i < c.B; i++) c.tok[i] = (i * 5 + 1) % c.V;
+    c.tok[2] = IGNORE; // a position out of the loss: loss 0, gradient 0, not counted in the mean
     double l = loss_xent(&c);
+    int ignored_ok = count_scored(c.tok, c.B) == c.B - 1 && c.aux[2] == 0;
     size_t n = (size_t)c.B * c.V;
     // the convention's exception: it stores, over a pre-filled buffer, or in place over the probabilities
     real *dl = rand_buf(n, 1), *inplace = xcalloc(n, sizeof(real));
     memcpy(inplace, c.out, n * sizeof(real));
-    crossentropy_softmax_backward(dl, c.out, c.tok, (real)(1.0 / c.B), c.B, c.V);
-    crossentropy_softmax_backward(inplace, inplace, c.tok, (real)(1.0 / c.B), c.B, c.V);
+    real dloss = (real)(1.0 / count_scored(c.tok, c.B));
+    crossentropy_softmax_backward(dl, c.out, c.tok, dloss, c.B, c.V);
+    crossentropy_softmax_backward(inplace, inplace, c.tok, dloss, c.B, c.V);
     int same = !memcmp(dl, inplace, n * sizeof(real));
+    for (int i = 0; i < c.V; i++) ignored_ok &= dl[2 * c.V + i] == 0;
     double e = fd_rel_err(c.a, dl, n, loss_xent, &c, 1000);
-    check(e <= FD_TOL && isfinite(l) && same,
-          "cross-entropy backward (stores: over a pre-filled buffer, and in place over the probabilities, the same bits) vs finite differences: %.2e",
-          e);
+    check(e <= FD_TOL && isfinite(l) && same && ignored_ok,
+          "cross-entropy backward (stores: over a pre-filled buffer, and in place over the probabilities, the same bits; "
+          "an ignored target: loss 0, gradient 0, out of the mean) vs finite differences: %.2e", e);
     free(c.a); free(c.out); free(c.aux); free(c.tok); free(dl); free(inplace);
 }
 
@@ -495,6 +499,7 @@ static void test_model_gradients(int n_kv_head, int vscale, double rope_theta, d
     Model m;
     int B = 3, T = 9;
     tiny_model_with(&m, n_kv_head, vscale, B, T, rope_theta, rms_norm_eps);
+    m.targets[T] = IGNORE; // row 1's first target out of the loss, as -f eot-masked leaves it
     char extra[64] = "";
     if (rope_theta != ROPE_THETA_DEFAULT || rms_norm_eps != RMSNORM_EPS_DEFAULT)
         snprintf(extra, sizeof(extra), ", rope_theta %g, eps %g", rope_theta, rms_norm_eps);
@@ -515,7 +520,7 @@ static void test_model_gradients(int n_kv_head, int vscale, double rope_theta, d
                                      : fd_dir_err(m.params_memory + off, grads + off, t[i].size, loss_model, &c);
         if (e > worst) { worst = e; worst_name = t[i].name; }
     }
-    check(worst <= FD_TOL_MODEL, "model (H 4, Hkv %d, vscale %s%s) gradient vs finite differences (%s) on every tensor: worst %.2e (%s)",
+    check(worst <= FD_TOL_MODEL, "model (H 4, Hkv %d, vscale %s%s, one target ignored) gradient vs finite differences (%s) on every tensor: worst %.2e (%s)",
           n_kv_head, VSCALE_NAMES[vscale], extra, sizeof(real) == 8 ? "entries" : "directions", worst, worst_name);
     // model_backward adds into the parameter gradients too: from pre-filled ones, it adds the same gradient
     real *pre0, *pre = prefill(m.num_parameters, &pre0);
@@ -810,7 +815,11 @@ static void test_dataloader(void) {
     for (int i = 0; i < 8; i++) good &= in[i] == tok[8 + i];
     dataloader_batch(&dl, 1, in, tg, FIRST_EOT, 12);
     good &= in[0] == 12 && in[4] == 12 && in[1] == tok[9] && tg[0] == tok[9];
-    check(good, "batch k = tokens[k*B*T ..], targets shifted by one, wraps; first-token eot replaces each row's first input");
+    int in3[8], tg3[8];
+    dataloader_batch(&dl, 1, in3, tg3, FIRST_EOT_MASKED, 12);
+    for (int i = 0; i < 8; i++) good &= in3[i] == in[i] && tg3[i] == (i % 4 ? tg[i] : IGNORE);
+    check(good, "batch k = tokens[k*B*T ..], targets shifted by one, wraps; first-token eot replaces each row's first input, "
+                "eot-masked also ignores its first target");
     dataloader_free(&dl);
 
     // random rows: with tokens[i] = i every row names its offset; each row is a window of T with
@@ -1751,6 +1760,7 @@ static void test_cli(void) {
     expect_refusal("a model that needs more memory than the machine", "this machine has", "%s -b 1000 -t 65536 -H 8", model);
     expect_refusal("unknown V-scale mode", "--vscale: unknown value 'maybe'", "%s -a maybe", model);
     expect_refusal("unknown rows mode", "--rows: unknown value 'shuffled'", "%s -R shuffled", model);
+    expect_refusal("eot-masked with T 1 (no target left in the loss)", "needs --seq-len >= 2", "%s -f eot-masked -t 1", model);
     expect_refusal("--resume without a checkpoint", "need a checkpoint", "%s -r 1", model);
     expect_refusal("--resume 2", "--resume", "%s -r 2", model);
     expect_refusal("--sample absurd", "--sample", "%s -G 2000000000", model);

@@ -5,7 +5,7 @@
 #        debian-handbook postgresql-doc-15 git-doc dict-foldoc bible-kjv guile-3.0-doc dict-wn
 #        manpages-dev r-base-core r-cran-janeaustenr vim-doc vim-runtime emacs-common
 #        debian-reference-en debian-policy developers-reference ada-reference-manual-2012 apache2-doc
-#        sqlite3-doc octave-doc, and
+#        sqlite3-doc octave-doc diatheke sword-comm-tdavid r-doc-html abs-guide crawl-common, and
 #        SHAKESPEARE=path/to/tinyshakespeare.txt for the default corpus,
 #        SOTU=path/to/sotu for the shuffled SOTU corpus. Each corpus is a file or a folder of .txt
 # documents, as train.sh's DATA takes them.
@@ -138,4 +138,28 @@ strip_html "$out/held5-sqlite" /usr/share/doc/sqlite3/*.html
 # held5-octave: the first 300 pages of GNU Octave's manual (mathematics and numerics), one document a page
 mkdir -p "$out/held5-octave"
 strip_html "$out/held5-octave" $(ls /usr/share/doc/octave/octave.html/*.html | head -300)
+# --- sixth held-out set (built for a later confirmation run, tokenized and looked at only after the settings it confirms were fixed)
+# held6-spurgeon: Psalms 1-100 of C. H. Spurgeon's Treasury of David (sword-comm-tdavid, a 19th-century commentary in prose),
+# read with diatheke as XHTML, the tags and the verse keys stripped, one document a psalm
+mkdir -p "$out/held6-spurgeon" "$out/held6-spurgeon.src"
+for i in $(seq 1 100); do
+    diatheke -b TDavid -f XHTML -k "Psalms $i" > "$out/held6-spurgeon.src/$(printf 'psalm%03d' "$i").html"
+done
+strip_html "$out/held6-spurgeon" "$out"/held6-spurgeon.src/*.html && rm -r "$out/held6-spurgeon.src"
+sed -i -E '/^Psalms [0-9]+:[0-9]+: *$/d; s/^Psalms [0-9]+:[0-9]+: //; /^\(TDavid\)$/d' "$out"/held6-spurgeon/*.txt
+# held6-rman: R's manuals (r-doc-html: the introduction, the language definition, Writing R Extensions, the FAQ, ...),
+# HTML with the tags stripped, one document a manual
+mkdir -p "$out/held6-rman"
+strip_html "$out/held6-rman" /usr/share/R/doc/manual/*.html
+# held6-absguide: the Advanced Bash-Scripting Guide (abs-guide, a tutorial book full of example scripts),
+# HTML with the tags stripped, one document a page
+mkdir -p "$out/held6-absguide"
+strip_html "$out/held6-absguide" /usr/share/doc/abs-guide/html/*.html
+# held6-crawl: the texts of the game Dungeon Crawl Stone Soup (crawl-common): its in-game descriptions, quotes, monster
+# speech and names (the English files), its manual and its changelog, one document a file
+mkdir -p "$out/held6-crawl"
+for f in /usr/share/crawl/dat/descript/*.txt /usr/share/crawl/dat/database/*.txt; do
+    cp "$f" "$out/held6-crawl/$(basename "$(dirname "$f")")_$(basename "$f")"
+done
+cp /usr/share/crawl/docs/crawl_manual.txt /usr/share/crawl/docs/changelog.txt "$out/held6-crawl/"
 du -sh "$out"/*
