@@ -5,7 +5,8 @@
 #        debian-handbook postgresql-doc-15 git-doc dict-foldoc bible-kjv guile-3.0-doc dict-wn
 #        manpages-dev r-base-core r-cran-janeaustenr vim-doc vim-runtime emacs-common
 #        debian-reference-en debian-policy developers-reference ada-reference-manual-2012 apache2-doc
-#        sqlite3-doc octave-doc diatheke sword-comm-tdavid r-doc-html abs-guide crawl-common, and
+#        sqlite3-doc octave-doc diatheke sword-comm-tdavid r-doc-html abs-guide crawl-common gimp-help-en maxima-doc freeciv-data
+#        sword-text-web, and
 #        SHAKESPEARE=path/to/tinyshakespeare.txt for the default corpus,
 #        SOTU=path/to/sotu for the shuffled SOTU corpus. Each corpus is a file or a folder of .txt
 # documents, as train.sh's DATA takes them.
@@ -162,4 +163,30 @@ for f in /usr/share/crawl/dat/descript/*.txt /usr/share/crawl/dat/database/*.txt
     cp "$f" "$out/held6-crawl/$(basename "$(dirname "$f")")_$(basename "$f")"
 done
 cp /usr/share/crawl/docs/crawl_manual.txt /usr/share/crawl/docs/changelog.txt "$out/held6-crawl/"
+# --- seventh held-out set (tokenized and looked at only after the quick preset of the eighth search was fixed)
+# held7-web: the World English Bible (sword-text-web, a modern translation in prose), one document a book,
+# one verse a line, the verse keys stripped
+mkdir -p "$out/held7-web"
+for b in Genesis Exodus Leviticus Numbers Deuteronomy Joshua Judges Ruth "I Samuel" "II Samuel" "I Kings" "II Kings" \
+    "I Chronicles" "II Chronicles" Ezra Nehemiah Esther Job Psalms Proverbs Ecclesiastes "Song of Solomon" Isaiah Jeremiah \
+    Lamentations Ezekiel Daniel Hosea Joel Amos Obadiah Jonah Micah Nahum Habakkuk Zephaniah Haggai Zechariah Malachi \
+    Matthew Mark Luke John Acts Romans "I Corinthians" "II Corinthians" Galatians Ephesians Philippians Colossians \
+    "I Thessalonians" "II Thessalonians" "I Timothy" "II Timothy" Titus Philemon Hebrews James "I Peter" "II Peter" \
+    "I John" "II John" "III John" Jude Revelation; do
+    diatheke -b engWEB2015eb -f plain -k "$b" 2>/dev/null | sed -E 's/^[1-3I]*[A-Za-z ]+ [0-9]+:[0-9]+: //; /^\(engWEB2015eb\)$/d' \
+        > "$out/held7-web/${b// /_}.txt"
+done
+# held7-gimp: the GIMP user manual (gimp-help-en), HTML with the tags stripped, one document a page
+mkdir -p "$out/held7-gimp"
+strip_html "$out/held7-gimp" /usr/share/gimp/2.0/help/en/*.html
+# held7-maxima: the Maxima manual (maxima-doc; computer algebra), HTML with the tags stripped, one document a page
+mkdir -p "$out/held7-maxima"
+strip_html "$out/held7-maxima" /usr/share/doc/maxima-doc/html/*.html
+# held7-freeciv: the game data of Freeciv (freeciv-data): the nations' files (legends, leaders, city names), the help
+# texts and the civ2civ3 rules, files of `key = "value"` lines, one document a file
+mkdir -p "$out/held7-freeciv"
+for f in /usr/share/games/freeciv/nation/*.ruleset /usr/share/games/freeciv/civ2civ3/*.ruleset; do
+    cp "$f" "$out/held7-freeciv/$(basename "$(dirname "$f")")_$(basename "$f" .ruleset).txt"
+done
+cp /usr/share/games/freeciv/helpdata.txt "$out/held7-freeciv/"
 du -sh "$out"/*
