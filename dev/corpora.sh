@@ -49,6 +49,7 @@ done
 strip_html() {
     python3 - "$@" <<'PY'
 import html, os, re, sys
+os.makedirs(sys.argv[1], exist_ok=True)
 for f in sys.argv[2:]:
     t = open(f, encoding="utf-8", errors="replace").read()
     t = re.sub(r"(?s)<(script|style|head).*?</\1>", "", t)
@@ -177,10 +178,8 @@ for b in Genesis Exodus Leviticus Numbers Deuteronomy Joshua Judges Ruth "I Samu
         > "$out/held7-web/${b// /_}.txt"
 done
 # held7-gimp: the GIMP user manual (gimp-help-en), HTML with the tags stripped, one document a page
-mkdir -p "$out/held7-gimp"
 strip_html "$out/held7-gimp" /usr/share/gimp/2.0/help/en/*.html
 # held7-maxima: the Maxima manual (maxima-doc; computer algebra), HTML with the tags stripped, one document a page
-mkdir -p "$out/held7-maxima"
 strip_html "$out/held7-maxima" /usr/share/doc/maxima-doc/html/*.html
 # held7-freeciv: the game data of Freeciv (freeciv-data): the nations' files (legends, leaders, city names), the help
 # texts and the civ2civ3 rules, files of `key = "value"` lines, one document a file
