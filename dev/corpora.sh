@@ -45,7 +45,7 @@ for d in admin-guide filesystems; do
 done
 # held-gcide: the first 4 MB of the Collaborative International Dictionary of English (one file)
 { zcat /usr/share/dictd/gcide.dict.dz || true; } | head -c 4000000 > "$out/held-gcide.txt"  # zcat ends on SIGPIPE
-# strip_html OUT FILES...: HTML pages to text, tags and scripts removed, one document a page
+# strip_html OUT FILES...: HTML pages to text in OUT (made when missing), tags and scripts removed, one document a page
 strip_html() {
     python3 - "$@" <<'PY'
 import html, os, re, sys
@@ -59,14 +59,11 @@ for f in sys.argv[2:]:
 PY
 }
 # held-pydoc: Python's library reference, HTML with the tags stripped, one document a page
-mkdir -p "$out/held-pydoc"
 strip_html "$out/held-pydoc" /usr/share/doc/python3.11/html/library/*.html
 # --- second held-out set (tokenized and looked at only after the settings of the second search were fixed)
 # held2-handbook: the Debian Administrator's Handbook (English), a book in 20-odd HTML chapters
-mkdir -p "$out/held2-handbook"
 strip_html "$out/held2-handbook" /usr/share/doc/debian-handbook/html/en-US/*.html
 # held2-pgdoc: PostgreSQL 15's manual, one document an HTML page
-mkdir -p "$out/held2-pgdoc"
 strip_html "$out/held2-pgdoc" /usr/share/doc/postgresql-doc-15/html/*.html
 # held2-gitdoc: git's documentation in AsciiDoc text, one document a file
 mkdir -p "$out/held2-gitdoc"
@@ -119,7 +116,6 @@ for f in /usr/share/emacs/*/etc/*NEWS*; do
 done
 # held4-debref: the Debian Reference (debian-reference-en, HTML), the Policy manual (debian-policy)
 # and the Developer's Reference (developers-reference), one document a chapter or manual
-mkdir -p "$out/held4-debref"
 strip_html "$out/held4-debref" /usr/share/debian-reference/*.en.html
 zcat /usr/share/doc/debian-policy/policy.txt.gz > "$out/held4-debref/policy.txt"
 zcat /usr/share/doc/developers-reference/docs/developers-reference.txt.gz > "$out/held4-debref/developers-reference.txt"
@@ -129,21 +125,19 @@ mkdir -p "$out/held5-ada"
 for f in /usr/share/doc/ada-reference-manual-2012/arm2012.txt/*.TXT; do cp "$f" "$out/held5-ada/$(basename "$f" .TXT).txt"; done
 # held5-apache: the Apache HTTP Server manual (English pages), HTML with the tags stripped, one document a page
 # (copied first under names that keep their folder, since strip_html names a page by its file name)
-mkdir -p "$out/held5-apache" "$out/held5-apache.src"
+mkdir -p "$out/held5-apache.src"
 find /usr/share/doc/apache2-doc/manual/en -name '*.html' | sort | while read -r f; do
     n=$(echo "${f#/usr/share/doc/apache2-doc/manual/en/}" | tr / _); cp "$f" "$out/held5-apache.src/$n"
 done
 strip_html "$out/held5-apache" "$out"/held5-apache.src/*.html && rm -r "$out/held5-apache.src"
 # held5-sqlite: SQLite's documentation, one document an HTML page
-mkdir -p "$out/held5-sqlite"
 strip_html "$out/held5-sqlite" /usr/share/doc/sqlite3/*.html
 # held5-octave: the first 300 pages of GNU Octave's manual (mathematics and numerics), one document a page
-mkdir -p "$out/held5-octave"
 strip_html "$out/held5-octave" $(ls /usr/share/doc/octave/octave.html/*.html | head -300)
 # --- sixth held-out set (built for a later confirmation run, tokenized and looked at only after the settings it confirms were fixed)
 # held6-spurgeon: Psalms 1-100 of C. H. Spurgeon's Treasury of David (sword-comm-tdavid, a 19th-century commentary in prose),
 # read with diatheke as XHTML, the tags and the verse keys stripped, one document a psalm
-mkdir -p "$out/held6-spurgeon" "$out/held6-spurgeon.src"
+mkdir -p "$out/held6-spurgeon.src"
 for i in $(seq 1 100); do
     diatheke -b TDavid -f XHTML -k "Psalms $i" > "$out/held6-spurgeon.src/$(printf 'psalm%03d' "$i").html"
 done
@@ -151,11 +145,9 @@ strip_html "$out/held6-spurgeon" "$out"/held6-spurgeon.src/*.html && rm -r "$out
 sed -i -E '/^Psalms [0-9]+:[0-9]+: *$/d; s/^Psalms [0-9]+:[0-9]+: //; /^\(TDavid\)$/d' "$out"/held6-spurgeon/*.txt
 # held6-rman: R's manuals (r-doc-html: the introduction, the language definition, Writing R Extensions, the FAQ, ...),
 # HTML with the tags stripped, one document a manual
-mkdir -p "$out/held6-rman"
 strip_html "$out/held6-rman" /usr/share/R/doc/manual/*.html
 # held6-absguide: the Advanced Bash-Scripting Guide (abs-guide, a tutorial book full of example scripts),
 # HTML with the tags stripped, one document a page
-mkdir -p "$out/held6-absguide"
 strip_html "$out/held6-absguide" /usr/share/doc/abs-guide/html/*.html
 # held6-crawl: the texts of the game Dungeon Crawl Stone Soup (crawl-common): its in-game descriptions, quotes, monster
 # speech and names (the English files), its manual and its changelog, one document a file
