@@ -459,17 +459,24 @@ void rope_backward(real *dinp, const real *dout, const real *cosb, const real *s
 //   lambda = exp(theta), one theta per layer and kv head: held fixed in mode "fixed" (theta = 0,
 //   lambda = 1, unless --vscale-lambda sets another), trained in mode "learned" (from theta = 0).
 // Small-norm values (a sink's values are small) are shrunk, and with them their gradient.
+// V-scale changes the forward pass and the backward pass at once. --vscale-path splits the two
+// routes (the causal experiment): "both" is the paper's V-scale; "forward" keeps v_hat = phi(r) v
+// in the forward pass and passes the gradient to v unchanged (J replaced by I; a learned theta
+// still gets its gradient); "backward" runs the forward pass on v (no V-scale) and multiplies
+// the gradient by J at v (theta gets none). Neither is the gradient of the loss on purpose.
 enum { VSCALE_OFF = 0, VSCALE_FIXED = 1, VSCALE_LEARNED = 2 };
+enum { VSCALE_PATH_BOTH = 0, VSCALE_PATH_FORWARD = 1, VSCALE_PATH_BACKWARD = 2 };
+static const char *VSCALE_PATH_NAMES[4] = {"both", "forward", "backward", NULL};
 #define VSCALE_SIGMA 0.02
 
 real vscale_c(int d_model, int d_head, real theta, int mode) {
     real lambda = mode == VSCALE_OFF ? (real)1 : (real)exp(theta);
     return (real)(d_model * d_head * VSCALE_SIGMA * VSCALE_SIGMA) * lambda;
 }
-void vscale_forward(real *vhat, real *phi, const real *v, const real *theta, int mode, int d_model,
+void vscale_forward(real *vhat, real *phi, const real *v, const real *theta, int mode, int path, int d_model,
                     int N, int NKV, int D) {
     // vhat, v (N, NKV*D); phi (N, NKV): the factor applied; theta (NKV) of this layer
-    if (mode == VSCALE_OFF) { // the one branch that switches the paper's intervention off
+    if (mode == VSCALE_OFF || path == VSCALE_PATH_BACKWARD) { // the one branch that switches the paper's intervention off (path backward: in the forward pass only)
         copy_parallel(vhat, v, (size_t)N * NKV * D);
         for (size_t i = 0; i < (size_t)N * NKV; i++) phi[i] = 1;
         return;
@@ -487,7 +494,7 @@ void vscale_forward(real *vhat, real *phi, const real *v, const real *theta, int
         }
 }
 void vscale_backward(real *dv, real *dtheta, const real *dvhat, const real *v, const real *theta, int mode,
-                     int d_model, int N, int NKV, int D) {
+                     int path, int d_model, int N, int NKV, int D) {
     // Jacobian J = phi(r) I + 2c/(r+c)^2 v v^T (symmetric), so dv = phi dvhat + 2c/(r+c)^2 <v,dvhat> v.
     // Its eigenvalues: r/(r+c) orthogonal to v, (r^2+3cr)/(r+c)^2 along v (at most 9/8, at r = 3c).
     // Learned lambda: dphi/dtheta = dphi/dc * dc/dtheta = -r/(r+c)^2 * c, so
@@ -505,11 +512,23 @@ void vscale_backward(real *dv, real *dtheta, const real *dvhat, const real *v, c
             real r = 0, vd = 0;
             for (int i = 0; i < D; i++) { r += x[i] * x[i]; vd += x[i] * dy[i]; }
             real rc = r + c, f = r / rc, g = 2 * c / (rc * rc) * vd;
+            if (path == VSCALE_PATH_FORWARD) { f = 1; g = 0; } // J replaced by I: dv = dvhat
             for (int i = 0; i < D; i++) dx[i] += f * dy[i] + g * x[i];
             dth += vd * (-r * c / (rc * rc));
         }
-        if (mode == VSCALE_LEARNED) dtheta[h] += dth;
+        if (mode == VSCALE_LEARNED && path != VSCALE_PATH_BACKWARD) dtheta[h] += dth; // path backward: theta is not in the forward pass
     }
+}
+
+// --- --sink-grad G, a gradient-only intervention on the value path. Forward: nothing (v_hat
+// goes to attention as it is). Backward: the gradient that attention hands to position 0's
+// values, dv_hat_0 = sum_t a[t,0] dy_t (the value path of the gradient sink), is multiplied by
+// G in every row and kv head, before V-scale's backward and Wv see it. G = 0 cuts the value
+// path of the sink and leaves its key path. dvhat (B, T, KV), scaled in place.
+void sink_grad_backward(real *dvhat, real G, int B, int T, int KV) {
+    if (G == 1) return;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < KV; i++) dvhat[(size_t)b * T * KV + i] *= G;
 }
 
 // --- causal attention with grouped KV heads. Query head h reads kv head h / (NH/NKV).
@@ -827,6 +846,9 @@ typedef struct {
     real *rope_cos, *rope_sin; // (max_seq_len, D/2)
     int *inputs, *targets;     // (B, T)
     real mean_loss;
+    // the causal experiment's interventions (defaults: none), kept in the checkpoint
+    int vscale_path;           // VSCALE_PATH_BOTH, _FORWARD, _BACKWARD (--vscale-path)
+    double sink_grad;          // G of --sink-grad: position 0's value gradient is multiplied by it
 } Model;
 
 // the model's parameter table (names, sizes and kinds; `at` points into m->params)
@@ -887,6 +909,8 @@ double model_bytes(const Config *c, int B, int T) {
 void model_build(Model *m, const Config *cfg) {
     memset(m, 0, sizeof(*m));
     m->cfg = *cfg;
+    m->vscale_path = VSCALE_PATH_BOTH;
+    m->sink_grad = 1;
     Slot t[NUM_PARAM_TENSORS];
     param_table(t, &m->params, cfg);
     m->num_parameters = carve(t, NUM_PARAM_TENSORS, NULL, 0, NULL);
@@ -993,7 +1017,7 @@ real model_forward(Model *m, int B, int T, int with_targets) {
         matmul_forward(s.v, s.ln1, p.wv, N, C, KV);
         rope_forward(s.q, a->qpre, m->rope_cos, m->rope_sin, B, T, H, D);
         rope_forward(s.k, a->kpre, m->rope_cos, m->rope_sin, B, T, Hkv, D);
-        vscale_forward(s.vhat, s.vphi, s.v, p.theta, c->vscale, C, N, Hkv, D);
+        vscale_forward(s.vhat, s.vphi, s.v, p.theta, c->vscale, m->vscale_path, C, N, Hkv, D);
         attention_forward(s.atty, s.att, s.q, s.k, s.vhat, B, T, H, Hkv, D);
         matmul_forward(s.r_attn, s.atty, p.wo, N, C, C);
         add_parallel(s.h_half, s.h_in, s.r_attn, (size_t)N * C);
@@ -1055,7 +1079,8 @@ void model_backward(Model *m, int B, int T) {
         copy_parallel(ds.h_in, ds.h_half, (size_t)N * C);
         matmul_backward(ds.atty, dp.wo, ds.h_half, s.atty, p.wo, N, C, C);
         attention_backward(ds.q, ds.k, ds.vhat, ds.atty, s.q, s.k, s.vhat, s.att, B, T, H, Hkv, D);
-        vscale_backward(ds.v, dp.theta, ds.vhat, s.v, p.theta, c->vscale, C, N, Hkv, D);
+        sink_grad_backward(ds.vhat, (real)m->sink_grad, B, T, KV);
+        vscale_backward(ds.v, dp.theta, ds.vhat, s.v, p.theta, c->vscale, m->vscale_path, C, N, Hkv, D);
         zero_parallel(g->qpre, (size_t)N * C); // one layer's scratch, reused by every layer
         zero_parallel(g->kpre, (size_t)N * KV);
         rope_backward(g->qpre, ds.q, m->rope_cos, m->rope_sin, B, T, H, D);
@@ -1322,6 +1347,8 @@ typedef struct {
     double *pq[NUM_PQ];                // (L, P) each, named by PQ_NAMES
     double *lambda;                    // (L, Hkv) V-scale lambda (0 when off)
     double *phi0, *phi_rest;           // (L) V-scale factor r/(r+c) at token 0, mean over t = 1..15
+    int vscale_path;                   // the interventions the gradients were taken under
+    double sink_grad;
 } Probe;
 
 void probe_alloc(Probe *pr, const Config *c, int T) {
@@ -1329,6 +1356,7 @@ void probe_alloc(Probe *pr, const Config *c, int T) {
     pr->L = c->n_layer; pr->H = c->n_head; pr->Hkv = c->n_kv_head;
     pr->P = T < PROBE_POSITIONS ? T : PROBE_POSITIONS;
     pr->rgs_n = pr->P;
+    pr->sink_grad = 1;
     pr->alpha = xcalloc((size_t)pr->L * pr->H, sizeof(double));
     pr->sink_rate = xcalloc(pr->L, sizeof(double)); pr->M0 = xcalloc(pr->L, sizeof(double));
     pr->S0 = xcalloc(pr->L, sizeof(double)); pr->R_gs = xcalloc(pr->L, sizeof(double));
@@ -1351,6 +1379,8 @@ static void ratio_of(double *out, const double *num, const double *den, int P) {
 void probe_measure(Probe *pr, const Model *m, int B, int T) {
     const Config *c = &m->cfg;
     int C = c->d_model, H = c->n_head, Hkv = c->n_kv_head, D = C / H, P = pr->P;
+    pr->vscale_path = m->vscale_path;
+    pr->sink_grad = m->sink_grad;
     for (int l = 0; l < c->n_layer; l++) {
         LayerActs s = layer_acts(&m->acts, m, l), g = layer_acts(&m->grads_acts, m, l);
         double *alpha = pr->alpha + (size_t)l * H, *q[NUM_PQ];
@@ -1434,8 +1464,8 @@ static int header_parse(int32_t *h, const char *name, const unsigned char *buf, 
     memcpy(h, buf, HEADER_INTS * sizeof(int32_t));
     if (h[0] != magic) return errorf(err, errlen, "%s: bad magic %d (expected %d: %s)", name, h[0], magic, what);
     if (h[1] < 1 || h[1] > max_version)
-        return errorf(err, errlen, "%s: unsupported version %d of %s (expected 1%s)", name, h[1], what,
-                      max_version == 2 ? " or 2" : "");
+        return errorf(err, errlen, "%s: unsupported version %d of %s (expected %s%d)", name, h[1], what,
+                      max_version > 1 ? "1 to " : "", max_version);
     return 0;
 }
 
@@ -1527,15 +1557,16 @@ void dataloader_free(DataLoader *dl) { free(dl->tokens); dl->tokens = NULL; }
 // checkpoints. Model file: header of 256 int32 — [0] magic 20261128, [1] version 2,
 // [2] vocab_size, [3] d_model, [4] n_layer, [5] n_head, [6] n_kv_head, [7] ffn_hidden,
 // [8] max_seq_len, [9] vscale mode, [10] step, [11-12] rope_theta and [13-14] rms_norm_eps
-// (float64 each, in two ints), [15] eot id — then every parameter tensor as float32,
-// row-major, in ParamTensors order. Version 1 (no [11-15]) reads as 10000, 1e-5, V-1.
+// (float64 each, in two ints), [15] eot id, [16] --vscale-path, [17-18] --sink-grad G (float64)
+// — then every parameter tensor as float32, row-major, in ParamTensors order. Version 1 (no
+// [11-18]) reads as 10000, 1e-5, V-1; versions 1-2 (no [16-18]) as path both, G 1.
 // Optimizer file (PATH.opt): [0] magic 20261129, [1] version 1, [2] AdamW step count,
 // [3] training step, [4] number of parameters, [5] the run's --steps (its lr schedule; 0 in
 // older files); then the AdamW first moments and second moments as float32. Both written to
 // PATH.tmp, then renamed.
 
 #define CKPT_MAGIC 20261128
-#define CKPT_VERSION 2
+#define CKPT_VERSION 3
 #define OPT_MAGIC 20261129
 
 static int write_floats(FILE *f, const real *x, size_t n) {
@@ -1580,6 +1611,8 @@ static void checkpoint_header(const Model *m, int step, int32_t *h) {
     memcpy(h + 11, &c->rope_theta, sizeof(double));
     memcpy(h + 13, &c->rms_norm_eps, sizeof(double));
     h[15] = c->eot;
+    h[16] = m->vscale_path;
+    memcpy(h + 17, &m->sink_grad, sizeof(double));
 }
 static void optstate_header(const Model *m, int step, int32_t *h) {
     int32_t v[6] = {OPT_MAGIC, 1, m->adam_t, step, (int32_t)m->num_parameters, m->schedule_steps};
@@ -1622,6 +1655,15 @@ int checkpoint_parse_header(const char *name, const unsigned char *head, size_t 
     const char *why = config_check(&c);
     if (why) return errorf(err, errlen, "%s: header describes an impossible model (%s)", name, why);
     if (h[10] < 0) return errorf(err, errlen, "%s: negative step %d in header", name, h[10]);
+    if (h[1] >= 3) { // the interventions
+        double G;
+        memcpy(&G, h + 17, sizeof(double));
+        if (h[16] < VSCALE_PATH_BOTH || h[16] > VSCALE_PATH_BACKWARD)
+            return errorf(err, errlen, "%s: unknown V-scale path %d in header", name, h[16]);
+        if (h[16] != VSCALE_PATH_BOTH && c.vscale == VSCALE_OFF)
+            return errorf(err, errlen, "%s: V-scale path %s in header, but V-scale is off", name, VSCALE_PATH_NAMES[h[16]]);
+        if (!isfinite(G)) return errorf(err, errlen, "%s: sink-grad factor in header is not finite", name);
+    }
     double want = sizeof(h) + config_num_parameters(&c) * sizeof(float);
     if ((double)file_size != want)
         return errorf(err, errlen, "%s: %zu bytes, but its header implies %.0f (truncated or not a checkpoint)", name,
@@ -1662,6 +1704,11 @@ int checkpoint_parse(Model *m, const char *name, const unsigned char *buf, size_
                 return errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", name, t[i].name, j);
         }
     read_floats(m->params_memory, src, m->num_parameters);
+    int32_t h[HEADER_INTS];
+    memcpy(h, buf, sizeof(h));
+    m->vscale_path = h[1] >= 3 ? h[16] : VSCALE_PATH_BOTH;
+    m->sink_grad = 1;
+    if (h[1] >= 3) memcpy(&m->sink_grad, h + 17, sizeof(double));
     return 0;
 }
 
@@ -1970,9 +2017,10 @@ int probe_json(StrBuf *b, const Probe *pr, const Config *c, int step, double tra
     sb_printf(b, ", \"val_loss_step\": %d, \"probe_loss\": ", val_step);
     sb_num(b, pr->loss, &bad);
     sb_printf(b, ", \"probe_ms\": %.1f, \"L\": %d, \"H\": %d, \"Hkv\": %d, \"positions\": %d, \"vscale\": \"%s\", "
+                 "\"vscale_path\": \"%s\", \"sink_grad\": %.6g, "
                  "\"first_token\": \"%s\", \"rgs_positions\": [1, %d], \"rgs_short_T\": %s",
-              probe_ms, L, pr->H, pr->Hkv, P, VSCALE_NAMES[c->vscale], FIRST_TOKEN_NAMES[first_token], pr->rgs_n - 1,
-              pr->rgs_n < PROBE_POSITIONS ? "true" : "false");
+              probe_ms, L, pr->H, pr->Hkv, P, VSCALE_NAMES[c->vscale], VSCALE_PATH_NAMES[pr->vscale_path], pr->sink_grad,
+              FIRST_TOKEN_NAMES[first_token], pr->rgs_n - 1, pr->rgs_n < PROBE_POSITIONS ? "true" : "false");
     sb_matrix(b, "alpha", pr->alpha, L, pr->H, &bad);
     sb_array(b, "sink_rate", pr->sink_rate, L, &bad);
     sb_array(b, "M0", pr->M0, L, &bad);
@@ -2048,6 +2096,8 @@ typedef struct {
     double temperature;
     int probe_every, probe_only;
     double vscale_lambda;
+    int vscale_path;  // the causal experiment's interventions
+    double sink_grad;
 } Options;
 
 // the model's configuration from the flags (-K 0: as many kv heads as heads)
@@ -2076,7 +2126,7 @@ static void options_defaults(Options *o) {
         .first_token = FIRST_ANY, .rows = ROWS_STREAM, .lr = 3e-3, .min_lr = -1, .weight_decay = 0.1, .mlp_weight_decay = -1, .embed_weight_decay = -1, .grad_clip = 1.0,
         .val_every = 100, .val_batches = 8, .ckpt_every = 0, .resume = 0, .eval_only = 0, .stop_at = 0,
         .sample_tokens = 200, .top_k = 40, .sample_seed = 42, .temperature = 0.8, .probe_every = 100, .probe_only = 0,
-        .vscale_lambda = 1.0};
+        .vscale_lambda = 1.0, .vscale_path = VSCALE_PATH_BOTH, .sink_grad = 1.0};
     *o = d;
 }
 
@@ -2106,6 +2156,8 @@ static int flag_table(Flag *f, Options *o) {
         {"-s", "--seed", 'i', &o->seed, NULL, "seed of the initialisation", 0},
         {"-a", "--vscale", 'e', &o->vscale, VSCALE_FLAG_NAMES, "V-scale: off, fixed, learned", 0},
         {"-A", "--vscale-lambda", 'f', &o->vscale_lambda, NULL, "V-scale's starting lambda (fixed: its value throughout)", 0},
+        {"-J", "--vscale-path", 'e', &o->vscale_path, VSCALE_PATH_NAMES, "V-scale in: both passes (the paper's), forward only (gradient passes unchanged), backward only (forward on v, gradient times V-scale's Jacobian)", 0},
+        {"-N", "--sink-grad", 'f', &o->sink_grad, NULL, "multiply the gradient reaching position 0's values by G in every layer (forward unchanged; 0 cuts the value path of the gradient sink)", 0},
         {"-f", "--first-token", 'e', &o->first_token, FIRST_TOKEN_NAMES, "first input of each row: any (as read), eot, eot-masked (eot, and its prediction not in the loss)", 0},
         {"-R", "--rows", 'e', &o->rows, ROWS_NAMES, "training rows: stream (consecutive windows), random (random offsets)", 0},
         {"-Z", "--eot-row", 'e', &o->eot_row, EOT_ROW_NAMES, "end-of-text row of the embedding: learned, fixed (not trained: its direction at the other rows' mean norm)", 0},
@@ -2198,6 +2250,8 @@ void options_check(const Options *o) {
         die("flags --resume, --eval-only and --probe need a checkpoint (-c PATH)");
     if (o->probe_every < 0) die("flag --probe-every: must be >= 0 (got %d)", o->probe_every);
     if (o->vscale_lambda <= 0) die("flag --vscale-lambda: must be > 0 (got %g)", o->vscale_lambda);
+    if (o->vscale_path != VSCALE_PATH_BOTH && o->vscale == VSCALE_OFF && !*o->ckpt_in)
+        die("flag --vscale-path %s: needs V-scale on (-a fixed or -a learned)", VSCALE_PATH_NAMES[o->vscale_path]);
     if (o->stop_at < 0) die("flag --stop-at: must be >= 0 (got %d)", o->stop_at);
     if (o->sample_tokens < 0 || o->top_k < 0 || o->temperature < 0) die("flags --sample, --top-k, --temperature must be >= 0");
     if (o->sample_tokens > 10000000) die("flag --sample: at most 10000000 tokens (got %d)", o->sample_tokens);
@@ -2366,6 +2420,11 @@ void run_model(Run *r) {
         if (cfg->vscale != VSCALE_OFF) // theta = log lambda
             for (size_t i = 0; i < (size_t)cfg->n_layer * cfg->n_kv_head; i++) m->params.vscale_theta[i] = (real)log(o->vscale_lambda);
     }
+    // the interventions: the flags when given, else the checkpoint's (a resumed run keeps them)
+    if (!*o->ckpt_in || flag_given(r->flags, r->nflags, "-J")) m->vscale_path = o->vscale_path;
+    if (!*o->ckpt_in || flag_given(r->flags, r->nflags, "-N")) m->sink_grad = o->sink_grad;
+    if (m->vscale_path != VSCALE_PATH_BOTH && cfg->vscale == VSCALE_OFF)
+        die("flag --vscale-path %s: needs V-scale on, and checkpoint %s has it off", VSCALE_PATH_NAMES[m->vscale_path], o->ckpt_in);
     m->schedule_steps = o->steps; // what this run's checkpoints record
     printf("model: V %d | C %d | L %d | H %d | Hkv %d | D %d | F %d | vscale %s | %zu parameters\n", cfg->vocab_size,
            cfg->d_model, cfg->n_layer, cfg->n_head, cfg->n_kv_head, cfg->d_model / cfg->n_head, cfg->ffn_hidden,
@@ -2373,6 +2432,9 @@ void run_model(Run *r) {
     if (cfg->rope_theta != ROPE_THETA_DEFAULT || cfg->rms_norm_eps != RMSNORM_EPS_DEFAULT || cfg->eot != cfg->vocab_size - 1)
         printf("model: rope_theta %g | rms_norm_eps %g | eot %d (from the checkpoint)\n", cfg->rope_theta,
                cfg->rms_norm_eps, cfg->eot);
+    if (m->vscale_path != VSCALE_PATH_BOTH || m->sink_grad != 1)
+        printf("interventions: vscale-path %s | sink-grad %g (the gradient is not the loss's)\n",
+               VSCALE_PATH_NAMES[m->vscale_path], m->sink_grad);
 #ifdef _OPENMP
     printf("threads: %d\n", max_threads());
 #endif

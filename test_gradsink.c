@@ -326,7 +326,7 @@ static void test_attention(int NH, int NKV) {
 
 static double loss_vscale(void *p) {
     Ctx *c = p;
-    vscale_forward(c->out, c->aux, c->a, c->b, c->mode, c->d_model, c->B, c->NKV, c->D);
+    vscale_forward(c->out, c->aux, c->a, c->b, c->mode, VSCALE_PATH_BOTH, c->d_model, c->B, c->NKV, c->D);
     return dot(c->out, c->R, c->nout);
 }
 // the tiled attention against the naive one, on shapes that are not multiples of the tiles
@@ -367,7 +367,7 @@ static void test_vscale(int mode) {
     c.a = rand_buf(c.nout, 0.07); c.b = rand_buf(c.NKV, 0.5); c.out = rand_buf(c.nout, 0);
     c.aux = rand_buf((size_t)c.B * c.NKV, 0); c.R = rand_buf(c.nout, 1);
     real *dv0, *dth0, *dv = prefill(c.nout, &dv0), *dth = prefill(c.NKV, &dth0);
-    vscale_backward(dv, dth, c.R, c.a, c.b, mode, c.d_model, c.B, c.NKV, c.D);
+    vscale_backward(dv, dth, c.R, c.a, c.b, mode, VSCALE_PATH_BOTH, c.d_model, c.B, c.NKV, c.D);
     int theta_untouched = 1; // theta is a parameter only when learned: its gradient is then left as it was
     if (mode != VSCALE_LEARNED) for (int h = 0; h < c.NKV; h++) theta_untouched &= dth[h] == dth0[h];
     double e1 = fd_rel_err(c.a, added(dv, dv0, c.nout), c.nout, loss_vscale, &c, 1000);
@@ -699,9 +699,12 @@ static void test_checkpoint(void) {
     double theta, eps;
     memcpy(&theta, h + 11, 8);
     memcpy(&eps, h + 13, 8);
-    check(got == HEADER_INTS && h[0] == 20261128 && h[1] == 2 && h[2] == 37 && h[3] == 16 && h[4] == 2 && h[5] == 4 &&
-              h[6] == 2 && h[7] == 24 && h[8] == 4 && h[9] == 2 && h[10] == 17 && theta == 10000 && eps == 1e-5 && h[15] == 36,
-          "checkpoint header: magic, version 2, V, C, L, H, Hkv, F, max T, vscale, step, rope_theta, eps, eot");
+    double G;
+    memcpy(&G, h + 17, 8);
+    check(got == HEADER_INTS && h[0] == 20261128 && h[1] == 3 && h[2] == 37 && h[3] == 16 && h[4] == 2 && h[5] == 4 &&
+              h[6] == 2 && h[7] == 24 && h[8] == 4 && h[9] == 2 && h[10] == 17 && theta == 10000 && eps == 1e-5 && h[15] == 36 &&
+              h[16] == VSCALE_PATH_BOTH && G == 1,
+          "checkpoint header: magic, version 3, V, C, L, H, Hkv, F, max T, vscale, step, rope_theta, eps, eot, vscale path, sink-grad");
 
     // bad headers and truncated payloads are refused
     size_t n;
@@ -758,6 +761,7 @@ static double reload_loss(const char *p, const Model *src, Config *c, int *ok, c
 // version 2 stores RoPE's base, RMSNorm's eps and the eot id; version 1 files read as 10000, 1e-5, V-1
 static void test_checkpoint_versions(void) {
     char p[512], err[1024];
+    int step_unused;
     snprintf(p, sizeof(p), "%s/v.bin", tmpdir);
     Model m;
     tiny_model_with(&m, 2, VSCALE_OFF, 2, 5, 500000.0, 1e-6);
@@ -773,13 +777,40 @@ static void test_checkpoint_versions(void) {
           "version-2 checkpoint keeps rope_theta 5e5, eps 1e-6, eot 3; the loaded model's loss %.6f = %.6f (defaults give %.6f)",
           l2, l1, l0);
 
+    // interventions are kept: path and G round-trip, and a probe reports them
+    d.vscale_path = VSCALE_PATH_BACKWARD; // V-scale off: refused on reading
+    ok = checkpoint_write(&d, p, 4, err, sizeof(err)) == 0 && checkpoint_read_header(p, &c, &step_unused, err, sizeof(err)) != 0;
+    check(ok && strstr(err, "V-scale is off"), "a checkpoint with --vscale-path backward but V-scale off is refused: %s", err);
+    Model e, e2;
+    tiny_model(&e, 2, VSCALE_FIXED, 2, 5);
+    e.vscale_path = VSCALE_PATH_FORWARD;
+    e.sink_grad = 0.25;
+    ok = checkpoint_write(&e, p, 4, err, sizeof(err)) == 0;
+    model_build(&e2, &e.cfg);
+    ok &= checkpoint_read(&e2, p, &step_unused, err, sizeof(err)) == 0;
+    check(ok && e2.vscale_path == VSCALE_PATH_FORWARD && e2.sink_grad == 0.25,
+          "a checkpoint keeps --vscale-path (forward) and --sink-grad (0.25): read back %s, %g", VSCALE_PATH_NAMES[e2.vscale_path],
+          e2.sink_grad);
+    // a version-2 file (no [16..18]) reads as path both, G 1
+    size_t n2;
+    unsigned char *b2 = read_file(p, &n2, err, sizeof(err));
+    int32_t v2 = 2;
+    memcpy(b2 + 4, &v2, 4);
+    memset(b2 + 16 * 4, 0, 3 * 4);
+    write_bytes(p, b2, n2);
+    free(b2);
+    ok = checkpoint_read(&e2, p, &step_unused, err, sizeof(err)) == 0;
+    check(ok && e2.vscale_path == VSCALE_PATH_BOTH && e2.sink_grad == 1, "a version-2 checkpoint reads as vscale path both, sink-grad 1");
+    model_free(&e); model_free(&e2);
+    d.vscale_path = VSCALE_PATH_BOTH;
+
     // a version-1 file: the same payload with the old header (no [11..15])
     checkpoint_write(&d, p, 4, err, sizeof(err));
     size_t n;
     unsigned char *buf = read_file(p, &n, err, sizeof(err));
     int32_t v1 = 1;
     memcpy(buf + 4, &v1, 4);
-    memset(buf + 11 * 4, 0, 5 * 4);
+    memset(buf + 11 * 4, 0, 8 * 4);
     write_bytes(p, buf, n);
     free(buf);
     ok = 1;
@@ -1094,8 +1125,8 @@ static void test_vscale_jacobian(void) {
         real v[4] = {1, 2, -1, 0.5}, u[4] = {2, -1, 0, 0}, Jv[4] = {0}, Ju[4] = {0}, dth = 0; // u . v = 0
         double vn = sqrt(dot(v, v, 4));
         for (int i = 0; i < 4; i++) v[i] = (real)(v[i] / vn * sqrt(r));
-        vscale_backward(Jv, &dth, v, v, &theta, VSCALE_FIXED, d_model, 1, 1, D);
-        vscale_backward(Ju, &dth, u, v, &theta, VSCALE_FIXED, d_model, 1, 1, D);
+        vscale_backward(Jv, &dth, v, v, &theta, VSCALE_FIXED, VSCALE_PATH_BOTH, d_model, 1, 1, D);
+        vscale_backward(Ju, &dth, u, v, &theta, VSCALE_FIXED, VSCALE_PATH_BOTH, d_model, 1, 1, D);
         double lam_par = (r * r + 3 * c * r) / ((r + c) * (r + c)), lam_perp = r / (r + c);
         for (int i = 0; i < 4; i++) {
             worst = fmax(worst, fabs(Jv[i] - lam_par * v[i]) / sqrt(r));
@@ -1111,6 +1142,120 @@ static void test_vscale_jacobian(void) {
     check(worst < tol, "V-scale Jacobian: eigenvalues r/(r+c) orthogonal to v and (r^2+3cr)/(r+c)^2 along v (error %.1e)", worst);
     check(fabs(best_lambda - 9.0 / 8) < tol && fabs(best_r / (3 * c) - 1) < 1e-9,
           "V-scale Jacobian's largest eigenvalue is 9/8 = %.6f, at r = 3c (found at r/c = %.3f)", best_lambda, best_r / c);
+}
+
+// The causal experiment's interventions are not gradients of the loss, so finite differences
+// cannot check them: each is pinned to its formula, and its forward pass to the run it must equal.
+static void test_vscale_paths(void) {
+    int B = 5, NKV = 2, D = 4, d_model = 8;
+    size_t n = (size_t)B * NKV * D;
+    real *v = rand_buf(n, 0.06), *theta = rand_buf(NKV, 0.5), *dvhat = rand_buf(n, 1);
+    real *y[3], *phi[3], *dv[3], *dth[3], *dv0, *dth0;
+    real *pre = prefill(n, &dv0), *pth = prefill(NKV, &dth0);
+    for (int path = 0; path < 3; path++) {
+        y[path] = rand_buf(n, 1); phi[path] = rand_buf((size_t)B * NKV, 1); // garbage in: overwritten
+        vscale_forward(y[path], phi[path], v, theta, VSCALE_LEARNED, path, d_model, B, NKV, D);
+        dv[path] = xcalloc(n, sizeof(real)); dth[path] = xcalloc(NKV, sizeof(real));
+        memcpy(dv[path], pre, n * sizeof(real)); memcpy(dth[path], pth, NKV * sizeof(real));
+        vscale_backward(dv[path], dth[path], dvhat, v, theta, VSCALE_LEARNED, path, d_model, B, NKV, D);
+    }
+    int fwd_same = !memcmp(y[VSCALE_PATH_FORWARD], y[VSCALE_PATH_BOTH], n * sizeof(real)) &&
+                   !memcmp(phi[VSCALE_PATH_FORWARD], phi[VSCALE_PATH_BOTH], B * NKV * sizeof(real));
+    int bwd_plain = !memcmp(y[VSCALE_PATH_BACKWARD], v, n * sizeof(real));
+    for (int i = 0; i < B * NKV; i++) bwd_plain &= phi[VSCALE_PATH_BACKWARD][i] == 1;
+    check(fwd_same && bwd_plain, "--vscale-path: forward's v_hat is V-scale's (bit-identical), backward's is v itself (phi 1)");
+    // forward: dv = dv_before + dvhat exactly (J replaced by I); theta's gradient as in both
+    int ident = 1, theta_both = 1, jac_same = 1, theta_none = 1;
+    for (size_t i = 0; i < n; i++) ident &= dv[VSCALE_PATH_FORWARD][i] == dv0[i] + dvhat[i];
+    for (int h = 0; h < NKV; h++) theta_both &= dth[VSCALE_PATH_FORWARD][h] == dth[VSCALE_PATH_BOTH][h];
+    // backward: dv = J(v) dvhat, the same numbers as both's (J taken at v in both); theta untouched
+    for (size_t i = 0; i < n; i++) jac_same &= dv[VSCALE_PATH_BACKWARD][i] == dv[VSCALE_PATH_BOTH][i];
+    for (int h = 0; h < NKV; h++) theta_none &= dth[VSCALE_PATH_BACKWARD][h] == dth0[h];
+    int theta_moved = dth[VSCALE_PATH_BOTH][0] != dth0[0];
+    check(ident && theta_both && theta_moved, "--vscale-path forward backward: dv += dvhat exactly, theta's gradient as V-scale's");
+    check(jac_same && theta_none, "--vscale-path backward backward: dv += J(v) dvhat (as V-scale's), theta gets no gradient");
+    for (int path = 0; path < 3; path++) { free(y[path]); free(phi[path]); free(dv[path]); free(dth[path]); }
+    free(v); free(theta); free(dvhat); free(pre); free(pth); free(dv0); free(dth0);
+}
+
+static void test_sink_grad_unit(void) {
+    int B = 3, T = 4, KV = 6;
+    size_t n = (size_t)B * T * KV;
+    real *g = rand_buf(n, 1), *g0 = xcalloc(n, sizeof(real));
+    memcpy(g0, g, n * sizeof(real));
+    sink_grad_backward(g, (real)0.3, B, T, KV);
+    int ok = 1;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < KV; i++) {
+                size_t j = ((size_t)b * T + t) * KV + i;
+                ok &= g[j] == (t == 0 ? (real)0.3 * g0[j] : g0[j]);
+            }
+    memcpy(g, g0, n * sizeof(real));
+    sink_grad_backward(g, 1, B, T, KV);
+    ok &= !memcmp(g, g0, n * sizeof(real));
+    check(ok, "--sink-grad G: position 0's value gradient times G in every row and kv head, the rest untouched (G 1: no-op)");
+    free(g); free(g0);
+}
+
+// whole model: each arm's forward pass (loss and every activation) is bit-identical to the run
+// it must equal, and its backward differs only where the intervention acts
+static void model_pair(Model *a, Model *b, int vs_a, int vs_b, int B, int T) {
+    tiny_model(a, 2, vs_a, B, T);
+    tiny_model(b, 2, vs_b, B, T);
+    memcpy(b->params_memory, a->params_memory, a->num_parameters * sizeof(real)); // theta too
+}
+static int acts_equal(const Model *a, const Model *b) {
+    return !memcmp(a->acts_memory, b->acts_memory, a->num_acts * sizeof(real));
+}
+static void test_interventions_model(void) {
+    int B = 3, T = 7;
+    Model a, b;
+    // vscale-fwd vs V-scale: same forward
+    model_pair(&a, &b, VSCALE_FIXED, VSCALE_FIXED, B, T);
+    b.vscale_path = VSCALE_PATH_FORWARD;
+    real la = model_forward_backward(&a, B, T), lb = model_forward_backward(&b, B, T);
+    int f1 = la == lb && acts_equal(&a, &b);
+    model_free(&a); model_free(&b);
+    // vscale-bwd vs the baseline (V-scale off): same forward
+    model_pair(&a, &b, VSCALE_OFF, VSCALE_FIXED, B, T);
+    b.vscale_path = VSCALE_PATH_BACKWARD;
+    la = model_forward_backward(&a, B, T); lb = model_forward_backward(&b, B, T);
+    int f2 = la == lb && acts_equal(&a, &b);
+    // and its backward is V-scale's Jacobian at v: the last layer's dv = J(v) dvhat, dvhat the baseline's
+    const Config *c = &a.cfg;
+    int L = c->n_layer, Hkv = c->n_kv_head, D = c->d_model / c->n_head, KV = Hkv * D, N = B * T;
+    LayerActs sa = layer_acts(&a.grads_acts, &a, L - 1), sb = layer_acts(&b.grads_acts, &b, L - 1);
+    LayerActs xa = layer_acts(&a.acts, &a, L - 1);
+    LayerParams pb = layer_params(&b.params, c, L - 1);
+    real *want = xcalloc((size_t)N * KV, sizeof(real)), dth = 0;
+    (void)dth;
+    real *dth_scratch = xcalloc(Hkv, sizeof(real));
+    vscale_backward(want, dth_scratch, sa.vhat, xa.v, pb.theta, VSCALE_FIXED, VSCALE_PATH_BOTH, c->d_model, N, Hkv, D);
+    int b2 = !memcmp(sb.vhat, sa.vhat, (size_t)N * KV * sizeof(real)) && !memcmp(sb.v, want, (size_t)N * KV * sizeof(real));
+    check(f1 && f2 && b2, "--vscale-path: forward's forward pass is V-scale's, backward's is the baseline's (loss and all "
+                          "activations bit-identical); backward's last-layer dv = J(v) dvhat");
+    free(want); free(dth_scratch);
+    model_free(&a); model_free(&b);
+    // sinkcut vs the baseline: same forward; in the last layer the value gradient differs only at position 0 (times G),
+    // the key and query gradients not at all; the loss's own gradient reaches Wq, Wk unchanged there
+    model_pair(&a, &b, VSCALE_OFF, VSCALE_OFF, B, T);
+    b.sink_grad = 0;
+    la = model_forward_backward(&a, B, T); lb = model_forward_backward(&b, B, T);
+    int f3 = la == lb && acts_equal(&a, &b);
+    sa = layer_acts(&a.grads_acts, &a, L - 1); sb = layer_acts(&b.grads_acts, &b, L - 1);
+    int v_ok = 1, v0_nonzero = 0;
+    for (int bb = 0; bb < B; bb++)
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < KV; i++) {
+                size_t j = ((size_t)bb * T + t) * KV + i;
+                v_ok &= t == 0 ? sb.vhat[j] == 0 && sb.v[j] == 0 : sb.vhat[j] == sa.vhat[j];
+                v0_nonzero |= t == 0 && sa.vhat[j] != 0;
+            }
+    int kq_same = !memcmp(sa.k, sb.k, (size_t)N * KV * sizeof(real)) && !memcmp(sa.q, sb.q, (size_t)N * c->d_model * sizeof(real));
+    check(f3 && v_ok && v0_nonzero && kq_same, "--sink-grad 0: forward bit-identical to the baseline; last layer: position 0's "
+                                               "value gradient 0 (the baseline's is not), every other one and dq, dk unchanged");
+    model_free(&a); model_free(&b);
 }
 
 static void test_probe_is_read_only(void) {
@@ -1146,7 +1291,7 @@ static void test_probe_is_read_only(void) {
     StrBuf line = {0};
     int bad = probe_json(&line, &pr, &m.cfg, 7, 3.5, NAN, -1, 1.0, FIRST_ANY);
     const char *keys[] = {"step", "train_loss", "val_loss", "val_loss_step", "probe_loss", "probe_ms", "L", "H", "Hkv",
-                          "positions", "vscale", "first_token", "rgs_positions", "rgs_short_T", "alpha", "sink_rate", "M0",
+                          "positions", "vscale", "vscale_path", "sink_grad", "first_token", "rgs_positions", "rgs_short_T", "alpha", "sink_rate", "M0",
                           "S0", "R_gs", "R_gs_median", "grad_q_mean", "grad_k_mean", "grad_v_mean", "ratio_h_out",
                           "ratio_r_mlp", "ratio_r_attn", "ratio_v", "ratio_grad_v", "dv_dk_0", "vscale_lambda",
                           "vscale_phi0", "vscale_phi_rest"};
@@ -1313,8 +1458,10 @@ static void test_bad_checkpoints(void) {
     int step;
     // each case edits one header int of a valid checkpoint
     struct { int index; int32_t value; const char *what, *label; } cases[] = {
-        {1, 3, "version 3", "version 3"},
+        {1, 4, "version 4", "version 4"},
         {1, 0, "version 0", "version 0"},
+        {16, 3, "V-scale path 3", "V-scale path 3"},
+        {18, 0x7ff00000, "sink-grad", "a NaN sink-grad factor"},
         {12, (int32_t)0xfff80000, "rope_theta", "a NaN RoPE base"},
         {12, (int32_t)0xc0000000, "rope_theta", "a negative RoPE base"},
         {14, (int32_t)0xbff00000, "eps", "a negative RMSNorm eps"},
@@ -1765,6 +1912,32 @@ static void test_cli(void) {
     expect_refusal("--resume 2", "--resume", "%s -r 2", model);
     expect_refusal("--sample absurd", "--sample", "%s -G 2000000000", model);
     expect_refusal("--stop-at negative", "--stop-at", "%s -S -1", model);
+    expect_refusal("--vscale-path without V-scale", "--vscale-path forward: needs V-scale on", "%s -J forward", model);
+    expect_refusal("unknown V-scale path", "--vscale-path: unknown value 'sideways'", "%s -a fixed --vscale-path sideways", model);
+    expect_refusal("NaN sink-grad", "--sink-grad: 'nan' is not a number", "%s --sink-grad nan", model);
+    {   // the interventions: recorded in the checkpoint, kept on resume, reported by a probe of it
+        char ivd[700], ivc[800];
+        snprintf(ivd, sizeof(ivd), "%s/iv", d);
+        snprintf(ivc, sizeof(ivc), "%s/model.bin", ivd);
+        int rc1 = run("%s -a fixed --vscale-path backward --sink-grad 0.5 -n 4 -S 2 -P 0 -o %s", model, ivd);
+        int h16 = ckpt_header_int(ivc, 16), h18 = ckpt_header_int(ivc, 18); // G = 0.5: high word 0x3fe00000
+        int rc2 = run("%s -c %s -r 1 -n 4 -P 0 -o %s", model, ivc, ivd);
+        int kept = ckpt_header_int(ivc, 16) == 2 && ckpt_header_int(ivc, 18) == 0x3fe00000 && ckpt_header_int(ivc, 10) == 4;
+        int rc3 = run("-c %s -p -j %s -b 2 -t 8 -o %s", ivc, tok, ivd);
+        char pj[800];
+        snprintf(pj, sizeof(pj), "%s/probes.jsonl", ivd);
+        size_t pn;
+        unsigned char *pb = read_file(pj, &pn, err, sizeof(err));
+        int reported = pb && strstr((char *)pb, "\"vscale_path\": \"backward\", \"sink_grad\": 0.5,");
+        free(pb);
+        int rc4 = run("%s -c %s -J both -N 1 -n 1 -P 0 -o %s/iv2", model, ivc, d);
+        char iv2[800];
+        snprintf(iv2, sizeof(iv2), "%s/iv2/model.bin", d);
+        int over = ckpt_header_int(iv2, 16) == 0 && ckpt_header_int(iv2, 18) == 0x3ff00000;
+        check(rc1 == 0 && h16 == 2 && h18 == 0x3fe00000 && rc2 == 0 && kept && rc3 == 0 && reported && rc4 == 0 && over,
+              "cli: --vscale-path backward --sink-grad 0.5 are written to the checkpoint, kept by a resumed run, reported by a probe "
+              "of it, and replaced by flags given with -c (exits %d %d %d %d) %s", rc1, rc2, rc3, rc4, cli_err);
+    }
 
     // files
     expect_refusal("missing train file", "cannot open /nonexistent/train.bin", "%s -i /nonexistent/train.bin", model);
@@ -1986,6 +2159,9 @@ int main(int argc, char **argv) {
         for (int kv = 4; kv >= 2; kv -= 2) test_identities(kv, kv == 4 ? VSCALE_OFF : VSCALE_LEARNED);
         test_rmsnorm_jacobian();
         test_vscale_jacobian();
+        test_vscale_paths();
+        test_sink_grad_unit();
+        test_interventions_model();
         test_probe_is_read_only();
         test_probe_summary_many_layers();
         test_training();
