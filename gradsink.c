@@ -129,12 +129,27 @@ static int errorf(char *err, size_t len, const char *fmt, ...) {
     return -1;
 }
 
+// 0 when path is absent or a regular file; else -1 with err set. Every file is checked before
+// it is opened: opening a FIFO blocks until a writer comes, a device or a folder is no file.
+static int not_regular(const char *path, char *err, size_t errlen) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return errorf(err, errlen, "%s is not a regular file", path);
+    return 0;
+}
+
+int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 // opens a regular file for reading, and gives its size; returns NULL with err set when it cannot
 static FILE *open_regular(const char *path, size_t *size, char *err, size_t errlen) {
+    if (!*path) { errorf(err, errlen, "an empty file name was given"); return NULL; }
+    if (not_regular(path, err, errlen)) return NULL;
     FILE *f = fopen(path, "rb");
     if (!f) { errorf(err, errlen, "cannot open %s: %s", path, strerror(errno)); return NULL; }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) { // replaced between the two looks
         fclose(f); errorf(err, errlen, "%s is not a regular file", path); return NULL;
     }
     *size = (size_t)st.st_size;
@@ -209,6 +224,7 @@ int write_file_atomic(const char *path, const void *data, size_t n, char *err, s
 // can leave a partial last line; the next append_line cuts such a tail off before writing, so
 // the file is always complete lines plus at most one torn tail that readers should skip.
 int append_line(const char *path, const char *line, char *err, size_t errlen) {
+    if (not_regular(path, err, errlen)) return -1;
     int fd = open(path, O_RDWR | O_CREAT | O_APPEND, 0644);
     if (fd < 0) return errorf(err, errlen, "cannot append to %s: %s", path, strerror(errno));
     off_t end = lseek(fd, 0, SEEK_END), keep = end;
@@ -831,6 +847,13 @@ static size_t carve(Slot *t, int n, real *memory, int grads, size_t *zeroed) {
     return used;
 }
 
+// what a resumed run needs to be the run that never stopped: the schedule and the row order of
+// the run that wrote the optimizer file (its header keeps them; steps 0: an older file without)
+typedef struct {
+    int steps, warmup, B, T, seed, rows, first_token, eot_row;
+    double lr, min_lr, weight_decay, mlp_weight_decay, embed_weight_decay, grad_clip;
+} Schedule;
+
 typedef struct {
     Config cfg;
     size_t num_parameters;
@@ -838,7 +861,7 @@ typedef struct {
     real *params_memory, *grads_memory;
     real *m_memory, *v_memory; // AdamW moments
     int adam_t;                // AdamW steps taken (for bias correction)
-    int schedule_steps;        // the --steps of the run, kept in the optimizer file (0: unknown)
+    Schedule sched;            // the run's schedule, kept in the optimizer file
     int B, T;                  // the batch shape the activations were sized for
     size_t num_acts, num_grad_acts, num_zeroed_grad_acts; // the GRAD part of the gradient block first
     ActTensors acts, grads_acts;
@@ -1539,7 +1562,7 @@ void dataloader_batch(const DataLoader *dl, size_t k, int *inputs, int *targets,
 void dataloader_random_batch(const DataLoader *dl, int seed, size_t k, int *inputs, int *targets, int first_token,
                              int eot) {
     Rng rng;
-    rng_seed(&rng, 0x5EEDull * (uint64_t)(seed + 1) + (uint64_t)k * (uint64_t)dl->B * 0x9E3779B97F4A7C15ull);
+    rng_seed(&rng, 0x5EEDull * ((uint64_t)seed + 1) + (uint64_t)k * (uint64_t)dl->B * 0x9E3779B97F4A7C15ull);
     for (int b = 0; b < dl->B; b++)
         dataloader_row(dl, rng_u64(&rng) % (dl->count - dl->T), inputs + (size_t)b * dl->T,
                        targets + (size_t)b * dl->T, first_token, eot);
@@ -1560,14 +1583,17 @@ void dataloader_free(DataLoader *dl) { free(dl->tokens); dl->tokens = NULL; }
 // (float64 each, in two ints), [15] eot id, [16] --vscale-path, [17-18] --sink-grad G (float64)
 // — then every parameter tensor as float32, row-major, in ParamTensors order. Version 1 (no
 // [11-18]) reads as 10000, 1e-5, V-1; versions 1-2 (no [16-18]) as path both, G 1.
-// Optimizer file (PATH.opt): [0] magic 20261129, [1] version 1, [2] AdamW step count,
-// [3] training step, [4] number of parameters, [5] the run's --steps (its lr schedule; 0 in
-// older files); then the AdamW first moments and second moments as float32. Both written to
-// PATH.tmp, then renamed.
+// Optimizer file (PATH.opt): [0] magic 20261129, [1] version 2, [2] AdamW step count,
+// [3] training step, [4] number of parameters, then the run's Schedule: [5] steps, [6] warmup,
+// [7] B, [8] T, [9] seed, [10] rows, [11] first token, [12] eot row, [13-24] lr, min lr, weight
+// decay, MLP decay, embedding decay, grad clip (float64 each; version 1 has only [5], or 0);
+// then the AdamW first moments and second moments as float32. Both written to PATH.tmp, then
+// renamed (checkpoint_save: a pair that a kill at any instant leaves resumable).
 
 #define CKPT_MAGIC 20261128
 #define CKPT_VERSION 3
 #define OPT_MAGIC 20261129
+#define OPT_VERSION 2
 
 static int write_floats(FILE *f, const real *x, size_t n) {
     float buf[4096];
@@ -1615,9 +1641,13 @@ static void checkpoint_header(const Model *m, int step, int32_t *h) {
     memcpy(h + 17, &m->sink_grad, sizeof(double));
 }
 static void optstate_header(const Model *m, int step, int32_t *h) {
-    int32_t v[6] = {OPT_MAGIC, 1, m->adam_t, step, (int32_t)m->num_parameters, m->schedule_steps};
+    const Schedule *s = &m->sched;
+    int32_t v[13] = {OPT_MAGIC, OPT_VERSION, m->adam_t, step, (int32_t)m->num_parameters, s->steps, s->warmup,
+                     s->B, s->T, s->seed, s->rows, s->first_token, s->eot_row};
+    double d[6] = {s->lr, s->min_lr, s->weight_decay, s->mlp_weight_decay, s->embed_weight_decay, s->grad_clip};
     memset(h, 0, HEADER_INTS * sizeof(int32_t));
     memcpy(h, v, sizeof(v));
+    memcpy(h + 13, d, sizeof(d));
 }
 
 int checkpoint_write(const Model *m, const char *path, int step, char *err, size_t errlen) {
@@ -1645,7 +1675,7 @@ int checkpoint_parse_header(const char *name, const unsigned char *head, size_t 
     int32_t h[HEADER_INTS];
     if (header_parse(h, name, head, headlen, CKPT_MAGIC, CKPT_VERSION, "a gradsink checkpoint", err, errlen)) return -1;
     Config c = {.vocab_size = h[2], .d_model = h[3], .n_layer = h[4], .n_head = h[5], .n_kv_head = h[6],
-                .ffn_hidden = h[7], .max_seq_len = h[8], .vscale = h[9], .eot = h[2] - 1,
+                .ffn_hidden = h[7], .max_seq_len = h[8], .vscale = h[9], .eot = h[2] > 0 ? h[2] - 1 : 0,
                 .rope_theta = ROPE_THETA_DEFAULT, .rms_norm_eps = RMSNORM_EPS_DEFAULT};
     if (h[1] >= 2) {
         memcpy(&c.rope_theta, h + 11, sizeof(double));
@@ -1675,14 +1705,13 @@ int checkpoint_parse_header(const char *name, const unsigned char *head, size_t 
 
 // reads the model file's header into cfg and step, checking it is one of ours and complete
 int checkpoint_read_header(const char *path, Config *cfg, int *step, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return errorf(err, errlen, "cannot open checkpoint %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) { fclose(f); return errorf(err, errlen, "%s is not a regular file", path); }
+    size_t size;
+    FILE *f = open_regular(path, &size, err, errlen);
+    if (!f) return -1;
     unsigned char head[HEADER_INTS * sizeof(int32_t)];
     size_t got = fread(head, 1, sizeof(head), f);
     fclose(f);
-    return checkpoint_parse_header(path, head, got, (size_t)st.st_size, cfg, step, err, errlen);
+    return checkpoint_parse_header(path, head, got, size, cfg, step, err, errlen);
 }
 
 // Parses a whole model file held in memory into a model built for the same configuration.
@@ -1731,11 +1760,16 @@ int optstate_write(const Model *m, const char *path, int step, char *err, size_t
     return atomic_rename(tmp, path, err, errlen);
 }
 
-// What a training run saves: PATH and PATH.opt. Both temp files are written and synced before
-// either is renamed, so a kill or a full disk while writing leaves the previous pair intact.
+// What a training run saves: PATH and PATH.opt, as a pair that a kill at any instant leaves
+// resumable. Both are written to temp files and synced; then the old PATH.opt steps aside as
+// PATH.opt.prev, the new PATH.opt and the new PATH are renamed into place, and PATH.opt.prev is
+// removed. In between, the old PATH pairs with PATH.opt.prev, and a resume takes the optimizer
+// file whose step is the model's (resume_opt_path). A failed rename puts the old pair back.
 int checkpoint_save(const Model *m, const char *path, int step, char *err, size_t errlen) {
-    char opt_path[4096], tmp[4096], opt_tmp[4096];
-    if (snprintf(opt_path, sizeof(opt_path), "%s.opt", path) >= (int)sizeof(opt_path)) return errorf(err, errlen, "path too long: %s", path);
+    char opt_path[4096], prev[4096], tmp[4096], opt_tmp[4096];
+    if (snprintf(opt_path, sizeof(opt_path), "%s.opt", path) >= (int)sizeof(opt_path) ||
+        snprintf(prev, sizeof(prev), "%s.opt.prev", path) >= (int)sizeof(prev))
+        return errorf(err, errlen, "path too long: %s", path);
     int32_t h[HEADER_INTS], ho[HEADER_INTS];
     checkpoint_header(m, step, h);
     optstate_header(m, step, ho);
@@ -1743,8 +1777,65 @@ int checkpoint_save(const Model *m, const char *path, int step, char *err, size_
     size_t lens[2] = {m->num_parameters}, opt_lens[2] = {m->num_parameters, m->num_parameters};
     if (write_tmp(path, tmp, sizeof(tmp), h, arrays, lens, 1, err, errlen)) return -1;
     if (write_tmp(opt_path, opt_tmp, sizeof(opt_tmp), ho, opt_arrays, opt_lens, 2, err, errlen)) { remove(tmp); return -1; }
-    if (atomic_rename(opt_tmp, opt_path, err, errlen)) { remove(tmp); return -1; }
-    return atomic_rename(tmp, path, err, errlen);
+    int had = file_exists(opt_path);
+    if (had && rename(opt_path, prev) != 0) {
+        int e = errno;
+        remove(tmp); remove(opt_tmp);
+        return errorf(err, errlen, "cannot rename %s to %s: %s", opt_path, prev, strerror(e));
+    }
+    if (atomic_rename(opt_tmp, opt_path, err, errlen) || atomic_rename(tmp, path, err, errlen)) {
+        remove(tmp);
+        if (had) rename(prev, opt_path); // the old pair, as it was
+        else remove(opt_path);
+        return -1;
+    }
+    if (had) remove(prev);
+    return 0;
+}
+
+// Checks an optimizer file's header (the first bytes, buf[0..size)): ours, from step
+// expect_step, every field in range; fills its schedule (steps 0 in a version-1 file).
+int optstate_parse_header(const char *name, const unsigned char *buf, size_t size, int expect_step, int32_t *h,
+                          Schedule *s, char *err, size_t errlen) {
+    if (header_parse(h, name, buf, size, OPT_MAGIC, OPT_VERSION, "a gradsink optimizer state", err, errlen)) return -1;
+    if (h[3] != expect_step) return errorf(err, errlen, "%s: is from step %d, the checkpoint from step %d", name, h[3], expect_step);
+    if (h[2] < 0 || h[2] > h[3]) return errorf(err, errlen, "%s: AdamW step count %d outside 0..%d (the step)", name, h[2], h[3]);
+    memset(s, 0, sizeof(*s)); // steps 0: no schedule kept (a version-1 file, or a model that never trained)
+    if (h[1] < 2 || h[5] == 0) return 0;
+    Schedule t = {h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], 0, 0, 0, 0, 0, 0};
+    memcpy(&t.lr, h + 13, 6 * sizeof(double));
+    int ok = t.steps >= h[3] && t.warmup >= 0 && t.B >= 1 && t.T >= 1 && t.T <= MAX_SEQ_LEN && (double)t.B * t.T <= 1e8 &&
+             t.rows >= ROWS_STREAM && t.rows <= ROWS_RANDOM && t.first_token >= FIRST_ANY && t.first_token <= FIRST_EOT_MASKED &&
+             t.eot_row >= EOT_ROW_LEARNED && t.eot_row <= EOT_ROW_FIXED;
+    for (const double *d = &t.lr; d <= &t.grad_clip; d++) ok &= isfinite(*d) && *d >= 0;
+    if (!ok) return errorf(err, errlen, "%s: the run's schedule in its header is out of range", name);
+    *s = t;
+    return 0;
+}
+
+// reads just the header of an optimizer file (see optstate_parse_header)
+int optstate_read_header(const char *path, int expect_step, Schedule *s, char *err, size_t errlen) {
+    size_t size;
+    FILE *f = open_regular(path, &size, err, errlen);
+    if (!f) return -1;
+    unsigned char head[HEADER_INTS * sizeof(int32_t)];
+    size_t got = fread(head, 1, sizeof(head), f);
+    fclose(f);
+    int32_t h[HEADER_INTS];
+    return optstate_parse_header(path, head, got, expect_step, h, s, err, errlen);
+}
+
+// The optimizer file that pairs with checkpoint ckpt at step: ckpt.opt, or ckpt.opt.prev when a
+// kill stopped checkpoint_save between its renames. Fills path and the schedule; -1 with
+// ckpt.opt's own error when neither is from that step.
+int resume_opt_path(const char *ckpt, int step, char *path, size_t pathlen, Schedule *s, char *err, size_t errlen) {
+    char prev[4096], err2[1024];
+    snprintf(path, pathlen, "%s.opt", ckpt);
+    if (optstate_read_header(path, step, s, err, errlen) == 0) return 0;
+    snprintf(prev, sizeof(prev), "%s.opt.prev", ckpt);
+    if (!file_exists(prev) || optstate_read_header(prev, step, s, err2, sizeof(err2)) != 0) return -1;
+    snprintf(path, pathlen, "%s", prev);
+    return 0;
 }
 
 // Parses an optimizer-state file held in memory into m, which already holds the checkpoint
@@ -1753,11 +1844,10 @@ int optstate_parse(Model *m, const char *name, const unsigned char *buf, size_t 
                    size_t errlen) {
     int32_t h[HEADER_INTS];
     size_t P = m->num_parameters;
-    if (header_parse(h, name, buf, size, OPT_MAGIC, 1, "a gradsink optimizer state", err, errlen)) return -1;
+    Schedule sched;
+    if (optstate_parse_header(name, buf, size, expect_step, h, &sched, err, errlen)) return -1;
     if (h[4] < 0 || (size_t)h[4] != P)
         return errorf(err, errlen, "%s: holds state for %d parameters, the checkpoint has %zu", name, h[4], P);
-    if (h[3] != expect_step) return errorf(err, errlen, "%s: is from step %d, the checkpoint from step %d", name, h[3], expect_step);
-    if (h[2] < 0) return errorf(err, errlen, "%s: negative AdamW step count %d", name, h[2]);
     if (size != sizeof(h) + 2 * P * sizeof(float))
         return errorf(err, errlen, "%s: %zu bytes, expected %zu (truncated?)", name, size, sizeof(h) + 2 * P * sizeof(float));
     real *mv = xcalloc(2 * P, sizeof(real));
@@ -1770,7 +1860,7 @@ int optstate_parse(Model *m, const char *name, const unsigned char *buf, size_t 
         return errorf(err, errlen, "%s: AdamW %s moment %zu is %s", name, bad < P ? "first" : "second", bad % P, what);
     }
     m->adam_t = h[2];
-    m->schedule_steps = h[5];
+    m->sched = sched;
     memcpy(m->m_memory, mv, P * sizeof(real));
     memcpy(m->v_memory, mv + P, P * sizeof(real));
     free(mv);
@@ -2257,6 +2347,9 @@ void options_check(const Options *o) {
     if (o->sample_tokens > 10000000) die("flag --sample: at most 10000000 tokens (got %d)", o->sample_tokens);
     if (strlen(o->out_dir) > 3000 || strlen(o->ckpt_in) > 3000 || strlen(o->train_path) > 3000)
         die("flags --out, --ckpt, --train: path longer than 3000 characters");
+    if (!*o->out_dir) die("flag --out: an empty path (pass a folder)");
+    if (!*o->train_path && !o->eval_only && !o->probe_only && o->steps > 0) die("flag --train: an empty path (pass a token file)");
+    if (o->eval_only && o->val_batches == 0) die("flag --eval-only: needs --val-batches >= 1 (got 0)");
 }
 
 int flag_given(const Flag *f, int n, const char *shortf) {
@@ -2267,6 +2360,7 @@ int flag_given(const Flag *f, int n, const char *shortf) {
 // mkdir -p; 0 on success
 int make_dirs(const char *path) {
     char buf[4096];
+    if (!*path) return -1;
     snprintf(buf, sizeof(buf), "%s", path);
     for (char *p = buf + 1; *p; p++)
         if (*p == '/') { *p = 0; mkdir(buf, 0755); *p = '/'; }
@@ -2275,10 +2369,6 @@ int make_dirs(const char *path) {
     return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
-int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
 
 // ----------------------------------------------------------------------------
 // main: parse and check the flags, set up the run, then evaluate, probe, train and/or sample
@@ -2293,6 +2383,7 @@ typedef struct {
     int have_tok, eot;
     Config cfg;
     int ckpt_step, start_step, end; // the checkpoint's step; this run trains steps start_step..end-1
+    char opt_path[4096];            // resuming: the optimizer file paired with the checkpoint
     int train, have_val, probing;
     DataLoader train_dl, val_dl;
     const DataLoader *probe_dl;
@@ -2311,15 +2402,45 @@ void run_tokenizer(Run *r) {
         int dirlen = slash ? (int)(slash - o->train_path) : 0;
         snprintf(r->tok_path, sizeof(r->tok_path), "%.*s%stokenizer.bin", dirlen, o->train_path, slash ? "/" : "");
     }
-    if (*o->tokenizer_path || file_exists(r->tok_path)) {
+    struct stat st; // a tokenizer.bin that is there but no file is refused, not passed over
+    if (*o->tokenizer_path || stat(r->tok_path, &st) == 0) {
         if (tokenizer_load(&r->tok, r->tok_path, err, sizeof(err))) die("%s", err);
         r->have_tok = 1;
     }
 }
 
+// A resumed run is the run that never stopped: the flags of the schedule and the row order that
+// are not given take the values of the run that wrote the optimizer file; a flag given with
+// another value is used, and said.
+void resume_schedule(Run *r) {
+    Options *o = &r->o;
+    Schedule s;
+    char err[1024], diff[512] = "";
+    if (resume_opt_path(o->ckpt_in, r->ckpt_step, r->opt_path, sizeof(r->opt_path), &s, err, sizeof(err))) die("%s", err);
+    if (s.steps == 0) return; // a version-1 file: no schedule kept
+    struct { const char *flag; int *at, saved; } ints[] = {
+        {"-n", &o->steps, s.steps}, {"-w", &o->warmup, s.warmup}, {"-b", &o->B, s.B}, {"-t", &o->T, s.T},
+        {"-s", &o->seed, s.seed}, {"-R", &o->rows, s.rows}, {"-f", &o->first_token, s.first_token}, {"-Z", &o->eot_row, s.eot_row}};
+    struct { const char *flag; double *at, saved; } reals[] = {
+        {"-l", &o->lr, s.lr}, {"-m", &o->min_lr, s.min_lr}, {"-d", &o->weight_decay, s.weight_decay},
+        {"-D", &o->mlp_weight_decay, s.mlp_weight_decay}, {"-E", &o->embed_weight_decay, s.embed_weight_decay},
+        {"-g", &o->grad_clip, s.grad_clip}};
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        if (!flag_given(r->flags, r->nflags, ints[i].flag)) *ints[i].at = ints[i].saved;
+        else if (*ints[i].at != ints[i].saved) snprintf(diff + strlen(diff), sizeof(diff) - strlen(diff), " %s", ints[i].flag);
+    }
+    for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
+        if (!flag_given(r->flags, r->nflags, reals[i].flag)) *reals[i].at = reals[i].saved;
+        else if (*reals[i].at != reals[i].saved) snprintf(diff + strlen(diff), sizeof(diff) - strlen(diff), " %s", reals[i].flag);
+    }
+    options_check(o);
+    if (*diff)
+        printf("note: flags%s differ from the run that wrote %s: this run is not that run continued\n", diff, r->opt_path);
+}
+
 // the model's configuration from checkpoint -c, whose architecture the flags given must agree with
 void config_from_checkpoint(Run *r) {
-    const Options *o = &r->o;
+    Options *o = &r->o;
     char err[1024];
     Config *cfg = &r->cfg;
     if (checkpoint_read_header(o->ckpt_in, cfg, &r->ckpt_step, err, sizeof(err))) die("%s", err);
@@ -2340,11 +2461,16 @@ void config_from_checkpoint(Run *r) {
     if (flag_given(r->flags, r->nflags, "-a") && o->vscale != cfg->vscale)
         die("flag -a %s disagrees with checkpoint %s (which has %s)", VSCALE_NAMES[o->vscale], o->ckpt_in,
             VSCALE_NAMES[cfg->vscale]);
-    if (flag_given(r->flags, r->nflags, "-s"))
-        die("flag --seed has no effect with -c %s (the model comes from the checkpoint)", o->ckpt_in);
+    if (flag_given(r->flags, r->nflags, "-s") && !o->resume)
+        die("flag --seed has no effect with -c %s without -r 1 (the model comes from the checkpoint)", o->ckpt_in);
+    if (flag_given(r->flags, r->nflags, "-A"))
+        die("flag --vscale-lambda has no effect with -c %s (theta comes from the checkpoint)", o->ckpt_in);
+    if (o->resume) { // without -r, a new schedule starts at step 0
+        r->start_step = r->ckpt_step;
+        resume_schedule(r);
+    }
     if (o->T > cfg->max_seq_len)
         die("flag --seq-len %d is above checkpoint %s's max sequence length %d", o->T, o->ckpt_in, cfg->max_seq_len);
-    if (o->resume) r->start_step = r->ckpt_step; // without -r, a new schedule starts at step 0
 }
 
 // the configuration (from the checkpoint or the flags) and what it must fit: memory, tokenizer, steps
@@ -2402,19 +2528,13 @@ void run_model(Run *r) {
     const Options *o = &r->o;
     const Config *cfg = &r->cfg;
     Model *m = &r->model;
-    char err[1024], path[4096];
+    char err[1024];
     model_build(m, cfg);
     model_alloc_acts(m, o->B, o->T);
     if (*o->ckpt_in) {
         int s;
         if (checkpoint_read(m, o->ckpt_in, &s, err, sizeof(err))) die("%s", err);
-        if (o->resume) {
-            snprintf(path, sizeof(path), "%s.opt", o->ckpt_in);
-            if (optstate_read(m, path, r->start_step, err, sizeof(err))) die("%s", err);
-            if (m->schedule_steps > 0 && m->schedule_steps != o->steps)
-                printf("note: %s comes from a run with --steps %d; this one follows --steps %d, so its learning rates "
-                       "differ from that run's\n", path, m->schedule_steps, o->steps);
-        }
+        if (o->resume && optstate_read(m, r->opt_path, r->start_step, err, sizeof(err))) die("%s", err);
     } else {
         model_init(m, (uint64_t)o->seed);
         if (cfg->vscale != VSCALE_OFF) // theta = log lambda
@@ -2425,7 +2545,8 @@ void run_model(Run *r) {
     if (!*o->ckpt_in || flag_given(r->flags, r->nflags, "-N")) m->sink_grad = o->sink_grad;
     if (m->vscale_path != VSCALE_PATH_BOTH && cfg->vscale == VSCALE_OFF)
         die("flag --vscale-path %s: needs V-scale on, and checkpoint %s has it off", VSCALE_PATH_NAMES[m->vscale_path], o->ckpt_in);
-    m->schedule_steps = o->steps; // what this run's checkpoints record
+    m->sched = (Schedule){o->steps, o->warmup, o->B, o->T, o->seed, o->rows, o->first_token, o->eot_row, o->lr, o->min_lr,
+                          o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay, o->grad_clip}; // what this run's checkpoints record
     printf("model: V %d | C %d | L %d | H %d | Hkv %d | D %d | F %d | vscale %s | %zu parameters\n", cfg->vocab_size,
            cfg->d_model, cfg->n_layer, cfg->n_head, cfg->n_kv_head, cfg->d_model / cfg->n_head, cfg->ffn_hidden,
            VSCALE_NAMES[cfg->vscale], m->num_parameters);
@@ -2449,6 +2570,7 @@ void run_train(Run *r) {
     char err[1024], path[4096], ckpt_path[4096]; // and ckpt_path.opt beside it
     if (make_dirs(o->out_dir)) die("cannot create output directory %s", o->out_dir);
     snprintf(path, sizeof(path), "%s/log.txt", o->out_dir);
+    if (not_regular(path, err, sizeof(err))) die("%s", err);
     FILE *logf = fopen(path, "a");
     if (!logf) die("cannot write %s: %s", path, strerror(errno));
     snprintf(ckpt_path, sizeof(ckpt_path), "%s/model.bin", o->out_dir);

@@ -19,6 +19,7 @@ A checklist in two parts, in this order:
 #else
 #define SANITIZED_BY_CLANG 0
 #endif
+#include <signal.h>
 #include <sys/wait.h>
 
 static int n_passed = 0, n_failed = 0;
@@ -1471,6 +1472,7 @@ static void test_bad_checkpoints(void) {
         {10, -1, "negative step", "a negative step"},
         {3, 1 << 30, "width (-C)", "width 2^30"},
         {2, -37, "vocab size (-V)", "a negative vocab"},
+        {2, INT32_MIN, "vocab size (-V)", "a vocab of INT_MIN (no overflow computing its eot id)"},
         {4, 100000, "layers (-L)", "100000 layers"},
         {8, 1 << 30, "sequence length", "max T 2^30"},
         {9, 3, "V-scale", "V-scale mode 3"},
@@ -1528,7 +1530,9 @@ static void test_bad_checkpoints(void) {
         {4, 3, 0, "version 3", "version 3"},
         {16, 12, 0, "12 parameters", "another parameter count"},
         {16, -1, 0, "-1 parameters", "a negative parameter count"},
-        {8, -4, 0, "negative AdamW step", "a negative AdamW step"},
+        {8, -4, 0, "AdamW step count -4 outside", "a negative AdamW step"},
+        {8, 6, 0, "AdamW step count 6 outside", "an AdamW step count above the step"},
+        {8, INT32_MAX, 0, "AdamW step count 2147483647 outside", "an AdamW step count of INT_MAX"},
         {0, OPT_MAGIC, 8, "truncated", "a truncated payload"},
         {HEADER_INTS * 4 + 8, 0x7fc00000, 0, "first moment 2 is not finite", "a NaN first moment"},
         {n - 4, (int32_t)0xbf800000, 0, "is negative", "a negative second moment"},
@@ -1813,7 +1817,8 @@ static int run(const char *fmt, ...) {
     vsnprintf(args, sizeof(args), fmt, ap);
     va_end(ap);
     snprintf(ep, sizeof(ep), "%s/stderr.txt", tmpdir);
-    snprintf(cmd, sizeof(cmd), "OMP_NUM_THREADS=2 %s %s >%s/stdout.txt 2>%s", cli_bin, args, tmpdir, ep);
+    // under timeout: a run that hangs (a FIFO opened for reading, say) fails its check with 124
+    snprintf(cmd, sizeof(cmd), "OMP_NUM_THREADS=2 timeout 120 %s %s >%s/stdout.txt 2>%s", cli_bin, args, tmpdir, ep);
     int st = system(cmd);
     size_t n = 0;
     char err[16];
@@ -1859,6 +1864,7 @@ static void expect_refusal(const char *label, const char *what, const char *fmt,
           cli_one_line ? cli_err : "stderr is not one line");
 }
 
+static void kill_and_resume(const char *model, const char *d);
 static void test_cli(void) {
     char err[256];
     char d[512], tok[600], tok7[600], big[600], bad[600], tkz[600], ck[600], out[600], file[600];
@@ -1912,6 +1918,30 @@ static void test_cli(void) {
     expect_refusal("--resume 2", "--resume", "%s -r 2", model);
     expect_refusal("--sample absurd", "--sample", "%s -G 2000000000", model);
     expect_refusal("--stop-at negative", "--stop-at", "%s -S -1", model);
+    {   // no reader opens a FIFO, a folder or an empty name before checking it is a regular file
+        char fifo[700], fdir[700], tkdir[700];
+        snprintf(fifo, sizeof(fifo), "%s/fifo", d);
+        snprintf(fdir, sizeof(fdir), "%s/tkdir", d);
+        snprintf(tkdir, sizeof(tkdir), "%s/tkdir/tokenizer.bin", d);
+        mkfifo(fifo, 0644);
+        mkdir(fdir, 0755);
+        mkdir(tkdir, 0755);
+        expect_refusal("FIFO as train file", "fifo is not a regular file", "%s -i %s", model, fifo);
+        expect_refusal("FIFO as val file", "fifo is not a regular file", "%s -j %s", model, fifo);
+        expect_refusal("FIFO as tokenizer", "fifo is not a regular file", "%s -z %s", model, fifo);
+        expect_refusal("FIFO as checkpoint", "fifo is not a regular file", "%s -c %s", model, fifo);
+        expect_refusal("folder as train file", "tkdir is not a regular file", "%s -i %s", model, fdir);
+        expect_refusal("a folder named tokenizer.bin beside the train file", "tokenizer.bin is not a regular file",
+                       "-i %s/train.bin -j '' -n 1 -G 0 -z %s", fdir, tkdir);
+        expect_refusal("empty --train", "flag --train: an empty path", "%s -i ''", model);
+        expect_refusal("empty --out", "flag --out: an empty path", "%s -o ''", model);
+        char flog[700];
+        snprintf(flog, sizeof(flog), "%s/flog", d);
+        mkdir(flog, 0755);
+        snprintf(fifo, sizeof(fifo), "%s/flog/log.txt", d);
+        mkfifo(fifo, 0644);
+        expect_refusal("FIFO as log.txt in the output folder", "log.txt is not a regular file", "%s -n 1 -o %s", model, flog);
+    }
     expect_refusal("--vscale-path without V-scale", "--vscale-path forward: needs V-scale on", "%s -J forward", model);
     expect_refusal("unknown V-scale path", "--vscale-path: unknown value 'sideways'", "%s -a fixed --vscale-path sideways", model);
     expect_refusal("NaN sink-grad", "--sink-grad: 'nan' is not a number", "%s --sink-grad nan", model);
@@ -1958,7 +1988,7 @@ static void test_cli(void) {
     int rc = run("%s -n 4 -S 2 -o %s/ck", model, d);
     check(rc == 0 && ckpt_header_int(ck, 10) == 2, "cli: a 2-step run (of 4) writes a checkpoint at step %d: exit %d %s",
           ckpt_header_int(ck, 10), rc, cli_err);
-    expect_refusal("missing checkpoint", "cannot open checkpoint /nonexistent/m.bin", "%s -c /nonexistent/m.bin", model);
+    expect_refusal("missing checkpoint", "cannot open /nonexistent/m.bin", "%s -c /nonexistent/m.bin", model);
     expect_refusal("checkpoint with conflicting width", "flag -C 32 disagrees with checkpoint", "%s -c %s -C 32 -H 2", model, ck);
     expect_refusal("checkpoint with conflicting V-scale", "flag -a fixed disagrees with checkpoint", "%s -c %s -a fixed", model, ck);
     // -K 0 means "as many kv heads as heads": it agrees with a checkpoint that has that, whatever -H defaults to
@@ -1976,11 +2006,11 @@ static void test_cli(void) {
     expect_refusal("--bench, now dev/bench", "unknown flag --bench", "--bench 2");
     // resuming under another --steps works, with a note that the learning rates now differ
     rc = run("%s -c %s -r 1 -n 6 -S 3 -o %s/rs", model, ck, d);
-    int noted = stdout_has("comes from a run with --steps 4; this one follows --steps 6");
+    int noted = stdout_has("note: flags -n differ from the run that wrote");
     check(rc == 0 && noted, "cli: resuming a --steps 4 run with -n 6 notes the changed schedule: exit %d, noted %d %s", rc,
           noted, cli_err);
     rc = run("%s -c %s -r 1 -n 4 -S 3 -o %s/rs", model, ck, d);
-    check(rc == 0 && !stdout_has("comes from a run with --steps"), "cli: resuming with the same --steps has no note: exit %d %s",
+    check(rc == 0 && !stdout_has("differ from the run that wrote"), "cli: resuming with the same --steps has no note: exit %d %s",
           rc, cli_err);
     // probing (-p) a checkpoint prints no sample unless -G asks for one
     rc = run("-i %s -j %s -t 8 -c %s -p -o %s/pr", tok, tok, ck, d);
@@ -2017,6 +2047,49 @@ static void test_cli(void) {
     expect_refusal("truncated optimizer state", "cut.bin.opt: 1100 bytes", "%s -c %s -r 1", model, cp);
     remove(cpo);
     expect_refusal("resume without the optimizer state", "cannot open", "%s -c %s -r 1", model, cp);
+    rc = run("%s -R random -s 2147483647 -n 2 -P 0 -o %s/seedmax", model, d);
+    check(rc == 0, "cli: -R random -s 2147483647 trains (the row seed's arithmetic does not overflow): exit %d %s", rc, cli_err);
+    {   // an optimizer file of version 1 keeps no schedule: a resume takes the flags as given
+        char v1[800];
+        snprintf(v1, sizeof(v1), "%s/v1", d);
+        snprintf(cmd, sizeof(cmd), "mkdir -p %s && cp %s %s.opt %s/", v1, ck, ck, v1);
+        int okc = system(cmd) == 0;
+        snprintf(cmd, sizeof(cmd), "%s/model.bin.opt", v1);
+        size_t vn;
+        unsigned char *vb = read_file(cmd, &vn, err, sizeof(err));
+        if (vb) { int32_t one = 1; memcpy(vb + 4, &one, 4); write_bytes(cmd, vb, vn); free(vb); }
+        rc = run("%s -c %s/model.bin -r 1 -n 4 -o %s", model, v1, v1);
+        check(okc && vb && rc == 0 && ckpt_header_int(ck, 10) == 2 && !stdout_has("note: flags") && !stdout_has("lr 0.00e+00"),
+              "cli: a version-1 optimizer file (no schedule kept) resumes with the flags given: exit %d %s", rc, cli_err);
+    }
+    expect_refusal("-A with a checkpoint", "--vscale-lambda has no effect with -c", "%s -c %s -A 50", model, ck);
+    expect_refusal("--eval-only with --val-batches 0", "--eval-only: needs --val-batches >= 1", "%s -c %s -x 1 -e 0 -j %s", model,
+                   ck, tok);
+    {   // the checkpoint pair: a save whose model rename fails leaves the old pair as it was, and the
+        // state a kill between checkpoint_save's renames leaves (old model, new .opt, old .opt as
+        // .opt.prev) resumes to the same bits as the run that never stopped
+        char pd[700], pm[800], po[800], pp[800];
+        snprintf(pd, sizeof(pd), "%s/pair", d);
+        snprintf(pm, sizeof(pm), "%s/model.bin", pd);
+        snprintf(po, sizeof(po), "%s/model.bin.opt", pd);
+        snprintf(pp, sizeof(pp), "%s/model.bin.opt.prev", pd);
+        mkdir(pd, 0755);
+        mkdir(pm, 0755); // model.bin is a folder: its rename fails
+        int r1 = run("%s -n 3 -P 0 -o %s", model, pd);
+        int clean = !file_exists(po) && !file_exists(pp);
+        rmdir(pm);
+        int r2 = run("%s -n 6 -S 2 -P 0 -o %s", model, pd); // the old pair, at step 2
+        snprintf(cmd, sizeof(cmd), "mkdir -p %s/p3 && cp %s %s/p3/ && cp %s %s/p3/", pd, pm, pd, po, pd);
+        int r3 = system(cmd) == 0 ? run("-i %s -j '' -G 0 -c %s/p3/model.bin -r 1 -S 3 -o %s/p3", tok, pd, pd) : -1;
+        snprintf(cmd, sizeof(cmd), "mv %s %s && cp %s/p3/model.bin.opt %s", po, pp, pd, po); // step 2 .prev, step 3 .opt
+        int r4 = system(cmd) == 0 ? run("-i %s -j '' -G 0 -c %s -r 1 -o %s", tok, pm, pd) : -1;
+        int r5 = run("%s -n 6 -P 0 -o %s/pairref", model, d);
+        char ref[800];
+        snprintf(ref, sizeof(ref), "%s/pairref/model.bin", d);
+        check(r1 == 2 && clean && r2 == 0 && r3 == 0 && r4 == 0 && r5 == 0 && files_equal(pm, ref) && !file_exists(pp),
+              "cli: a failed save leaves no new .opt; the state of a kill between the renames (.opt of step 3, .opt.prev of "
+              "step 2 beside the model of step 2) resumes bit-identical (exits %d %d %d %d %d) %s", r1, r2, r3, r4, r5, cli_err);
+    }
     snprintf(cmd, sizeof(cmd), "%s/ck2", d);
     run("%s -n 4 -S 3 -o %s", model, cmd);
     snprintf(cmd, sizeof(cmd), "cp %s/ck2/model.bin.opt %s", d, cpo);
@@ -2094,6 +2167,64 @@ static void test_cli(void) {
     snprintf(b, sizeof(b), "%s/full/model.bin", d);
     check(rc == 0 && rc2 == 0 && rc3 == 0 && same && !files_equal(a, b),
           "cli: -R random, 8 steps == 4 + resume for 4, bit for bit (and a model other than the stream's)");
+
+    // a resume restores the schedule and row order of the run that wrote the checkpoint: the
+    // resumed run gets none of -s, -R, -w, -l, -d, -b, -t, -n, yet is the run that never stopped
+    const char *sched = "-R random -s 5 -w 3 -l 2e-3 -m 1e-4 -d 0.3 -E 0.05 -g 0.5 -f eot-masked -Z fixed -n 8";
+    rc = run("%s %s -o %s/sfull", model, sched, d);
+    rc2 = run("%s %s -S 4 -o %s/shalf", model, sched, d);
+    snprintf(resume_from, sizeof(resume_from), "%s/shalf/model.bin", d);
+    rc3 = run("-i %s -j '' -G 0 -c %s -r 1 -o %s/shalf", tok, resume_from, d);
+    same = 1;
+    for (int i = 0; i < 3; i++) {
+        snprintf(a, sizeof(a), "%s/sfull/%s", d, files[i]);
+        snprintf(b, sizeof(b), "%s/shalf/%s", d, files[i]);
+        same &= files_equal(a, b);
+    }
+    int rc4 = run("-i %s -j '' -G 0 -c %s -r 1 -s 6 -n 8 -o %s/sother", tok, resume_from, d);
+    int said = stdout_has("note: flags -s differ from the run that wrote");
+    check(rc == 0 && rc2 == 0 && rc3 == 0 && same && rc4 == 0 && said,
+          "cli: a resume with no schedule flags restores them all (-R random -s 5, lr, decay, clip, first token, "
+          "eot row, B, T, steps): bit for bit; a flag given with another value is used and said");
+    kill_and_resume(model, d);
+}
+
+// Kills a run that checkpoints every step at random moments (kill -9), resumes each from the
+// pair it left, and compares the end with the run that never stopped: a kill at any instant,
+// inside checkpoint_save too, must leave a pair that resumes to the same bits.
+static void kill_and_resume(const char *model, const char *d) {
+    char cmd[4096], ref[700], dir[700], a[800], b[800], err[256];
+    const char *flags = "-R random -s 3 -w 2 -n 24 -k 1 -P 0";
+    snprintf(ref, sizeof(ref), "%s/kref", d);
+    double t0 = now_seconds();
+    int rc = run("%s %s -o %s", model, flags, ref);
+    double dur = now_seconds() - t0;
+    int tries = 12, resumed = 0, mid = 0, same = 1, bad_rc = 0;
+    Rng kr;
+    rng_seed(&kr, 99);
+    for (int i = 0; i < tries && rc == 0; i++) {
+        snprintf(dir, sizeof(dir), "%s/kill%d", d, i);
+        snprintf(cmd, sizeof(cmd), "OMP_NUM_THREADS=2 exec %s %s %s -o %s >/dev/null 2>&1", cli_bin, model, flags, dir);
+        pid_t pid = fork();
+        if (pid == 0) { execl("/bin/sh", "sh", "-c", cmd, (char *)NULL); _exit(127); }
+        usleep((useconds_t)(rng_uniform(&kr) * dur * 1e6));
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        snprintf(a, sizeof(a), "%s/model.bin", dir);
+        int step = ckpt_header_int(a, 10);
+        if (step < 0) continue; // killed before the first checkpoint: nothing to resume
+        mid += step < 24;
+        int r2 = run("-i %s/train.bin -j '' -G 0 -c %s -r 1 -o %s", d, a, dir);
+        bad_rc |= r2 != 0;
+        snprintf(b, sizeof(b), "%s/model.bin", ref);
+        same &= r2 == 0 && files_equal(a, b);
+        resumed++;
+    }
+    (void)err;
+    check(rc == 0 && !bad_rc && same && mid > 0,
+          "cli: %d kill -9 at random moments of a run saving every step (%d mid-run, %d resumed): every resume "
+          "ends bit-identical to the run that never stopped %s", tries, mid, resumed, bad_rc ? cli_err : "");
 }
 
 // no arguments: the unit tests. --cli BIN: the command-line tests against the built binary BIN.

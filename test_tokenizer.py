@@ -42,13 +42,25 @@ TRICKY = [
 ]
 
 
-def run_script(args, env_extra=None, cwd=None, text=True):
+def run_script(args, env_extra=None, cwd=None, text=True, timeout=120):
+    """tokenizer.py in a subprocess; a hang past `timeout` fails the test (TimeoutExpired)."""
     env = dict(os.environ)
     env.pop("PYTHONHASHSEED", None)
     if env_extra:
         env.update(env_extra)
     return subprocess.run([sys.executable, SCRIPT] + list(args), capture_output=True,
-                          text=text, env=env, cwd=cwd or HERE, timeout=120)
+                          text=text, env=env, cwd=cwd or HERE, timeout=timeout)
+
+
+# words a sentence cannot end on: a refusal ending on one was cut off
+DANGLING = {"a", "an", "the", "is", "are", "of", "to", "and", "or", "with", "for", "in", "at", "by", "from",
+            "as", "but", "not", "than", "its", "be"}
+
+
+def assert_whole(testcase, line):
+    """A one-line message that is whole: it does not stop on a dangling word, colon or comma."""
+    testcase.assertFalse(line.rstrip().endswith((":", ",")), line)
+    testcase.assertNotIn(line.split()[-1].lower(), DANGLING, "message cut off: " + line)
 
 
 def read(path):
@@ -310,9 +322,11 @@ class TestCommandLine(unittest.TestCase):
         return out
 
     def load(self, out):
+        """tokenizer, train tokens, val tokens (None: no val.bin)"""
         tok = T.Tokenizer.load(os.path.join(out, "tokenizer.bin"))
         train = parse_token_file(self, os.path.join(out, "train.bin"))
-        val = parse_token_file(self, os.path.join(out, "val.bin"))
+        has_val = os.path.exists(os.path.join(out, "val.bin"))
+        val = parse_token_file(self, os.path.join(out, "val.bin")) if has_val else None
         return tok, train, val
 
     def test_determinism_across_hash_seeds(self):
@@ -355,7 +369,7 @@ class TestCommandLine(unittest.TestCase):
         out = self.prep("pack", "--input", self.corpus, "--vocab-size", "400",
                         "--val-fraction", "0")
         tok, train, val = self.load(out)
-        self.assertEqual(val, [])
+        self.assertIsNone(val)  # --val-fraction 0: no val.bin
         encoded = [tok.encode(d) for d in self.docs]
         expected_eot, pos = [], 0
         for e in encoded:
@@ -412,6 +426,7 @@ class TestCommandLine(unittest.TestCase):
         for d in self.docs:
             expected += [256] + list(d.encode("utf-8"))
         self.assertEqual(train, expected)
+        self.assertFalse(os.path.exists(os.path.join(out, "val.bin")))
 
     def test_dataset_uses_existing_file(self):
         data_dir = os.path.join(self.tmp, "dl")
@@ -436,14 +451,16 @@ class TestCommandLine(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, (text + "\n").encode("utf-8"))
 
-    def assert_rejected(self, args, needle):
-        r = run_script(args)
+    def assert_rejected(self, args, *needles, timeout=120):
+        r = run_script(args, timeout=timeout)
         self.assertEqual(r.returncode, 2, (args, r.stdout, r.stderr))
         self.assertNotIn("Traceback", r.stderr)
         lines = r.stderr.strip().splitlines()
         self.assertEqual(len(lines), 1, r.stderr)
-        self.assertIn(needle, lines[0])
+        for needle in needles:
+            self.assertIn(needle, lines[0])
         self.assertTrue(lines[0].startswith("tokenizer.py: error: "), lines[0])
+        assert_whole(self, lines[0])
 
     def test_rejections(self):
         empty = os.path.join(self.tmp, "empty_dir")
@@ -468,6 +485,149 @@ class TestCommandLine(unittest.TestCase):
                              "--val-fraction")
         self.assert_rejected([], "nothing to do")
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "never")))
+
+    def test_nonregular_inputs_refused(self):
+        # every reader checks the path's type before it opens it: a FIFO (whose open would block
+        # forever), a directory or a device given where a file is read is one line, exit 2, at once
+        d = os.path.join(self.tmp, "nonregular")
+        os.makedirs(d)
+        fifo, adir = os.path.join(d, "q.txt"), os.path.join(d, "adir")
+        os.mkfifo(fifo)
+        os.makedirs(adir)
+        with_fifo, with_dir = os.path.join(d, "docs_fifo"), os.path.join(d, "docs_dir")
+        for folder, make in ((with_fifo, os.mkfifo), (with_dir, os.makedirs)):
+            os.makedirs(folder)
+            with open(os.path.join(folder, "a.txt"), "w") as f:
+                f.write("a real document")
+            make(os.path.join(folder, "b.txt"))  # a *.txt that is not a file: refused, not skipped
+        ds_fifo, ds_dir = os.path.join(d, "ds_fifo"), os.path.join(d, "ds_dir")
+        os.makedirs(ds_fifo)
+        os.mkfifo(os.path.join(ds_fifo, "tinyshakespeare.txt"))
+        os.makedirs(os.path.join(ds_dir, "tinyshakespeare.txt"))
+        out = os.path.join(d, "never")
+        cases = [
+            (["--input", fifo, "--out", out], [fifo, "FIFO"]),
+            (["--input", "/dev/null", "--out", out], ["/dev/null", "character device"]),
+            (["--input", with_fifo, "--out", out], [os.path.join(with_fifo, "b.txt"), "FIFO"]),
+            (["--input", with_dir, "--out", out], [os.path.join(with_dir, "b.txt"), "directory"]),
+            (["--tokenizer", fifo, "--encode", "x"], ["--tokenizer " + fifo, "FIFO"]),
+            (["--tokenizer", adir, "--decode", "1"], ["--tokenizer " + adir, "directory"]),
+            (["--input", self.corpus, "--tokenizer", fifo, "--out", out], ["--tokenizer " + fifo, "FIFO"]),
+            (["--dataset", "tinyshakespeare", "--data-dir", ds_fifo, "--out", out], ["tinyshakespeare.txt", "FIFO"]),
+            (["--dataset", "tinyshakespeare", "--data-dir", ds_dir, "--out", out],
+             ["tinyshakespeare.txt", "directory"]),
+        ]
+        for args, needles in cases:
+            with self.subTest(args=args):
+                self.assert_rejected(args, *needles, timeout=20)
+        self.assertFalse(os.path.exists(out))
+        with self.assertRaises(T.UserError):
+            T.read_tokens_file(fifo)
+
+    def test_stale_tmp_fifo_does_not_hang(self):
+        # outputs go to PATH.tmp and are renamed; a stale PATH.tmp (here a FIFO, which an open for
+        # writing would wait on) is replaced, and no .tmp is left behind
+        out = os.path.join(self.tmp, "stale_tmp")
+        os.makedirs(out)
+        os.mkfifo(os.path.join(out, "train.bin.tmp"))
+        r = run_script(["--input", self.corpus, "--vocab-size", "300", "--out", out], timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(out)), ["tokenizer.bin", "train.bin", "val.bin"])
+        tok, train, val = self.load(out)
+        self.assertEqual(len(train) + len(val), sum(len(tok.encode(d)) + 1 for d in self.docs))
+
+    def test_val_fraction_zero_writes_no_val(self):
+        # no 0-token val.bin (gradsink refuses one): none at all, said in one line, and an earlier
+        # run's val.bin in that folder is removed (it belongs to other data)
+        out = os.path.join(self.tmp, "nval")
+        os.makedirs(out)
+        with open(os.path.join(out, "val.bin"), "wb") as f:
+            f.write(b"stale")
+        for args in (["--input", self.corpus, "--vocab-size", "300"], ["--input", self.single, "--vocab-size", "256"],
+                     ["--synthetic", "--num-tokens", "5000"]):
+            with self.subTest(args=args):
+                r = run_script(args + ["--val-fraction", "0", "--out", out])
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(sorted(os.listdir(out)), ["tokenizer.bin", "train.bin"])
+                notes = [l for l in r.stdout.splitlines() if "no val.bin" in l]
+                self.assertEqual(len(notes), 1, r.stdout)
+                self.assertNotIn("val.bin", r.stdout.splitlines()[-1])  # "wrote ..." lists what was written
+                self.assertGreaterEqual(len(parse_token_file(self, os.path.join(out, "train.bin"))), 2)
+            with open(os.path.join(out, "val.bin"), "wb") as f:
+                f.write(b"stale")
+        self.assertIn("removed the earlier run's " + os.path.join(out, "val.bin"), notes[0])
+
+    def test_tiny_split_refused(self):
+        # a split that would give a token file gradsink cannot use (fewer than 2 tokens, an empty
+        # val.bin above all) is refused before anything is written
+        tiny = os.path.join(self.tmp, "tiny.txt")
+        with open(tiny, "w") as f:
+            f.write("hi")
+        tiny_docs = os.path.join(self.tmp, "tiny_docs")
+        os.makedirs(tiny_docs)
+        for n, text in (("a.txt", "x"), ("b.txt", "y")):
+            with open(os.path.join(tiny_docs, n), "w") as f:
+                f.write(text)
+        out = os.path.join(self.tmp, "tiny_out")
+        for args in (["--input", tiny], ["--input", tiny, "--val-fraction", "0.3"], ["--input", tiny_docs],
+                     ["--synthetic", "--num-tokens", "300"],
+                     ["--synthetic", "--num-tokens", "2", "--val-fraction", "0.5"]):
+            with self.subTest(args=args):
+                self.assert_rejected(args + ["--out", out], "val.bin would hold", "--val-fraction 0")
+        self.assertFalse(os.path.exists(out))
+        # the same data without a val.bin is fine
+        self.prep("tiny_ok", "--input", tiny, "--val-fraction", "0")
+        self.prep("tiny_syn", "--synthetic", "--num-tokens", "2", "--val-fraction", "0")
+        with self.assertRaises(T.UserError):
+            T.check_split([5], [], 0)  # one token cannot make an input and its target
+
+    def test_options_without_effect_refused(self):
+        # an option the chosen mode does not use is refused naming both, never ignored; --vocab-size
+        # beside --tokenizer only at the tokenizer's own size
+        base = self.prep("noeffect", "--input", self.corpus, "--vocab-size", "300")
+        tb = os.path.join(base, "tokenizer.bin")
+        plain = os.path.join(self.prep("noeffect_bytes", "--input", self.corpus, "--vocab-size", "256"),
+                             "tokenizer.bin")
+        out = ["--out", os.path.join(self.tmp, "never_noeffect")]
+        cases = [
+            (["--input", self.corpus, "--tokenizer", tb, "--vocab-size", "512"] + out,
+             ["--vocab-size 512", "--tokenizer"]),
+            (["--input", self.corpus, "--tokenizer", plain, "--vocab-size", "300"] + out,
+             ["--vocab-size 300", "--tokenizer"]),
+            (["--tokenizer", tb, "--encode", "x", "--vocab-size", "2048"], ["--vocab-size 2048", "--tokenizer"]),
+            (["--input", self.corpus, "--num-tokens", "5000"] + out, ["--num-tokens", "--input"]),
+            (["--input", self.corpus, "--data-dir", self.tmp] + out, ["--data-dir", "--input"]),
+            (["--synthetic", "--data-dir", self.tmp] + out, ["--data-dir", "--synthetic"]),
+            (["--synthetic", "--tokenizer", tb] + out, ["--tokenizer", "--synthetic"]),
+            (["--tokenizer", tb, "--encode", "x"] + out, ["--out", "--encode"]),
+            (["--tokenizer", tb, "--decode", "1", "--val-fraction", "0.2"], ["--val-fraction", "--decode"]),
+            (["--tokenizer", tb, "--encode", "x", "--seed", "3"], ["--seed", "--encode"]),
+            (["--tokenizer", tb, "--decode", "1", "--num-tokens", "9"], ["--num-tokens", "--decode"]),
+        ]
+        for args, needles in cases:
+            with self.subTest(args=args):
+                self.assert_rejected(args, *needles)
+        self.assertFalse(os.path.exists(out[1]))
+        # the value agrees: accepted
+        self.prep("agree", "--input", self.corpus, "--tokenizer", tb, "--vocab-size", "300")
+        self.prep("agree_bytes", "--input", self.corpus, "--tokenizer", plain, "--vocab-size", "256")
+        r = run_script(["--tokenizer", tb, "--encode", "the", "--vocab-size", "300"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_int32_header_fields(self):
+        # every number bound for an int32 header field is checked before anything is written
+        out = ["--out", os.path.join(self.tmp, "never_int32")]
+        for n in ("3000000000", "2147483648", "1", "-5"):
+            with self.subTest(n=n):
+                self.assert_rejected(["--synthetic", "--num-tokens", n] + out, "--num-tokens", "int32")
+        for bad in (["--val-fraction", "nan"], ["--val-fraction", "inf"], ["--val-fraction", "-0.1"],
+                    ["--vocab-size", "7"], ["--vocab-size", "65536"]):
+            with self.subTest(bad=bad):
+                self.assert_rejected(["--synthetic"] + bad + out, bad[0])
+        self.assertFalse(os.path.exists(out[1]))
+        with self.assertRaisesRegex(T.UserError, "token count 2147483648 does not fit"):
+            T.int32_header([("magic", T.DATA_MAGIC), ("token count", 2**31)], "train.bin")
+        self.assertEqual(len(T.int32_header([("magic", 1), ("n", T.INT32_MAX)], "x")), 1024)
 
 
 class TestSynthetic(unittest.TestCase):

@@ -16,6 +16,7 @@ import heapq
 import os
 import random
 import re
+import stat
 import struct
 import sys
 import time
@@ -30,6 +31,8 @@ DATA_VERSION = 1
 TOK_MAGIC = 20261130        # gradsink tokenizer file magic
 TOK_VERSION = 1
 HEADER_INTS = 256           # both headers are 256 little-endian int32
+INT32_MAX = 2**31 - 1       # every header field is an int32
+MIN_TOKENS = 2              # a token file gradsink can use: one input and its target (B = T = 1)
 EOT_BYTES = b"<|endoftext|>"
 MAX_VOCAB = 65535           # token ids must fit in uint16
 
@@ -38,6 +41,7 @@ DEFAULT_SYNTH_VOCAB = 64
 DEFAULT_SEED = 1337
 DEFAULT_VAL_FRACTION = 0.1
 DEFAULT_NUM_TOKENS = 2_000_000
+DEFAULT_DATA_DIR = "data"
 
 TINYSHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/"
                        "master/data/tinyshakespeare/input.txt")
@@ -68,6 +72,32 @@ PIECE_PATTERN = re.compile(
 
 class UserError(Exception):
     """An error caused by the command line or the input: reported in one line."""
+
+
+def not_regular(mode):
+    """What a file of this st_mode is, when it is not a regular file (else None)."""
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def read_regular(path, what):
+    """The bytes of a user-given file; every reader of this script comes here. The path's type is
+    checked before it is opened, since opening a FIFO or a device can block forever: anything but a
+    regular file is refused in one line. The open is non-blocking and its type checked again, so a
+    FIFO put in its place between the two cannot hang it either."""
+    try:
+        kind = not_regular(os.stat(path).st_mode)
+        if kind is None:
+            with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+                kind = not_regular(os.fstat(f.fileno()).st_mode)
+                if kind is None:
+                    return f.read()
+    except OSError as e:
+        raise UserError("cannot read %s %s: %s" % (what, path, e.strerror or e))
+    raise UserError("cannot read %s %s: it is %s, not a regular file" % (what, path, kind))
 
 
 def split_pieces(text):
@@ -251,12 +281,7 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path):
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise UserError("cannot read tokenizer %s: %s" % (path, e.strerror or e))
-        return cls.from_file_bytes(data, path)
+        return cls.from_file_bytes(read_regular(path, "--tokenizer"), path)
 
     @classmethod
     def from_file_bytes(cls, data, name="tokenizer"):
@@ -303,19 +328,54 @@ class Tokenizer:
 # Token files, documents, split
 # ---------------------------------------------------------------------------
 
+def write_files(files, remove=()):
+    """Write each (path, bytes) atomically: all of them to PATH.tmp first (fsync'ed), then the paths
+    in `remove` are deleted and the files renamed into place. A kill leaves every file whole (the old
+    or the new one, never a half-written one that looks complete), and old and new files can only
+    mix if it lands between the last few renames. A stale PATH.tmp is removed and created anew
+    (O_EXCL), never opened: if it were a FIFO, the open would block."""
+    tmps = []
+    try:
+        for path, data in files:
+            tmp = path + ".tmp"
+            if os.path.lexists(tmp):
+                os.remove(tmp)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            tmps.append(tmp)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for path in remove:
+            os.remove(path)
+        for (path, _), tmp in zip(files, tmps):
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in tmps:  # no temporary file outlives a failed write
+            if os.path.lexists(tmp):
+                os.remove(tmp)
+        raise
+
+
 def write_file(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    write_files([(path, data)])
+
+
+def int32_header(fields, what):
+    """The 256-int32 header with `fields` (name, value) first; a value that does not fit is refused
+    here, before any file is written (the callers build every file's bytes before writing one)."""
+    for name, v in fields:
+        if not 0 <= v <= INT32_MAX:
+            raise UserError("%s: %s %d does not fit its int32 header field (at most %d)" % (what, name, v, INT32_MAX))
+    values = [v for _, v in fields] + [0] * (HEADER_INTS - len(fields))
+    return struct.pack("<%di" % HEADER_INTS, *values)
 
 
 def tokenizer_file_bytes(vocab, merges, eot):
     """tokenizer.bin: header (magic, version, vocab size, eot id, merge count), each token's bytes
     (uint16 length, then the bytes), then the merges as int32 pairs"""
-    header = [0] * HEADER_INTS
-    header[:5] = [TOK_MAGIC, TOK_VERSION, len(vocab), eot, len(merges)]
-    parts = [struct.pack("<%di" % HEADER_INTS, *header)]
+    parts = [int32_header([("magic", TOK_MAGIC), ("version", TOK_VERSION), ("vocab size", len(vocab)),
+                           ("end-of-text id", eot), ("merge count", len(merges))], "tokenizer.bin")]
     for tok in vocab:
         if len(tok) > 0xFFFF:
             raise UserError("a token is %d bytes long; tokenizer.bin allows at most "
@@ -327,21 +387,17 @@ def tokenizer_file_bytes(vocab, merges, eot):
     return b"".join(parts)
 
 
-def tokens_file_bytes(tokens):
-    header = [0] * HEADER_INTS
-    header[0] = DATA_MAGIC
-    header[1] = DATA_VERSION
-    header[2] = len(tokens)
+def tokens_file_bytes(tokens, what="token file"):
+    header = int32_header([("magic", DATA_MAGIC), ("version", DATA_VERSION), ("token count", len(tokens))], what)
     arr = array.array("H", tokens)
     if sys.byteorder == "big":
         arr.byteswap()
-    return struct.pack("<%di" % HEADER_INTS, *header) + arr.tobytes()
+    return header + arr.tobytes()
 
 
 def read_tokens_file(path):
     """Read an llm.c token file; returns the list of ids (used by the tests)."""
-    with open(path, "rb") as f:
-        data = f.read()
+    data = read_regular(path, "token file")
     header = struct.unpack_from("<%di" % HEADER_INTS, data, 0)
     if header[0] != DATA_MAGIC or header[1] != DATA_VERSION:
         raise ValueError("%s: not a token file" % path)
@@ -354,27 +410,18 @@ def read_tokens_file(path):
     return arr.tolist()
 
 
-def read_documents(path):
-    """Return [(name, text)]: one file, or every *.txt in a folder by name."""
-    if os.path.isdir(path):
-        try:
-            names = sorted(n for n in os.listdir(path)
-                           if n.endswith(".txt") and os.path.isfile(os.path.join(path, n)))
-        except OSError as e:
-            raise UserError("cannot read --input %s: %s" % (path, e.strerror or e))
-        if not names:
-            raise UserError("no .txt files in --input folder %s" % path)
-        files = [(n, os.path.join(path, n)) for n in names]
-    else:
-        files = [(os.path.basename(path), path)]
-    docs = []
-    for name, fpath in files:
-        try:
-            with open(fpath, "rb") as f:
-                raw = f.read()
-        except OSError as e:
-            raise UserError("cannot read --input %s: %s" % (fpath, e.strerror or e))
-        docs.append((name, raw.decode("utf-8", "surrogateescape")))
+def read_documents(path, what="--input", folder_ok=True):
+    """Return [(name, text)]: one file, or (folder_ok) every *.txt in a folder by name. Each is read
+    through read_regular, so a FIFO, device or folder named *.txt is refused, not skipped or waited on."""
+    try:
+        is_dir = folder_ok and stat.S_ISDIR(os.stat(path).st_mode)
+        names = sorted(n for n in os.listdir(path) if n.endswith(".txt")) if is_dir else None
+    except OSError as e:
+        raise UserError("cannot read %s %s: %s" % (what, path, e.strerror or e))
+    if is_dir and not names:
+        raise UserError("no .txt files in %s folder %s" % (what, path))
+    files = [(n, os.path.join(path, n)) for n in names] if is_dir else [(os.path.basename(path), path)]
+    docs = [(name, read_regular(fpath, what).decode("utf-8", "surrogateescape")) for name, fpath in files]
     if not any(text for _, text in docs):
         raise UserError("corpus is empty: %s" % path)
     return docs
@@ -441,14 +488,39 @@ def pack_and_split(doc_tokens, eot, val_fraction, seed):
     return train, val, chosen
 
 
-def write_outputs(out_dir, train, val, tok):
+def check_split(train, val, val_fraction):
+    """Refuse, before anything is written, a split that would give a token file gradsink cannot use:
+    fewer than MIN_TOKENS (it refuses a file that cannot fill one batch). With val_fraction 0 there
+    is no val.bin at all, so only train counts."""
+    for name, toks in (("train.bin", train), ("val.bin", val if val_fraction else None)):
+        if toks is not None and len(toks) < MIN_TOKENS:
+            raise UserError("%s would hold %d token%s (gradsink needs at least %d): the data is too small for "
+                            "--val-fraction %g; give more text (or tokens), or --val-fraction 0 for no val.bin"
+                            % (name, len(toks), "" if len(toks) == 1 else "s", MIN_TOKENS, val_fraction))
+
+
+def write_outputs(out_dir, train, val, tok_bytes, val_fraction):
+    """Write train.bin, val.bin and tokenizer.bin (tok_bytes) into out_dir. With val_fraction 0 no
+    val.bin is written, and an earlier run's val.bin there is removed: it belongs to other data. All
+    bytes are built, so every header field checked, before the first file is written.
+    Returns (the paths written, one line about val.bin or None)."""
+    check_split(train, val, val_fraction)
+    path = lambda name: os.path.join(out_dir, name)
+    files = [(path("train.bin"), tokens_file_bytes(train, "train.bin"))]
+    if val_fraction:
+        files.append((path("val.bin"), tokens_file_bytes(val, "val.bin")))
+    files.append((path("tokenizer.bin"), tok_bytes))
+    stale = [] if val_fraction or not os.path.lexists(path("val.bin")) else [path("val.bin")]
     try:
         os.makedirs(out_dir, exist_ok=True)
-        write_file(os.path.join(out_dir, "train.bin"), tokens_file_bytes(train))
-        write_file(os.path.join(out_dir, "val.bin"), tokens_file_bytes(val))
-        tok.save(os.path.join(out_dir, "tokenizer.bin"))
+        write_files(files, remove=stale)
     except OSError as e:
         raise UserError("cannot write to --out %s: %s" % (out_dir, e.strerror or e))
+    note = None
+    if not val_fraction:
+        note = "val: none (--val-fraction 0): no val.bin written%s" % (
+            "; removed the earlier run's %s" % stale[0] if stale else "")
+    return [p for p, _ in files], note
 
 
 # ---------------------------------------------------------------------------
@@ -554,10 +626,15 @@ def build_parser():
                "documents (shuffled by --seed; none that would take val past twice its\n"
                "share) until they hold --val-fraction of the tokens, or, for a single\n"
                "document or a few long ones, the last tokens. Same input and options\n"
-               "give byte-identical files. The whole reference (pre-tokenisation, merges,\n"
+               "give byte-identical files. --val-fraction 0 writes no val.bin (and removes\n"
+               "an earlier one in --out). A token file is never written with fewer than 2\n"
+               "tokens: a split that would give one is refused. Every file is written to a\n"
+               "temporary name and renamed. The whole reference (pre-tokenisation, merges,\n"
                "the synthetic stream, timings): dev/TOKENIZER.md.\n"
                "\n"
-               "Errors print one line on stderr and exit with status 2.",
+               "Errors print one line on stderr and exit with status 2, among them an\n"
+               "input that is not a regular file (a FIFO, a device, a folder where a file\n"
+               "is wanted) and an option that has no effect in the chosen mode.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("input (choose one)")
     src.add_argument("--input", metavar="PATH",
@@ -570,8 +647,8 @@ def build_parser():
     src.add_argument("--synthetic", action="store_true",
                      help="write a synthetic Markov-chain token stream with a copy "
                           "rule after trigger tokens (no BPE, no input)")
-    p.add_argument("--data-dir", metavar="DIR", default="data",
-                   help="where --dataset files are downloaded (default: data)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="--dataset only: where its files are downloaded (default: data)")
     p.add_argument("--out", metavar="DIR",
                    help="output folder, created if missing (default: data/NAME, NAME "
                         "being the input's name without .txt, the dataset name, or "
@@ -580,16 +657,18 @@ def build_parser():
                    help="total number of token ids including the end-of-text token, "
                         "which is the last id N-1; 256..65535 (default 2048). "
                         "256 means plain bytes: 256 byte ids + EOT = 257 ids. "
-                        "With --synthetic: 8..65535 (default 64)")
-    p.add_argument("--val-fraction", metavar="F", type=float, default=DEFAULT_VAL_FRACTION,
+                        "With --synthetic: 8..65535 (default 64). With --tokenizer: "
+                        "only its own size (the tokenizer keeps its vocabulary)")
+    p.add_argument("--val-fraction", metavar="F", type=float,
                    help="share of tokens for val.bin, 0 <= F < 1 (default 0.1): whole "
-                        "documents when there are several, else the last F of the tokens")
-    p.add_argument("--seed", metavar="S", type=int, default=DEFAULT_SEED,
+                        "documents when there are several, else the last F of the tokens; "
+                        "0 writes no val.bin (and removes an earlier one in --out)")
+    p.add_argument("--seed", metavar="S", type=int,
                    help="seed for choosing validation documents and for --synthetic "
                         "(default 1337)")
-    p.add_argument("--num-tokens", metavar="N", type=int, default=DEFAULT_NUM_TOKENS,
+    p.add_argument("--num-tokens", metavar="N", type=int,
                    help="--synthetic only: total tokens in train.bin + val.bin, "
-                        "EOTs included (default 2000000)")
+                        "EOTs included, 2..2147483647 (default 2000000)")
     p.add_argument("--tokenizer", metavar="FILE",
                    help="an existing tokenizer.bin: with --input/--dataset, encode "
                         "with it instead of training; needed by --encode/--decode")
@@ -607,8 +686,8 @@ def default_out(name):
 
 def fetch_tinyshakespeare(data_dir):
     path = os.path.join(data_dir, "tinyshakespeare.txt")
-    if os.path.isfile(path):
-        return path
+    if os.path.lexists(path):
+        return path  # read_regular refuses it if it is not a regular file
     try:
         os.makedirs(data_dir, exist_ok=True)
         with urllib.request.urlopen(TINYSHAKESPEARE_URL, timeout=30) as r:
@@ -630,7 +709,29 @@ def check_vocab(n, lo):
         raise UserError("--vocab-size must be between %d and %d, got %d" % (lo, MAX_VOCAB, n))
 
 
+def load_tokenizer(args):
+    """--tokenizer, and --vocab-size beside it only when it agrees: a loaded tokenizer keeps its own
+    vocabulary (256 asks for plain bytes, which are 257 ids)."""
+    tok = Tokenizer.load(args.tokenizer)
+    v = args.vocab_size
+    if v is not None and v != tok.vocab_size and not (v == 256 and tok.vocab_size == 257):
+        raise UserError("--vocab-size %d disagrees with --tokenizer %s, which has %d ids (a loaded tokenizer "
+                        "keeps its vocabulary): leave --vocab-size out" % (v, args.tokenizer, tok.vocab_size))
+    return tok
+
+
+def report_outputs(written, note):
+    if note:
+        print(note)
+    print("wrote %s" % ", ".join(written))
+
+
 def run_prepare(args):
+    t0 = time.perf_counter()
+    if args.tokenizer:  # loaded first: a bad one is refused before any download or encoding
+        tok = load_tokenizer(args)
+        if not tok.byte_level:
+            raise UserError("%s is not a byte-level tokenizer" % args.tokenizer)
     if args.dataset:
         path = fetch_tinyshakespeare(args.data_dir)
         name = args.dataset
@@ -640,20 +741,13 @@ def run_prepare(args):
         if name.endswith(".txt"):
             name = name[:-4]
     out_dir = args.out or default_out(name or "corpus")
-    if not os.path.exists(path):
-        raise UserError("cannot read --input %s: No such file or directory" % path)
-    docs = read_documents(path)
+    docs = read_documents(path, "--dataset file", False) if args.dataset else read_documents(path)
 
-    t0 = time.perf_counter()
     if args.tokenizer:
-        tok = Tokenizer.load(args.tokenizer)
-        if not tok.byte_level:
-            raise UserError("%s is not a byte-level tokenizer" % args.tokenizer)
         train_s = 0.0
         how = "loaded %s" % args.tokenizer
     else:
         v = DEFAULT_BPE_VOCAB if args.vocab_size is None else args.vocab_size
-        check_vocab(v, 256)
         want = max(0, v - 257)
         counts = {}
         for _, text in (docs if want else ()):
@@ -681,10 +775,12 @@ def run_prepare(args):
     nbytes = sum(len(to_bytes(text)) for _, text in docs)
 
     train, val, chosen = pack_and_split(doc_tokens, tok.eot, args.val_fraction, args.seed)
-    write_outputs(out_dir, train, val, tok)
+    written, note = write_outputs(out_dir, train, val, tok.to_file_bytes(), args.val_fraction)
 
     n_val_docs = len(chosen)
-    if len(docs) == 1:
+    if not args.val_fraction:
+        print("documents: %d (all in train)" % len(docs))
+    elif len(docs) == 1:
         print("documents: 1 (a single document: val is the last %g%% of its tokens)"
               % (100 * args.val_fraction))
     elif n_val_docs == 0 and val:
@@ -700,40 +796,35 @@ def run_prepare(args):
     print("encoding: %.2f MB in %.2f s = %.2f MB/s (%.2f bytes/token)" % (
         nbytes / 1e6, enc_s, nbytes / 1e6 / max(enc_s, 1e-9),
         nbytes / max(1, sum(len(t) for t in doc_tokens))))
-    print("wrote %s" % ", ".join(os.path.join(out_dir, f)
-                                for f in ("train.bin", "val.bin", "tokenizer.bin")))
+    report_outputs(written, note)
 
 
 def run_synthetic(args):
     v = DEFAULT_SYNTH_VOCAB if args.vocab_size is None else args.vocab_size
-    check_vocab(v, SYNTH_TRIGGERS + 4)
-    if args.num_tokens < 2:
-        raise UserError("--num-tokens must be at least 2, got %d" % args.num_tokens)
     out_dir = args.out or default_out("synthetic")
     t0 = time.perf_counter()
     docs = generate_synthetic(v, args.num_tokens, args.seed)
     eot = v - 1
-    if len(docs) == 1:
+    if len(docs) == 1:  # too few tokens for two documents: no val (refused below unless F is 0)
         chosen = []
         train = [eot] + docs[0]
         val = []
     else:
         train, val, chosen = pack_and_split(docs, eot, args.val_fraction, args.seed)
     tok = Tokenizer(synthetic_names(v), [], byte_level=False)
-    write_outputs(out_dir, train, val, tok)
+    written, note = write_outputs(out_dir, train, val, tok.to_file_bytes(), args.val_fraction)
     print("synthetic: %d documents (train %d, val %d), %d triggers, generated in %.2f s"
           % (len(docs), len(docs) - len(chosen), len(chosen), SYNTH_TRIGGERS,
              time.perf_counter() - t0))
     print("tokens: train %d, val %d" % (len(train), len(val)))
     print("vocab: %d ids (triggers 0..%d, EOT id %d)" % (v, SYNTH_TRIGGERS - 1, eot))
-    print("wrote %s" % ", ".join(os.path.join(out_dir, f)
-                                for f in ("train.bin", "val.bin", "tokenizer.bin")))
+    report_outputs(written, note)
 
 
 def run_encode_decode(args):
     if not args.tokenizer:
         raise UserError("--encode/--decode need --tokenizer FILE")
-    tok = Tokenizer.load(args.tokenizer)
+    tok = load_tokenizer(args)
     if args.encode is not None:
         if not tok.byte_level:
             raise UserError("%s is a --synthetic vocabulary: it can decode but not encode"
@@ -750,37 +841,65 @@ def run_encode_decode(args):
         sys.stdout.write(tok.decode(ids, errors="replace") + "\n")
 
 
+# Options that have an effect in some modes only: (option, attribute, the modes that use it). Given
+# in any other mode, an option is refused in one line naming both, never silently ignored.
+# --vocab-size with --tokenizer is accepted only at the tokenizer's own size (load_tokenizer).
+PREPARE = ("--input", "--dataset", "--synthetic")
+MODE_OPTIONS = [
+    ("--data-dir", "data_dir", ("--dataset",)),
+    ("--out", "out", PREPARE),
+    ("--val-fraction", "val_fraction", PREPARE),
+    ("--seed", "seed", PREPARE),
+    ("--num-tokens", "num_tokens", ("--synthetic",)),
+    ("--vocab-size", "vocab_size", PREPARE + ("--encode", "--decode")),
+    ("--tokenizer", "tokenizer", ("--input", "--dataset", "--encode", "--decode")),
+]
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    modes = sum([args.input is not None, args.dataset is not None, args.synthetic])
-    if modes > 1:
+    given = [m for m, on in (("--input", args.input is not None), ("--dataset", args.dataset is not None),
+                             ("--synthetic", args.synthetic)) if on]
+    if len(given) > 1:
         raise UserError("give only one of --input, --dataset, --synthetic")
-    if not 0.0 <= args.val_fraction < 1.0:
-        raise UserError("--val-fraction must be >= 0 and < 1, got %g" % args.val_fraction)
-    if args.vocab_size is not None and not args.synthetic:
-        check_vocab(args.vocab_size, 256)
-    if args.encode is not None or args.decode is not None:
-        if modes:
-            raise UserError("--encode/--decode cannot be combined with --input, "
-                            "--dataset or --synthetic")
-        run_encode_decode(args)
-    elif args.synthetic:
-        if args.tokenizer:
-            raise UserError("--tokenizer cannot be used with --synthetic")
-        run_synthetic(args)
-    elif modes:
-        run_prepare(args)
-    else:
+    if given and (args.encode is not None or args.decode is not None):
+        raise UserError("--encode/--decode cannot be combined with --input, "
+                        "--dataset or --synthetic")
+    mode = given[0] if given else "--encode" if args.encode is not None else \
+        "--decode" if args.decode is not None else None
+    if mode is None:
         raise UserError("nothing to do: give --input, --dataset, --synthetic, "
                         "--encode or --decode (see -h)")
+    for option, attr, modes in MODE_OPTIONS:
+        if getattr(args, attr) is not None and mode not in modes:
+            raise UserError("%s has no effect with %s (it is for %s only): leave it out"
+                            % (option, mode, ", ".join(modes)))
+    # range checks, before anything is read or written
+    if args.val_fraction is not None and not 0.0 <= args.val_fraction < 1.0:
+        raise UserError("--val-fraction must be >= 0 and < 1, got %g" % args.val_fraction)
+    if args.vocab_size is not None:
+        check_vocab(args.vocab_size, SYNTH_TRIGGERS + 4 if args.synthetic else 256)
+    if args.num_tokens is not None and not 2 <= args.num_tokens <= INT32_MAX:
+        raise UserError("--num-tokens must be between 2 and %d (the token file's int32 header), got %d"
+                        % (INT32_MAX, args.num_tokens))
+    for attr, default in (("data_dir", DEFAULT_DATA_DIR), ("val_fraction", DEFAULT_VAL_FRACTION),
+                          ("seed", DEFAULT_SEED), ("num_tokens", DEFAULT_NUM_TOKENS)):
+        if getattr(args, attr) is None:
+            setattr(args, attr, default)
+    if mode in ("--encode", "--decode"):
+        run_encode_decode(args)
+    elif mode == "--synthetic":
+        run_synthetic(args)
+    else:
+        run_prepare(args)
     return 0
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except UserError as e:
-        sys.stderr.write("tokenizer.py: error: %s\n" % e)
+    except UserError as e:  # one line, whatever a path in it holds
+        sys.stderr.write("tokenizer.py: error: %s\n" % " ".join(str(e).splitlines()))
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("tokenizer.py: interrupted\n")

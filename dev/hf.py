@@ -11,17 +11,19 @@ Standard library only (encode excepted). Both directions stream tensor by tensor
 the largest tensor, whatever the model's size. gradsink's model is HF's LlamaForCausalLM without
 biases: the same tensor layouts, RoPE with HF's rotate-half pairing (dimension i with i + D/2), so no
 row is permuted on the way. What gradsink cannot represent is refused in one line, exit 2.
+export reads checkpoint versions 1, 2 and 3; import writes version 2.
 """
 
 import array
 import json
 import math
 import os
+import stat
 import struct
 import sys
 
 HEADER_INTS = 256
-CKPT_MAGIC, CKPT_VERSION = 20261128, 2
+CKPT_MAGIC, CKPT_VERSION = 20261128, 2  # import writes version 2; export reads 1, 2 and 3
 ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT = 10000.0, 1e-5  # gradsink's (and version-1 files')
 HF_EPS_DEFAULT = 1e-6  # LlamaConfig's default rms_norm_eps, when config.json does not say
 VSCALE_NAMES = ["off", "fixed", "learned"]
@@ -33,6 +35,31 @@ CHUNK = 1 << 20  # elements converted at a time (F16)
 
 class HFError(Exception):
     """A refusal or a bad file: printed as one line, exit 2."""
+
+
+def open_regular(path, what):
+    """A user-given file opened for reading; every reader of this script comes here. The path's type
+    is checked before it is opened, since opening a FIFO or a device can block forever: anything but
+    a regular file is refused in one line. The open is non-blocking and its type checked again, so a
+    FIFO put in its place between the two cannot hang it either."""
+    def kind(mode):
+        for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                           (stat.S_ISSOCK, "a socket")):
+            if test(mode):
+                return name
+        return None if stat.S_ISREG(mode) else "not a regular file"
+    try:
+        bad = kind(os.stat(path).st_mode)
+        if bad is None:
+            f = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
+            bad = kind(os.fstat(f.fileno()).st_mode)
+            if bad is None:
+                return f
+            f.close()
+    except OSError as e:
+        raise HFError("cannot open %s %s: %s" % (what, path, e.strerror or e))
+    raise HFError("cannot open %s %s: it is %s, not a regular file" % (what, path, bad))
 
 
 # ---------------------------------------------------------------------------
@@ -72,7 +99,7 @@ def num_parameters(c):
 def config_problem(c):
     """gradsink.c's config_check: None, or what is wrong."""
     if not 2 <= c["V"] <= MAX_VOCAB:
-        return "vocab size %d: gradsink's token files are uint16, so at most %d" % (c["V"], MAX_VOCAB)
+        return "vocab size %d outside gradsink's 2..%d (its token files are uint16)" % (c["V"], MAX_VOCAB)
     if not 2 <= c["C"] <= MAX_WIDTH:
         return "hidden size %d outside gradsink's 2..%d" % (c["C"], MAX_WIDTH)
     if not 1 <= c["L"] <= MAX_LAYERS:
@@ -90,34 +117,39 @@ def config_problem(c):
     if not 0 <= c["eot"] < c["V"]:
         return "end-of-text id %d outside the vocab of %d" % (c["eot"], c["V"])
     if not (0 < c["theta"] < 1e300):
-        return "rope_theta %r is not positive and finite" % c["theta"]
+        return "rope_theta %r is not a finite number between 0 and 1e300" % c["theta"]
     if not (0 < c["eps"] < 1):
-        return "rms_norm_eps %r is not in (0, 1)" % c["eps"]
+        return "rms_norm_eps %r is not a finite number between 0 and 1" % c["eps"]
     if num_parameters(c) > MAX_PARAMETERS:
         return "more than 2^31-1 parameters"
     return None
 
 
-def read_ckpt_header(path):
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise HFError("cannot open checkpoint %s: %s" % (path, e.strerror or e))
-    with f:
-        size = os.fstat(f.fileno()).st_size
-        raw = f.read(HEADER_INTS * 4)
+def read_ckpt_header(f, path):
+    """The configuration in a gradsink checkpoint's header (f: the open file), every field checked.
+    Versions 1, 2 and 3 are read; version 3's [16] (V-scale path) and [17-18] (the sink-grad factor
+    G, float64) change training only, not the forward pass, so they are checked and then not used."""
+    size = os.fstat(f.fileno()).st_size
+    f.seek(0)
+    raw = f.read(HEADER_INTS * 4)
     if len(raw) < HEADER_INTS * 4:
         raise HFError("%s: too short for a gradsink checkpoint header (%d bytes)" % (path, len(raw)))
     h = struct.unpack("<%di" % HEADER_INTS, raw)
     if h[0] != CKPT_MAGIC:
         raise HFError("%s: bad magic %d (not a gradsink checkpoint)" % (path, h[0]))
-    if h[1] not in (1, 2):
-        raise HFError("%s: unsupported checkpoint version %d (expected 1 or 2)" % (path, h[1]))
+    if h[1] not in (1, 2, 3):
+        raise HFError("%s: unsupported checkpoint version %d (expected 1, 2 or 3)" % (path, h[1]))
     c = dict(V=h[2], C=h[3], L=h[4], H=h[5], Hkv=h[6], F=h[7], T=h[8], vscale=h[9], step=h[10],
              theta=ROPE_THETA_DEFAULT, eps=RMSNORM_EPS_DEFAULT, eot=h[2] - 1)
     if h[1] >= 2:
         c["theta"], c["eps"] = struct.unpack_from("<dd", raw, 11 * 4)
         c["eot"] = h[15]
+    if h[1] >= 3:
+        (grad_factor,) = struct.unpack_from("<d", raw, 17 * 4)
+        if h[16] not in (0, 1, 2):
+            raise HFError("%s: header [16] V-scale path %d is not 0, 1 or 2" % (path, h[16]))
+        if not math.isfinite(grad_factor):
+            raise HFError("%s: header [17-18] sink-grad factor %r is not finite" % (path, grad_factor))
     why = config_problem(c)
     if why:
         raise HFError("%s: header describes an impossible model (%s)" % (path, why))
@@ -144,10 +176,7 @@ class SafeFile:
 
     def __init__(self, path):
         self.path = path
-        try:
-            self.f = open(path, "rb")
-        except OSError as e:
-            raise HFError("cannot open %s: %s" % (path, e.strerror or e))
+        self.f = open_regular(path, "safetensors file")
         self.size = os.fstat(self.f.fileno()).st_size
         head = self.f.read(8)
         if len(head) < 8:
@@ -185,6 +214,21 @@ class SafeFile:
                 raise HFError("%s: tensor %s ends at byte %d, past the end of the file (%d bytes; truncated?)" %
                               (path, name, self.data_start + e, self.size))
             self.tensors[name] = (t["dtype"], tuple(t["shape"]), b, e)
+        # the data section as a whole, as the format requires: taken in offset order, the tensors
+        # tile it exactly, with no two overlapping (one tensor's bytes read as another's), no gap
+        # and nothing after the last
+        pos, prev = 0, None
+        for name, (_, _, b, e) in sorted(self.tensors.items(), key=lambda kv: (kv[1][2], kv[1][3], kv[0])):
+            if b < pos:
+                raise HFError("%s: tensors %s and %s overlap (data_offsets [%d, %d] and [%d, %d])" %
+                              (path, prev, name, self.tensors[prev][2], pos, b, e))
+            if b > pos:
+                raise HFError("%s: data bytes %d to %d, before tensor %s, belong to no tensor (safetensors data "
+                              "has no gaps)" % (path, pos, b, name))
+            pos, prev = e, name
+        if self.data_start + pos != self.size:
+            raise HFError("%s: %d bytes after the last tensor's data (safetensors data ends with its last tensor)" %
+                          (path, self.size - self.data_start - pos))
 
     def read_f32(self, name):
         """The tensor as little-endian float32 bytes, converted exactly from F16 or BF16."""
@@ -268,9 +312,13 @@ def hf_config(c):
 
 
 def atomic_write(path, write):
+    """write(f) into PATH.tmp, fsync'ed, then renamed to path. A stale PATH.tmp is removed and the
+    file created anew (O_EXCL), never opened: if it were a FIFO, the open would block."""
     tmp = path + ".tmp"
     try:
-        with open(tmp, "wb") as f:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -286,15 +334,14 @@ def atomic_write(path, write):
 
 
 def cmd_export(ckpt, out_dir):
-    c = read_ckpt_header(ckpt)
+    f = open_regular(ckpt, "checkpoint")
+    c = read_ckpt_header(f, ckpt)
     if c["vscale"] != 0:
         raise HFError("%s uses V-scale (%s), which Hugging Face's Llama does not have: only -a off checkpoints export"
                       % (ckpt, VSCALE_NAMES[c["vscale"]]))
     layout, offsets = hf_layout(c)
-    with open(ckpt, "rb") as f:
-        f.seek(offsets["vscale_theta"][0])
-        theta = f.read(4 * c["L"] * c["Hkv"])
-    if any(theta):
+    f.seek(offsets["vscale_theta"][0])
+    if any(f.read(4 * c["L"] * c["Hkv"])):
         raise HFError("%s: V-scale is off but vscale_theta is not zero; HF's Llama cannot hold it" % ckpt)
     entries, pos = {}, 0
     for name, shape, _ in layout:
@@ -304,27 +351,43 @@ def cmd_export(ckpt, out_dir):
     entries["__metadata__"] = {"format": "pt", "gradsink_step": str(c["step"])}
     header = json.dumps(entries, separators=(",", ":")).encode()
     header += b" " * (-(8 + len(header)) % 8)  # the data starts 8-byte aligned
+    created = not os.path.isdir(out_dir)
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise HFError("cannot create %s: %s" % (out_dir, e.strerror or e))
 
     def write_model(out):
+        """the tensors in HF's order, each checked finite as it is copied (HF's loaders take NaN and
+        infinities, and gradsink's import would refuse the result)"""
         out.write(struct.pack("<Q", len(header)) + header)
-        with open(ckpt, "rb") as f:
-            for _, shape, off in layout:
-                f.seek(off)
-                left = 4 * numel(shape)
-                while left:
-                    buf = f.read(min(left, 64 << 20))
-                    if not buf:
-                        raise HFError("%s: changed while being read" % ckpt)
-                    out.write(buf)
-                    left -= len(buf)
+        for name, shape, off in layout:
+            f.seek(off)
+            left, done = 4 * numel(shape), 0
+            while left:
+                buf = f.read(min(left, 64 << 20))
+                if not buf or len(buf) % 4:
+                    raise HFError("%s: changed while being read" % ckpt)
+                bad = first_nonfinite(buf)
+                if bad >= 0:
+                    raise HFError("%s: tensor %s holds a non-finite value (%r) at index %d; nothing exported" %
+                                  (ckpt, name, memoryview(buf).cast("f")[bad], done + bad))
+                out.write(buf)
+                left -= len(buf)
+                done += len(buf) // 4
 
-    atomic_write(os.path.join(out_dir, "model.safetensors"), write_model)
+    try:
+        atomic_write(os.path.join(out_dir, "model.safetensors"), write_model)
+    except HFError:
+        if created:  # a refused export leaves nothing behind, not even the folder it made
+            try:
+                os.rmdir(out_dir)
+            except OSError:
+                pass
+        raise
+    f.close()
     cfg = (json.dumps(hf_config(c), indent=2) + "\n").encode()
-    atomic_write(os.path.join(out_dir, "config.json"), lambda f: f.write(cfg))
+    atomic_write(os.path.join(out_dir, "config.json"), lambda out: out.write(cfg))
     print("exported %s (step %d, %d parameters) to %s/config.json and model.safetensors (float32)" %
           (ckpt, c["step"], num_parameters(c) - c["L"] * c["Hkv"], out_dir))
 
@@ -333,79 +396,106 @@ def cmd_export(ckpt, out_dir):
 # import: HF Llama folder -> gradsink checkpoint
 
 def load_json(path, what):
-    try:
-        with open(path, "rb") as f:
+    with open_regular(path, what) as f:
+        try:
             return json.loads(f.read().decode("utf-8"))
-    except OSError as e:
-        raise HFError("cannot read %s %s: %s" % (what, path, e.strerror or e))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise HFError("%s %s is not valid JSON (%s)" % (what, path, str(e).splitlines()[0]))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise HFError("%s %s is not valid JSON (%s)" % (what, path, str(e).splitlines()[0]))
 
 
-def token_id(cfg, key):
-    v = cfg.get(key)
-    if isinstance(v, list):
-        v = v[0] if v else None
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+def shown(v):
+    """A JSON value for a message, cut short (an integer can have thousands of digits)."""
+    r = repr(v)
+    return r if len(r) <= 40 else "%s... (%d characters)" % (r[:30], len(r))
+
+
+def config_number(path, key, v, lo, hi, default=None, why="gradsink's limits"):
+    """A number of config.json, or the default when it is absent or null. An integer in lo..hi (hi
+    None: no upper bound) when lo is an int, else a finite number strictly between lo and hi.
+    Anything else is refused in one line naming the file and the key: a bool, a string, a list,
+    inf or nan (JSON's 1e400 parses as inf), an integer too large for a float."""
+    if v is None:
+        if default is None:
+            raise HFError("%s: %s is missing" % (path, key))
+        v = default
+    want_int = isinstance(lo, int)
+    if isinstance(v, bool) or not isinstance(v, int if want_int else (int, float)):
+        raise HFError("%s: %s is %s, not %s" % (path, key, shown(v), "an integer" if want_int else "a number"))
+    if want_int:
+        if not (lo <= v and (hi is None or v <= hi)):
+            raise HFError("%s: %s %s is outside %d..%s (%s)" % (path, key, shown(v), lo, "" if hi is None else hi, why))
+        return v
+    x = float(v) if abs(v) <= 1e308 else math.inf  # float() of a huge integer would raise OverflowError
+    if not (math.isfinite(x) and lo < x < hi):
+        raise HFError("%s: %s %s is not a finite number between %g and %g (%s)" % (path, key, shown(v), lo, hi, why))
+    return x
 
 
 def read_hf_config(hf_dir):
-    """config.json -> gradsink's configuration, refusing what gradsink's Llama cannot represent."""
+    """config.json -> gradsink's configuration, refusing what gradsink's Llama cannot represent.
+    Every field read is checked for its type and range here, each refusal naming the file and the key."""
     path = os.path.join(hf_dir, "config.json")
     cfg = load_json(path, "config")
     if not isinstance(cfg, dict):
         raise HFError("%s is not a JSON object" % path)
+
+    def flag(key):
+        v = cfg.get(key)
+        if v is not None and not isinstance(v, bool):
+            raise HFError("%s: %s is %s, not true or false" % (path, key, shown(v)))
+        return bool(v)
+
+    def num(key, lo, hi, default=None, why="gradsink's limits"):
+        return config_number(path, key, cfg.get(key), lo, hi, default, why)
+
     arch = cfg.get("architectures")
     if arch is not None and arch != ["LlamaForCausalLM"]:
-        raise HFError("%s: architecture %s; gradsink imports LlamaForCausalLM only" % (path, arch))
+        raise HFError("%s: architecture %s; gradsink imports LlamaForCausalLM only" % (path, shown(arch)))
     if arch is None and cfg.get("model_type") != "llama":
-        raise HFError("%s: model_type %r; gradsink imports Llama (LlamaForCausalLM) only" % (path, cfg.get("model_type")))
-    if cfg.get("attention_bias") or cfg.get("mlp_bias"):
+        raise HFError("%s: model_type %s; gradsink imports Llama (LlamaForCausalLM) only"
+                      % (path, shown(cfg.get("model_type"))))
+    if flag("attention_bias") or flag("mlp_bias"):
         raise HFError("%s: the model has biases (attention_bias/mlp_bias); gradsink's Llama has none" % path)
     # plain RoPE: rope_scaling null (or of rope_type "default"); newer configs say it in rope_parameters
     rope = cfg.get("rope_parameters")
     if rope is not None and not isinstance(rope, dict):
-        raise HFError("%s: rope_parameters %s is not an object" % (path, json.dumps(rope)))
+        raise HFError("%s: rope_parameters %s is not an object" % (path, shown(rope)))
     for key, val in (("rope_scaling", cfg.get("rope_scaling")), ("rope_parameters", rope)):
         if val is not None and (not isinstance(val, dict) or val.get("rope_type", val.get("type")) != "default"
                                 or set(val) - {"rope_type", "type", "rope_theta"}):
-            raise HFError("%s: %s %s; gradsink's RoPE has no scaling" % (path, key, json.dumps(val)))
-    if rope and "rope_theta" in rope:
-        cfg = dict(cfg, rope_theta=rope["rope_theta"])
+            raise HFError("%s: %s %s; gradsink's RoPE has no scaling" % (path, key, shown(val)))
     if cfg.get("hidden_act", "silu") != "silu":
-        raise HFError("%s: hidden_act %r; gradsink's MLP is SwiGLU (silu)" % (path, cfg["hidden_act"]))
+        raise HFError("%s: hidden_act %s; gradsink's MLP is SwiGLU (silu)" % (path, shown(cfg["hidden_act"])))
 
-    def num(key, default=None, kind=int):
-        v = cfg.get(key, default)
-        if v is None:
-            v = default
-        if kind is int and not (isinstance(v, int) and not isinstance(v, bool)):
-            raise HFError("%s: %s is %r, not an integer" % (path, key, v))
-        if kind is float and not (isinstance(v, (int, float)) and not isinstance(v, bool)):
-            raise HFError("%s: %s is %r, not a number" % (path, key, v))
-        return kind(v)
-
-    H = num("num_attention_heads")
-    c = dict(V=num("vocab_size"), C=num("hidden_size"), L=num("num_hidden_layers"), H=H,
-             Hkv=num("num_key_value_heads", H), F=num("intermediate_size"), T=num("max_position_embeddings", 2048),
-             vscale=0, step=0, theta=num("rope_theta", ROPE_THETA_DEFAULT, float),
-             eps=num("rms_norm_eps", HF_EPS_DEFAULT, float))
-    if c["V"] > MAX_VOCAB:
-        raise HFError("%s: vocab_size %d > %d: gradsink's token files are uint16" % (path, c["V"], MAX_VOCAB))
-    if H > 0 and "head_dim" in cfg and cfg["head_dim"] is not None and cfg["head_dim"] != c["C"] // H:
-        raise HFError("%s: head_dim %r is not hidden_size / num_attention_heads = %d; gradsink's head size is" %
-                      (path, cfg["head_dim"], c["C"] // H))
-    tied = cfg.get("tie_word_embeddings", False)
-    if not isinstance(tied, bool):
-        raise HFError("%s: tie_word_embeddings is %r, not true or false" % (path, tied))
+    c = dict(V=num("vocab_size", 2, MAX_VOCAB, why="gradsink's token files are uint16"),
+             C=num("hidden_size", 2, MAX_WIDTH), L=num("num_hidden_layers", 1, MAX_LAYERS), vscale=0, step=0)
+    c["H"] = num("num_attention_heads", 1, c["C"], why="at most hidden_size")
+    c["Hkv"] = num("num_key_value_heads", 1, c["H"], c["H"], why="at most num_attention_heads")
+    c["F"] = num("intermediate_size", 1, MAX_FFN)
+    c["T"] = num("max_position_embeddings", 1, None, 2048)
+    if rope and "rope_theta" in rope:
+        c["theta"] = config_number(path, "rope_parameters.rope_theta", rope["rope_theta"], 0.0, 1e300,
+                                   ROPE_THETA_DEFAULT)
+    else:
+        c["theta"] = num("rope_theta", 0.0, 1e300, ROPE_THETA_DEFAULT)
+    c["eps"] = num("rms_norm_eps", 0.0, 1.0, HF_EPS_DEFAULT)
+    if cfg.get("head_dim") is not None and num("head_dim", 1, c["C"]) != c["C"] // c["H"]:
+        raise HFError("%s: head_dim %s is not hidden_size / num_attention_heads = %d; gradsink's head size is "
+                      "always hidden_size / num_attention_heads" % (path, shown(cfg["head_dim"]), c["C"] // c["H"]))
+    tied = flag("tie_word_embeddings")
     if c["T"] > MAX_SEQ_LEN:
-        print("note: max_position_embeddings %d is above gradsink's %d; the checkpoint allows T up to %d" %
-              (c["T"], MAX_SEQ_LEN, MAX_SEQ_LEN), file=sys.stderr)
+        print("note: max_position_embeddings %s is above gradsink's %d; the checkpoint allows T up to %d" %
+              (shown(c["T"]), MAX_SEQ_LEN, MAX_SEQ_LEN), file=sys.stderr)
         c["T"] = MAX_SEQ_LEN
-    eot = token_id(cfg, "eos_token_id")
-    if eot is None:
-        eot = token_id(cfg, "bos_token_id")
-    c["eot"] = eot if eot is not None else c["V"] - 1
+    # end-of-text: eos_token_id, else bos_token_id (an id or a list of ids, the first used), else V-1
+    c["eot"] = c["V"] - 1
+    for key in ("bos_token_id", "eos_token_id"):
+        v = cfg.get(key)
+        ids = v if isinstance(v, list) else [] if v is None else [v]
+        ids = [config_number(path, "%s[%d]" % (key, i) if isinstance(v, list) else key, x, 0, c["V"] - 1,
+                             why="an id of the vocab") for i, x in enumerate(ids)]
+        if ids:
+            c["eot"] = ids[0]
     why = config_problem(c)
     if why:
         raise HFError("%s: gradsink cannot hold this model: %s" % (path, why))
@@ -527,27 +617,31 @@ def token_bytes(piece, special, bl):
     return piece.replace("\u2581", " ").encode("utf-8")
 
 
+def tokenizer_module():
+    """tokenizer.py (beside dev/), whose document reader, packing and token-file writer encode shares."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    import tokenizer
+    return tokenizer
+
+
 def write_token_files(out_dir, docs, eot, V, vocab_bytes, val_fraction, seed):
     """docs: token-id lists. Packs them as tokenizer.py does (EOT before each document; whole
-    documents to val) and writes train.bin, val.bin and tokenizer.bin."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    import tokenizer as T
+    documents to val) and writes train.bin, val.bin and tokenizer.bin with its write_outputs: the
+    same rules (no val.bin with --val-fraction 0, an earlier one removed; no token file too small
+    for gradsink; every file atomic). Returns train, val, the paths written and a note or None."""
+    T = tokenizer_module()
     for d in docs:
         for t in d:
             if not 0 <= t < V:
                 raise HFError("the tokenizer produced id %d, outside the model's vocab of %d" % (t, V))
     train, val, _ = T.pack_and_split(docs, eot, val_fraction, seed)
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        T.write_file(os.path.join(out_dir, "train.bin"), T.tokens_file_bytes(train))
-        if val:
-            T.write_file(os.path.join(out_dir, "val.bin"), T.tokens_file_bytes(val))
         # only the decoding table (no merges); a token's bytes are cut at tokenizer.bin's 65535
-        T.write_file(os.path.join(out_dir, "tokenizer.bin"),
-                     T.tokenizer_file_bytes([b[:65535] for b in vocab_bytes], [], eot))
-    except OSError as e:
-        raise HFError("cannot write to --out %s: %s" % (out_dir, e.strerror or e))
-    return train, val
+        tok_bytes = T.tokenizer_file_bytes([b[:65535] for b in vocab_bytes], [], eot)
+        written, note = T.write_outputs(out_dir, train, val, tok_bytes, val_fraction)
+    except T.UserError as e:
+        raise HFError(str(e))
+    return train, val, written, note
 
 
 def cmd_encode(hf_dir, input_path, out_dir, val_fraction, seed):
@@ -557,12 +651,12 @@ def cmd_encode(hf_dir, input_path, out_dir, val_fraction, seed):
     except ImportError:
         raise HFError("encode needs the Python package 'tokenizers' (pip install tokenizers), which is not installed")
     tj = os.path.join(hf_dir, "tokenizer.json")
+    tj_json = load_json(tj, "tokenizer")  # first: its type is checked before the package opens it
     try:
         tok = tokenizers.Tokenizer.from_file(tj)
     except Exception as e:  # the package's own errors: one line
         raise HFError("cannot load %s: %s" % (tj, str(e).splitlines()[0] if str(e) else type(e).__name__))
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    import tokenizer as T
+    T = tokenizer_module()
     try:
         docs = T.read_documents(input_path)
     except T.UserError as e:
@@ -570,16 +664,17 @@ def cmd_encode(hf_dir, input_path, out_dir, val_fraction, seed):
     ids = [tok.encode(text, add_special_tokens=False).ids for _, text in docs]
     special = {getattr(t, "content", None) for t in tok.get_added_tokens_decoder().values()} \
         if hasattr(tok, "get_added_tokens_decoder") else set()
-    tj_json = load_json(tj, "tokenizer")
     byte_level = isinstance(tj_json, dict) and "ByteLevel" in json.dumps(tj_json.get("decoder"))
     bl = byte_level_decoder() if byte_level else None
     vocab = []
     for i in range(c["V"]):
         piece = tok.id_to_token(i)
         vocab.append(token_bytes(piece, piece in special, bl))
-    train, val = write_token_files(out_dir, ids, c["eot"], c["V"], vocab, val_fraction, seed)
-    print("encoded %d documents of %s with %s: %s/train.bin (%d tokens), val.bin (%d), tokenizer.bin (decoding only)"
-          % (len(docs), input_path, tj, out_dir, len(train), len(val)))
+    train, val, written, note = write_token_files(out_dir, ids, c["eot"], c["V"], vocab, val_fraction, seed)
+    if note:
+        print(note)
+    print("encoded %d documents of %s with %s: train %d tokens, val %d; wrote %s (tokenizer.bin decodes only)"
+          % (len(docs), input_path, tj, len(train), len(val), ", ".join(written)))
 
 
 # ---------------------------------------------------------------------------
@@ -626,7 +721,7 @@ if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
     except HFError as e:
-        print("hf.py: error: %s" % e, file=sys.stderr)
+        print("hf.py: error: %s" % " ".join(str(e).splitlines()), file=sys.stderr)  # one line, whatever a path holds
         sys.exit(2)
     except MemoryError:
         print("hf.py: error: out of memory", file=sys.stderr)
@@ -637,5 +732,6 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:  # a bug: still one line, never a traceback
-        print("hf.py: error: internal error: %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        print("hf.py: error: internal error: %s: %s" % (type(e).__name__, " ".join(str(e).splitlines())),
+              file=sys.stderr)
         sys.exit(2)

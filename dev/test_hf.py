@@ -32,12 +32,32 @@ import hf  # noqa: E402  (only its converters are unit-tested directly; everythi
 HEADER_INTS = 256
 
 
-def run(*args, env=None):
-    return subprocess.run(list(args), capture_output=True, text=True, env=env)
+def run(*args, env=None, timeout=600):
+    """a subprocess; one that hangs past `timeout` fails the test (TimeoutExpired), not the suite"""
+    return subprocess.run(list(args), capture_output=True, text=True, env=env, timeout=timeout)
 
 
-def hf_run(*args, env=None):
-    return run(sys.executable, HF_PY, *args, env=env)
+def hf_run(*args, env=None, timeout=600):
+    return run(sys.executable, HF_PY, *args, env=env, timeout=timeout)
+
+
+# words a sentence cannot end on: a refusal ending on one was cut off
+DANGLING = {"a", "an", "the", "is", "are", "of", "to", "and", "or", "with", "for", "in", "at", "by", "from",
+            "as", "but", "not", "than", "its", "be"}
+
+# a stand-in for the tokenizers package: ids 1..62 are bytes 32..93 in the byte-level alphabet, id 0
+# is the special <|endoftext|>, id 63 is left out of the vocabulary
+FAKE_TOKENIZERS = (
+    "class _E:\n    def __init__(self, ids): self.ids = ids\n"
+    "class _A:\n    content = '<|endoftext|>'\n"
+    "class Tokenizer:\n"
+    "    @staticmethod\n    def from_file(p):\n        open(p).close(); return Tokenizer()\n"
+    "    def encode(self, text, add_special_tokens=True): return _E([ord(c) % 62 + 1 for c in text])\n"
+    "    def get_added_tokens_decoder(self): return {0: _A()}\n"
+    "    def id_to_token(self, i):\n"
+    "        if i == 0: return '<|endoftext|>'\n"
+    "        if i == 63: return None\n"
+    "        return 'Ġ' if i == 1 else chr(i + 31)\n")
 
 
 def write_tokens(path, toks):
@@ -81,16 +101,35 @@ def read_safetensors(path):
             for k, v in head.items()}, meta
 
 
-def write_checkpoint(path, V, C, L, H, Hkv, F, T, theta, eps, eot, step, seed, std=0.3):
-    """A version-2 gradsink checkpoint written here (weights larger than training's init, so the
-    forward check sees every nonlinearity); V-scale off, vscale_theta zeros."""
+def as_version2(data):
+    """A checkpoint's bytes as import writes them, version 2: a version-3 header (./gradsink may write
+    one) loses [16-18], the V-scale path and the sink-grad factor, which act on training only."""
+    head = bytearray(data[:4 * HEADER_INTS])
+    if struct.unpack_from("<i", head, 4)[0] == 3:
+        struct.pack_into("<i", head, 4, 2)
+        head[64:76] = bytes(12)
+    return bytes(head) + data[4 * HEADER_INTS:]
+
+
+def write_checkpoint(path, V, C, L, H, Hkv, F, T, theta, eps, eot, step, seed, std=0.3, version=2, vpath=0,
+                     grad_factor=1.0):
+    """A gradsink checkpoint written here (weights larger than training's init, so the forward check
+    sees every nonlinearity); V-scale off, vscale_theta zeros. Version 2 by default; version 1 has no
+    theta, eps and eot (they read as 10000, 1e-5, V-1); version 3 adds [16] the V-scale path and
+    [17-18] the sink-grad factor G (float64)."""
     r = random.Random(seed)
     D = C // H
     h = [0] * HEADER_INTS
-    h[:11] = [20261128, 2, V, C, L, H, Hkv, F, T, 0, step]
-    h[15] = eot
+    h[:11] = [20261128, version, V, C, L, H, Hkv, F, T, 0, step]
+    if version >= 2:
+        h[15] = eot
+    if version >= 3:
+        h[16] = vpath
     head = bytearray(struct.pack("<%di" % HEADER_INTS, *h))
-    struct.pack_into("<dd", head, 44, theta, eps)
+    if version >= 2:
+        struct.pack_into("<dd", head, 44, theta, eps)
+    if version >= 3:
+        struct.pack_into("<d", head, 68, grad_factor)
     sizes = [("m", V * C), ("g", L * C), ("m", L * C * C), ("m", L * Hkv * D * C), ("m", L * Hkv * D * C),
              ("m", L * C * C), ("g", L * C), ("m", L * F * C), ("m", L * F * C), ("m", L * C * F), ("z", L * Hkv),
              ("g", C), ("m", V * C)]
@@ -243,12 +282,16 @@ class HFTests(unittest.TestCase):
         return out
 
     def refused(self, r, words, ckpt=None):
-        """exit 2, one line on stderr naming the problem, no traceback, no checkpoint written"""
+        """exit 2, one line on stderr naming the problem, whole (not cut off), no traceback, no internal
+        error, no checkpoint written"""
         lines = r.stderr.strip().splitlines()
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertEqual(len(lines), 1, r.stderr)
         self.assertTrue(lines[0].startswith("hf.py: error: "), lines[0])
         self.assertNotIn("Traceback", r.stderr)
+        self.assertNotIn("internal error", lines[0])
+        self.assertFalse(lines[0].rstrip().endswith((":", ",", ";")), lines[0])
+        self.assertNotIn(lines[0].split()[-1].lower(), DANGLING, "message cut off: " + lines[0])
         for w in words:
             self.assertIn(w, lines[0])
         if ckpt:
@@ -261,7 +304,7 @@ class HFTests(unittest.TestCase):
         back = self.path("back.bin")
         r = hf_run("import", hfdir, back)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(read(ckpt), read(back), "export -> import is not bit-identical")
+        self.assertEqual(as_version2(read(ckpt)), read(back), "export -> import is not bit-identical")
         return hfdir
 
     def test_roundtrip_mha(self):
@@ -403,7 +446,7 @@ class HFTests(unittest.TestCase):
         with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
             json.dump({"metadata": {"total_size": 0}, "weight_map": wm}, f)
         got, _ = self.import_ok(out)
-        want = bytearray(read(ckpt))
+        want = bytearray(as_version2(read(ckpt)))
         want[40:44] = bytes(4)  # the step travels in one file's metadata only; shards give step 0
         self.assertEqual(got, bytes(want))
         # a weight_map that names the wrong shard is refused
@@ -444,8 +487,9 @@ class HFTests(unittest.TestCase):
 
     # --- refusals ----------------------------------------------------------------
 
-    def edited(self, name, config_edit=None, tensors_edit=None, raw_edit=None):
-        """a copy of the exported tiny model with config.json, the tensor list or the file bytes edited"""
+    def edited(self, name, config_edit=None, tensors_edit=None, raw_edit=None, config_raw=None):
+        """a copy of the exported tiny model with config.json, the tensor list or the file bytes edited;
+        config_raw (key, JSON text) puts a value json.dump cannot write (1e400, a 400-digit integer)"""
         ckpt = self.path("w.bin")
         if not os.path.exists(ckpt):
             write_checkpoint(ckpt, 64, 16, 2, 4, 2, 32, 8, 10000.0, 1e-5, 63, 0, seed=4)
@@ -456,8 +500,12 @@ class HFTests(unittest.TestCase):
         cfg = json.loads(read(os.path.join(src, "config.json")))
         if config_edit:
             config_edit(cfg)
+        text = json.dumps(cfg)
+        if config_raw:
+            cfg[config_raw[0]] = "@@raw@@"
+            text = json.dumps(cfg).replace('"@@raw@@"', config_raw[1])
         with open(os.path.join(out, "config.json"), "w") as f:
-            json.dump(cfg, f)
+            f.write(text)
         st, meta = read_safetensors(os.path.join(src, "model.safetensors"))
         tensors = [(n, *st[n]) for n in sorted(st)]
         if tensors_edit:
@@ -547,6 +595,215 @@ class HFTests(unittest.TestCase):
                 self.refused(r, ["V-scale (%s)" % mode, "does not have"])
                 self.assertFalse(os.path.exists(os.path.join(out, "model.safetensors")))
 
+    def test_refuse_config_values(self):
+        # every number of config.json is checked for type, finiteness and range, in one line naming
+        # the file and the key: never an internal error (1e400 is inf to json, a 400-digit integer
+        # overflows float())
+        big = "1" + "0" * 400
+        cases = [("rope_theta", v) for v in ("1e400", "-1e400", "NaN", "Infinity", big, "-" + big, "true", '"10000"',
+                                             "0", "-5", "1e300", "[10000]", "{}")]
+        cases += [("rms_norm_eps", v) for v in ("0", "1", "1e400", "-1e-5", "1e-400", "NaN", big, "false")]
+        cases += [("vocab_size", v) for v in ("64.0", "1e400", big, "true", "1", "-64", "null")]
+        cases += [("hidden_size", "0"), ("hidden_size", "-16"), ("hidden_size", big), ("num_hidden_layers", "1e3"),
+                  ("num_hidden_layers", "100000"), ("num_attention_heads", "0"), ("num_attention_heads", "32"),
+                  ("num_key_value_heads", "false"), ("num_key_value_heads", "8"), ("intermediate_size", big),
+                  ("intermediate_size", "0.5"), ("max_position_embeddings", "0"), ("max_position_embeddings", '"2048"'),
+                  ("max_position_embeddings", "1e400"), ("eos_token_id", "64"), ("eos_token_id", "-1"),
+                  ("eos_token_id", '"0"'), ("eos_token_id", "[1.5]"), ("eos_token_id", "[0, " + big + "]"),
+                  ("bos_token_id", "1e400"), ("head_dim", '"4"'), ("head_dim", "0"), ("head_dim", "1e400"),
+                  ("tie_word_embeddings", '"yes"'), ("attention_bias", "0"), ("mlp_bias", '"false"')]
+        for i, (key, raw) in enumerate(cases):
+            with self.subTest(key=key, raw=raw[:20]):
+                folder = self.edited("cfg%d" % i, config_raw=(key, raw))
+                self.refuse(folder, [os.path.join(folder, "config.json"), key])
+        # rope_theta given in rope_parameters is checked the same way, and named so
+        folder = self.edited("ropeparams_inf", config_edit=lambda c: c.update(
+            rope_parameters={"rope_type": "default", "rope_theta": "@@"}))
+        with open(os.path.join(folder, "config.json")) as f:
+            text = f.read().replace('"@@"', "1e400")
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            f.write(text)
+        self.refuse(folder, ["config.json", "rope_parameters.rope_theta"])
+
+    def test_head_dim_message_whole(self):
+        # the refusal was cut off after "gradsink's head size is"; here it is, whole
+        folder = self.edited("headdim_msg", config_edit=lambda c: c.update(head_dim=8))
+        ck = self.path("headdim_msg.bin")
+        r = hf_run("import", folder, ck)
+        self.refused(r, [], ck)
+        self.assertEqual(r.stderr.strip(), "hf.py: error: %s: head_dim 8 is not hidden_size / num_attention_heads = 4; "
+                         "gradsink's head size is always hidden_size / num_attention_heads"
+                         % os.path.join(folder, "config.json"))
+
+    def test_refuse_overlapping_offsets(self):
+        # the tensors must tile the data section exactly: none overlapping (one tensor read from
+        # another's bytes), no gap, nothing after the last; checked as a whole, in offset order
+        def header_edit(edit):
+            def raw_edit(raw):
+                n = struct.unpack_from("<Q", raw)[0]
+                head = json.loads(raw[8:8 + n])
+                data = edit(head, raw[8 + n:])
+                h = json.dumps(head).encode()
+                return struct.pack("<Q", len(h)) + h + data
+            return raw_edit
+
+        def onto(name, other):  # `name` points at the first bytes of `other`; its own bytes stay unused
+            def edit(head, data):
+                b = head[other]["data_offsets"][0]
+                e = head[name]["data_offsets"]
+                head[name]["data_offsets"] = [b, b + e[1] - e[0]]
+                return data
+            return edit
+
+        def gap(head, data):  # 4 bytes no tensor owns, after the first tensor
+            first = min(head.values(), key=lambda t: t["data_offsets"][0] if isinstance(t, dict) and "data_offsets" in t
+                        else 1 << 62)
+            end = first["data_offsets"][1]
+            for t in head.values():
+                if isinstance(t, dict) and "data_offsets" in t and t["data_offsets"][0] >= end:
+                    t["data_offsets"] = [x + 4 for x in t["data_offsets"]]
+            return data[:end] + bytes(4) + data[end:]
+
+        def swap_ends(head, data):
+            t = head["model.norm.weight"]
+            t["data_offsets"] = t["data_offsets"][::-1]
+            return data
+        k0, k1 = "model.layers.0.self_attn.k_proj.weight", "model.layers.1.self_attn.k_proj.weight"
+        cases = [
+            ("norm_on_embedding", onto("model.norm.weight", "model.embed_tokens.weight"),
+             ["overlap", "model.norm.weight", "model.embed_tokens.weight"]),
+            ("same_bytes", onto(k1, k0), ["overlap", k0, k1]),
+            ("embedding_on_norm", onto("model.embed_tokens.weight", "model.norm.weight"), ["overlap"]),
+            ("gap", gap, ["belong to no tensor"]),
+            ("trailing", lambda head, data: data + bytes(4), ["4 bytes after the last tensor"]),
+            ("reversed", swap_ends, ["model.norm.weight", "data_offsets"]),
+        ]
+        for name, edit, words in cases:
+            with self.subTest(name):
+                self.refuse(self.edited(name, raw_edit=header_edit(edit)), words)
+
+    def test_export_nonfinite_refused(self):
+        # a NaN or an infinity in any parameter: refused naming the file and the tensor, nothing written
+        # (no folder, no .tmp; an earlier export in the folder is left as it was)
+        V, C, L, F = 64, 16, 2, 32
+        KV = 2 * (C // 4)
+        offset = {"model.layers.1.self_attn.q_proj.weight": V * C + L * C + C * C,
+                  "model.norm.weight": V * C + 2 * L * C + 2 * L * C * C + 2 * L * KV * C + 3 * L * F * C + L * 2,
+                  "lm_head.weight": V * C + 2 * L * C + 2 * L * C * C + 2 * L * KV * C + 3 * L * F * C + L * 2 + C}
+        cases = [("model.layers.1.self_attn.q_proj.weight", 5, float("nan")), ("model.norm.weight", 3, float("inf")),
+                 ("lm_head.weight", V * C - 1, float("-inf"))]
+        for tensor, index, value in cases:
+            with self.subTest(tensor):
+                ckpt = self.path(tensor + ".bin")
+                write_checkpoint(ckpt, V, C, L, 4, 2, F, 8, 10000.0, 1e-5, 63, 0, seed=6)
+                self.export(ckpt, "ok_" + tensor)  # finite: exports
+                data = bytearray(read(ckpt))
+                struct.pack_into("<f", data, 1024 + 4 * (offset[tensor] + index), value)
+                with open(ckpt, "wb") as f:
+                    f.write(data)
+                out = self.path("hf_" + tensor)
+                self.refused(hf_run("export", ckpt, out), [ckpt, tensor, "non-finite", "index %d" % index])
+                self.assertFalse(os.path.exists(out))
+                earlier = self.path("ok_" + tensor)
+                before = {n: read(os.path.join(earlier, n)) for n in os.listdir(earlier)}
+                self.refused(hf_run("export", ckpt, earlier), [tensor])
+                self.assertEqual({n: read(os.path.join(earlier, n)) for n in os.listdir(earlier)}, before)
+
+    def test_checkpoint_versions(self):
+        # export reads versions 1, 2 and 3 (version 3's V-scale path and sink-grad factor change
+        # training only: the export is the same); import writes version 2
+        args = (64, 16, 2, 4, 2, 32, 8)
+        v1, v2, v3 = self.path("v1.bin"), self.path("v2.bin"), self.path("v3.bin")
+        write_checkpoint(v1, *args, 500.0, 1e-3, 5, 7, seed=8, version=1)
+        write_checkpoint(v2, *args, 10000.0, 1e-5, 63, 7, seed=8)  # version 1's implied theta, eps, eot
+        write_checkpoint(v3, *args, 10000.0, 1e-5, 63, 7, seed=8, version=3, vpath=2, grad_factor=0.25)
+        exported = {}
+        for name, ck in (("v1", v1), ("v2", v2), ("v3", v3)):
+            out = self.export(ck, "hf_" + name)
+            exported[name] = (read(os.path.join(out, "config.json")), read(os.path.join(out, "model.safetensors")))
+        self.assertEqual(exported["v1"], exported["v2"])
+        self.assertEqual(exported["v3"], exported["v2"])
+        back = self.path("back.bin")
+        self.assertEqual(hf_run("import", self.path("hf_v3"), back).returncode, 0)
+        self.assertEqual(read(back), read(v2))  # version 2, the same model
+        self.assertEqual(as_version2(read(v3)), read(v2))
+        for name, kw, words in (("v4", dict(version=4), ["unsupported checkpoint version 4", "1, 2 or 3"]),
+                                ("path3", dict(version=3, vpath=3), ["V-scale path 3"]),
+                                ("gnan", dict(version=3, grad_factor=float("nan")), ["sink-grad factor nan"])):
+            with self.subTest(name):
+                ck = self.path(name + ".bin")
+                write_checkpoint(ck, *args, 10000.0, 1e-5, 63, 7, seed=8, **kw)
+                out = self.path("hf_" + name)
+                self.refused(hf_run("export", ck, out), [ck] + words)
+                self.assertFalse(os.path.exists(out))
+
+    def test_nonregular_inputs_refused(self):
+        # every reader checks the path's type before it opens it: a FIFO (whose open blocks until a
+        # writer comes), a directory or a device where a file is read is one line, exit 2, at once
+        def remove(p):
+            os.rmdir(p) if os.path.isdir(p) else os.remove(p)
+        for kind, make in (("FIFO", os.mkfifo), ("directory", os.makedirs)):
+            with self.subTest(kind):
+                ck, out = self.path(kind + ".bin"), self.path("out_" + kind)
+                make(ck)
+                self.refused(hf_run("export", ck, out, timeout=20), ["checkpoint", ck, kind])
+                self.assertFalse(os.path.exists(out))
+                # import: config.json, model.safetensors, the shard index, a shard it names
+                for f in ("config.json", "model.safetensors"):
+                    d = self.edited(f + kind)
+                    remove(os.path.join(d, f))
+                    make(os.path.join(d, f))
+                    self.refuse_quickly(d, [os.path.join(d, f), kind])
+                d = self.edited("shards" + kind)
+                index, shard = os.path.join(d, "model.safetensors.index.json"), os.path.join(d, "shard.safetensors")
+                os.rename(os.path.join(d, "model.safetensors"), shard)
+                make(index)
+                self.refuse_quickly(d, [index, kind])
+                remove(index)
+                with open(index, "w") as f:
+                    json.dump({"weight_map": {n: "shard.safetensors" for n in read_safetensors(shard)[0]}}, f)
+                remove(shard)
+                make(shard)
+                self.refuse_quickly(d, [shard, kind])
+                # encode: tokenizer.json, the --input file, a *.txt of an --input folder
+                enc, docs = self.encode_setup()
+                env, out = self.fake_tokenizers(FAKE_TOKENIZERS), self.path("enc_out")
+                tj, z = os.path.join(enc, "tokenizer.json"), os.path.join(docs, "z.txt")
+                remove(tj)
+                make(tj)
+                self.refused(hf_run("encode", enc, "--input", docs, "--out", out, env=env, timeout=20), [tj, kind])
+                remove(tj)
+                with open(tj, "w") as f:
+                    f.write('{"decoder": {"type": "ByteLevel"}}')
+                make(z)
+                self.refused(hf_run("encode", enc, "--input", docs, "--out", out, env=env, timeout=20), [z, kind])
+                if kind == "FIFO":
+                    self.refused(hf_run("encode", enc, "--input", z, "--out", out, env=env, timeout=20), [z, kind])
+                remove(z)
+                self.assertFalse(os.path.exists(out))
+        self.refused(hf_run("export", "/dev/null", self.path("out_null"), timeout=20),
+                     ["/dev/null", "character device"])
+
+    def refuse_quickly(self, folder, words):
+        ck = self.path(os.path.basename(folder) + ".bin")
+        self.refused(hf_run("import", folder, ck, timeout=20), words, ck)
+
+    def test_stale_tmp_fifo_does_not_hang(self):
+        # outputs are written to PATH.tmp and renamed; a stale PATH.tmp that is a FIFO (an open for
+        # writing would wait for a reader) is replaced, not opened
+        ckpt = self.path("w.bin")
+        write_checkpoint(ckpt, 64, 16, 2, 4, 2, 32, 8, 10000.0, 1e-5, 63, 0, seed=9)
+        out = self.path("hf")
+        os.makedirs(out)
+        os.mkfifo(os.path.join(out, "model.safetensors.tmp"))
+        self.assertEqual(hf_run("export", ckpt, out, timeout=20).returncode, 0)
+        back = self.path("back.bin")
+        os.mkfifo(back + ".tmp")
+        self.assertEqual(hf_run("import", out, back, timeout=20).returncode, 0)
+        self.assertEqual(read(back), read(ckpt))
+        self.assertEqual(sorted(os.listdir(out)), ["config.json", "model.safetensors"])
+        self.assertFalse(os.path.exists(back + ".tmp"))
+
     # --- gradsink on an imported model -------------------------------------------
 
     def test_plain_rope_spelled_out(self):
@@ -601,20 +858,8 @@ class HFTests(unittest.TestCase):
         self.refused(r, ["needs the Python package 'tokenizers'"])
 
     def test_encode_with_a_tokenizer(self):
-        # a stand-in for the tokenizers package: ids 1..62 are bytes 32..93 in the byte-level
-        # alphabet, id 0 is the special <|endoftext|>, id 63 is left out of the vocabulary
         folder, docs = self.encode_setup()
-        env = self.fake_tokenizers(
-            "class _E:\n    def __init__(self, ids): self.ids = ids\n"
-            "class _A:\n    content = '<|endoftext|>'\n"
-            "class Tokenizer:\n"
-            "    @staticmethod\n    def from_file(p):\n        open(p).close(); return Tokenizer()\n"
-            "    def encode(self, text, add_special_tokens=True): return _E([ord(c) % 62 + 1 for c in text])\n"
-            "    def get_added_tokens_decoder(self): return {0: _A()}\n"
-            "    def id_to_token(self, i):\n"
-            "        if i == 0: return '<|endoftext|>'\n"
-            "        if i == 63: return None\n"
-            "        return 'Ġ' if i == 1 else chr(i + 31)\n")
+        env = self.fake_tokenizers(FAKE_TOKENIZERS)
         out = self.path("out")
         r = hf_run("encode", folder, "--input", docs, "--out", out, "--val-fraction", "0.3", env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -644,6 +889,25 @@ class HFTests(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotRegex(r.stdout.splitlines()[-1], r"<\d+>")
 
+
+    def test_encode_val_fraction_zero(self):
+        # encode writes with tokenizer.py's rules: --val-fraction 0 writes no val.bin (an earlier one
+        # is removed, said in one line), and a split that would give an empty val.bin is refused
+        folder, docs = self.encode_setup()
+        env, out = self.fake_tokenizers(FAKE_TOKENIZERS), self.path("out")
+        os.makedirs(out)
+        with open(os.path.join(out, "val.bin"), "wb") as f:
+            f.write(b"stale")
+        r = hf_run("encode", folder, "--input", docs, "--out", out, "--val-fraction", "0", env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(out)), ["tokenizer.bin", "train.bin"])
+        self.assertIn("no val.bin written; removed the earlier run's %s" % os.path.join(out, "val.bin"), r.stdout)
+        tiny = self.path("tiny.txt")
+        with open(tiny, "w") as f:
+            f.write("a")
+        self.refused(hf_run("encode", folder, "--input", tiny, "--out", self.path("never"), env=env),
+                     ["val.bin would hold 0 tokens"])
+        self.assertFalse(os.path.exists(self.path("never")))
 
 # ---------------------------------------------------------------------------
 # a random BF16 Llama of SmolLM-135M's shape, written tensor by tensor (for dev/HF.md)
