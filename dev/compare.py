@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tables and verdicts for gradsink runs of one experiment: a baseline and its arms, per seed.
 
-usage: python3 dev/compare.py RUN_DIR [RUN_DIR ...]
+usage: python3 dev/compare.py [--table] RUN_DIR [RUN_DIR ...]
 
 Each RUN_DIR holds the probes.jsonl of one run. A run's arm is read from its probes:
   baseline    V-scale off, no intervention
@@ -15,7 +15,9 @@ the last 4 probes of a run (the links swing from probe to probe), except the val
 the run's final one; a link's step-0 value (its first probe) is printed beside it, and a link
 that is not above its step-0 value is not counted as learned. The onset of a link is the first
 probe from which it stays at or above its threshold to the end. Thresholds are printed beside
-each verdict. Standard library only. Exit code 0, or 2 on unreadable input.
+each verdict. --table prints instead one Markdown row per run (the links, their onsets and the
+validation loss), for dev/EXPERIMENTS.md. Standard library only. Exit code 0, or 2 on unreadable
+input.
 """
 import json
 import math
@@ -256,15 +258,34 @@ def group(summaries):
     return groups
 
 
+def table(groups):
+    key = {name: k for name, k, _ in LINKS}
+    print("| group | arm | " + " | ".join(name for name, _, _ in LINKS) + " | onsets (" +
+          ", ".join(name for name, _, _ in LINKS) + ") | val loss |")
+    print("|" + "---|" * (len(LINKS) + 4))
+    for i, g in enumerate(groups, 1):
+        for a in sorted(g, key=lambda a: ARMS.index(a) if a in ARMS else len(ARMS)):
+            r = g[a]
+            cells = ["%.2f" % r["last"][key[n]] for n, _, _ in LINKS]
+            ons = ["-" if r["onset"][n] is None else str(r["onset"][n]) for n, _, _ in LINKS]
+            print("| %d | %s | %s | %s | %.4f |" % (i, a, " | ".join(cells), " / ".join(ons), r["last"]["val loss"]))
+
+
 def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
+    as_table = argv[0] == "--table"
+    if as_table:
+        argv = argv[1:]
     try:
         groups = group([summarize(d) for d in argv])
     except InputError as e:
         print("compare.py: error: %s" % e, file=sys.stderr)
         return 2
+    if as_table:
+        table(groups)
+        return 0
     holds = {}
     for g in groups:
         arms = sorted(g, key=lambda a: ARMS.index(a) if a in ARMS else len(ARMS))

@@ -6,7 +6,7 @@
 #        manpages-dev r-base-core r-cran-janeaustenr vim-doc vim-runtime emacs-common
 #        debian-reference-en debian-policy developers-reference ada-reference-manual-2012 apache2-doc
 #        sqlite3-doc octave-doc diatheke sword-comm-tdavid r-doc-html abs-guide crawl-common gimp-help-en maxima-doc freeciv-data
-#        sword-text-web, and
+#        sword-text-web nodejs-doc, and
 #        SHAKESPEARE=path/to/tinyshakespeare.txt for the default corpus,
 #        SOTU=path/to/sotu for the shuffled SOTU corpus. Each corpus is a file or a folder of .txt
 # documents, as train.sh's DATA takes them.
@@ -180,4 +180,11 @@ for f in /usr/share/games/freeciv/nation/*.ruleset /usr/share/games/freeciv/civ2
     cp "$f" "$out/held7-freeciv/$(basename "$(dirname "$f")")_$(basename "$f" .ruleset).txt"
 done
 cp /usr/share/games/freeciv/helpdata.txt "$out/held7-freeciv/"
+# --- eighth held-out set (built for the causal experiment, after its arms and verdicts were fixed)
+# held8-nodejs: the Node.js API documentation (nodejs-doc), Markdown, one document a module
+mkdir -p "$out/held8-nodejs"
+for f in /usr/share/doc/nodejs/api/*.md.gz; do
+    b=$(basename "$f" .md.gz); [ "$b" = all ] && continue # all.md repeats every module
+    zcat "$f" > "$out/held8-nodejs/$b.txt"
+done
 du -sh "$out"/*

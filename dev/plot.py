@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Draw the paper's figures from gradsink's probes.jsonl files.
 
-usage: python3 dev/plot.py --out FIGDIR BASELINE_RUN_DIR [VSCALE_RUN_DIR]
+usage: python3 dev/plot.py --out FIGDIR BASELINE_RUN_DIR [ARM_RUN_DIR ...]
 
 Each run directory holds the probes.jsonl of one run (see "Measurements: the probe" in the
-README); runs are labelled by their directory names. Writes into FIGDIR and prints the paths of
+README); runs are labelled by their directory names. Figures 1-4 draw the first two runs (the
+baseline and V-scale), figure 5 every run. Writes into FIGDIR and prints the paths of
   fig1_sinks.png       per layer at the last probe: sink rate, column mass M0, and the token-0 /
                        rest ratios of h_out, r_mlp, r_attn, v (paper Fig. 1/5)
   fig2_qkv_grads.png   token-wise gradient norms of q, k, v over positions, a line per probe
@@ -13,14 +14,19 @@ README); runs are labelled by their directory names. Writes into FIGDIR and prin
                        all layers at the last probe, coloured by token group, with the
                        least-squares slope of log Compress (Fig. 3)
   fig4_rgs.png         R_gs per layer at the last probe, and R_gs_median over probe steps
+  fig5_timeline.png    the chain's timeline: mean sink rate, median R_gs, token-0 MLP-output
+                       ratio (max over layers) and last-layer h_out ratio against the step, a
+                       line per run (arm), each link's threshold dashed
 Needs matplotlib (Agg backend); without it, prints one line and exits 0. Exit code 2 on bad
 input. Null values (non-finite numbers) are skipped.
 """
 import argparse
-import json
 import math
 import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare  # noqa: E402  (its reader: how gradsink writes probes.jsonl, torn last line included)
 
 PER_LAYER = ["sink_rate", "M0", "R_gs", "ratio_h_out", "ratio_r_mlp", "ratio_r_attn", "ratio_v"]
 PER_LAYER_T = ["norm_h_in", "norm_h_half"] + ["%s_%s" % (b, q) for b in ("attn", "mlp")
@@ -28,7 +34,7 @@ PER_LAYER_T = ["norm_h_in", "norm_h_half"] + ["%s_%s" % (b, q) for b in ("attn",
 PER_T = ["grad_q_mean", "grad_k_mean", "grad_v_mean"]
 GROUPS = [(0, 0, "t=0", "tab:red"), (1, 1, "t=1", "tab:orange"), (2, 3, "t=2-3", "tab:olive"),
           (4, 7, "t=4-7", "tab:green"), (8, 15, "t=8-15", "tab:blue"), (16, 10**9, "t=16+", "0.7")]
-RUN_COLORS, RUN_MARKERS = ["tab:blue", "tab:orange"], ["o", "^"]
+RUN_COLORS, RUN_MARKERS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"], ["o", "^"]
 
 
 class InputError(Exception):
@@ -73,26 +79,16 @@ def check_probe(p, where):
 
 def load_run(run_dir):
     path = os.path.join(run_dir, "probes.jsonl")
-    probes = []
     try:
-        with open(path) as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    p = json.loads(line)
-                except ValueError as e:
-                    raise InputError("%s line %d: malformed JSON (%s)" % (path, n, e))
-                check_probe(p, "%s line %d" % (path, n))
-                probes.append(p)
-    except OSError as e:
-        raise InputError("cannot read %s: %s" % (path, e.strerror or e))
-    if not probes:
-        raise InputError("%s holds no probes" % path)
+        probes = compare.read_probes(run_dir)
+    except compare.InputError as e:
+        raise InputError(str(e))
+    for n, p in enumerate(probes, 1):
+        check_probe(p, "%s probe %d" % (path, n))
     if any(p["L"] != probes[0]["L"] or p["positions"] != probes[0]["positions"] for p in probes):
         raise InputError("%s: L or positions change between probes" % path)
     name = os.path.basename(os.path.normpath(run_dir)) or run_dir
-    return {"name": name, "label": "%s (vscale %s)" % (name, probes[-1]["vscale"]),
+    return {"name": name, "label": "%s (%s)" % (name, compare.arm_of(probes[-1])),
             "probes": probes, "last": probes[-1]}
 
 
@@ -234,6 +230,26 @@ def fig4(runs, out):
     save(fig, out, "fig4_rgs.png")
 
 
+def fig5(runs, out):
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), constrained_layout=True)
+    spec = [("mean sink rate", "attention sink: mean sink rate over layers", compare.SINK_RATE),
+            ("median R_gs", "gradient sink: median R_gs over layers", compare.RGS),
+            ("r_mlp tok0/rest (max over layers)", "massive activation: token-0 MLP output / rest (max over layers)",
+             compare.MLP),
+            ("h_out tok0/rest (last layer)", "carry: token-0 h_out / rest, last layer", compare.CARRY)]
+    for ax, (key, title, t) in zip(axes.flat, spec):
+        for i, r in enumerate(runs):
+            qs = [(p["step"], compare.quantities(p)[key]) for p in r["probes"]]
+            ax.plot([s for s, _ in qs], [q for _, q in qs], color=RUN_COLORS[i % len(RUN_COLORS)], lw=1.3,
+                    label=r["label"])
+        ax.axhline(t, color="k", lw=0.8, ls="--")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("training step")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("The chain's timeline, one line per arm (dashed: each link's threshold)")
+    save(fig, out, "fig5_timeline.png")
+
+
 def main():
     ap = argparse.ArgumentParser(
         prog="dev/plot.py", description=__doc__.split("\n\n")[0],
@@ -241,7 +257,7 @@ def main():
         epilog="\n".join(__doc__.split("\n")[3:]))
     ap.add_argument("--out", required=True, metavar="FIGDIR", help="directory for the PNGs")
     ap.add_argument("baseline", metavar="BASELINE_RUN_DIR", help="run dir with probes.jsonl")
-    ap.add_argument("vscale", metavar="VSCALE_RUN_DIR", nargs="?", help="optional second run")
+    ap.add_argument("arms", metavar="ARM_RUN_DIR", nargs="*", help="more runs: V-scale first, then any arms")
     args = ap.parse_args()
     global matplotlib, plt
     try:
@@ -254,12 +270,13 @@ def main():
               "(apt-get install python3-matplotlib or pip install matplotlib)")
         return 0
     try:
-        runs = [load_run(d) for d in [args.baseline, args.vscale] if d is not None]
-        if len(runs) == 2 and runs[0]["last"]["L"] != runs[1]["last"]["L"]:
-            raise InputError("the two runs have different numbers of layers")
+        runs = [load_run(d) for d in [args.baseline] + args.arms]
+        if any(r["last"]["L"] != runs[0]["last"]["L"] for r in runs):
+            raise InputError("the runs have different numbers of layers")
         os.makedirs(args.out, exist_ok=True)
         for f in (fig1, fig2, fig3, fig4):
-            f(runs, args.out)
+            f(runs[:2], args.out)
+        fig5(runs, args.out)
     except (InputError, OSError) as e:
         print("dev/plot.py: error: %s" % e, file=sys.stderr)
         return 2
