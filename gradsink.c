@@ -1703,14 +1703,20 @@ int checkpoint_parse_header(const char *name, const unsigned char *head, size_t 
     return 0;
 }
 
+// the first bytes of a file, up to a header's (*got says how many), and the file's size
+static int read_head(const char *path, unsigned char *head, size_t *got, size_t *size, char *err, size_t errlen) {
+    FILE *f = open_regular(path, size, err, errlen);
+    if (!f) return -1;
+    *got = fread(head, 1, HEADER_INTS * sizeof(int32_t), f);
+    fclose(f);
+    return 0;
+}
+
 // reads the model file's header into cfg and step, checking it is one of ours and complete
 int checkpoint_read_header(const char *path, Config *cfg, int *step, char *err, size_t errlen) {
-    size_t size;
-    FILE *f = open_regular(path, &size, err, errlen);
-    if (!f) return -1;
     unsigned char head[HEADER_INTS * sizeof(int32_t)];
-    size_t got = fread(head, 1, sizeof(head), f);
-    fclose(f);
+    size_t got, size;
+    if (read_head(path, head, &got, &size, err, errlen)) return -1;
     return checkpoint_parse_header(path, head, got, size, cfg, step, err, errlen);
 }
 
@@ -1815,12 +1821,9 @@ int optstate_parse_header(const char *name, const unsigned char *buf, size_t siz
 
 // reads just the header of an optimizer file (see optstate_parse_header)
 int optstate_read_header(const char *path, int expect_step, Schedule *s, char *err, size_t errlen) {
-    size_t size;
-    FILE *f = open_regular(path, &size, err, errlen);
-    if (!f) return -1;
     unsigned char head[HEADER_INTS * sizeof(int32_t)];
-    size_t got = fread(head, 1, sizeof(head), f);
-    fclose(f);
+    size_t got, size;
+    if (read_head(path, head, &got, &size, err, errlen)) return -1;
     int32_t h[HEADER_INTS];
     return optstate_parse_header(path, head, got, expect_step, h, s, err, errlen);
 }

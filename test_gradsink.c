@@ -759,6 +759,18 @@ static double reload_loss(const char *p, const Model *src, Config *c, int *ok, c
     return loss;
 }
 
+// rewrites checkpoint p's header as an older version: [1] = version, nzero ints from `from` zeroed
+static void as_version(const char *p, int32_t version, int from, int nzero) {
+    size_t n;
+    char err[256];
+    unsigned char *buf = read_file(p, &n, err, sizeof(err));
+    if (!buf) return;
+    memcpy(buf + 4, &version, 4);
+    memset(buf + from * 4, 0, nzero * 4);
+    write_bytes(p, buf, n);
+    free(buf);
+}
+
 // version 2 stores RoPE's base, RMSNorm's eps and the eot id; version 1 files read as 10000, 1e-5, V-1
 static void test_checkpoint_versions(void) {
     char p[512], err[1024];
@@ -775,7 +787,7 @@ static void test_checkpoint_versions(void) {
     tiny_model(&d, 2, VSCALE_OFF, 2, 5);
     double l0 = model_forward(&d, 2, 5, 1);
     check(ok && fabs(l1 - l2) < 1e-6 && fabs(l1 - l0) > 1e-4,
-          "version-2 checkpoint keeps rope_theta 5e5, eps 1e-6, eot 3; the loaded model's loss %.6f = %.6f (defaults give %.6f)",
+          "a checkpoint keeps rope_theta 5e5, eps 1e-6, eot 3; the loaded model's loss %.6f = %.6f (defaults give %.6f)",
           l2, l1, l0);
 
     // interventions are kept: path and G round-trip, and a probe reports them
@@ -793,27 +805,15 @@ static void test_checkpoint_versions(void) {
           "a checkpoint keeps --vscale-path (forward) and --sink-grad (0.25): read back %s, %g", VSCALE_PATH_NAMES[e2.vscale_path],
           e2.sink_grad);
     // a version-2 file (no [16..18]) reads as path both, G 1
-    size_t n2;
-    unsigned char *b2 = read_file(p, &n2, err, sizeof(err));
-    int32_t v2 = 2;
-    memcpy(b2 + 4, &v2, 4);
-    memset(b2 + 16 * 4, 0, 3 * 4);
-    write_bytes(p, b2, n2);
-    free(b2);
+    as_version(p, 2, 16, 3);
     ok = checkpoint_read(&e2, p, &step_unused, err, sizeof(err)) == 0;
     check(ok && e2.vscale_path == VSCALE_PATH_BOTH && e2.sink_grad == 1, "a version-2 checkpoint reads as vscale path both, sink-grad 1");
     model_free(&e); model_free(&e2);
     d.vscale_path = VSCALE_PATH_BOTH;
 
-    // a version-1 file: the same payload with the old header (no [11..15])
+    // a version-1 file: the same payload with the old header (no [11..18])
     checkpoint_write(&d, p, 4, err, sizeof(err));
-    size_t n;
-    unsigned char *buf = read_file(p, &n, err, sizeof(err));
-    int32_t v1 = 1;
-    memcpy(buf + 4, &v1, 4);
-    memset(buf + 11 * 4, 0, 8 * 4);
-    write_bytes(p, buf, n);
-    free(buf);
+    as_version(p, 1, 11, 8);
     ok = 1;
     double l3 = reload_loss(p, &d, &c, &ok, err, sizeof(err));
     ok &= c.rope_theta == 10000.0 && c.rms_norm_eps == 1e-5 && c.eot == 36;
