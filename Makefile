@@ -46,6 +46,8 @@ test: gradsink test_gradsink_double test_gradsink_float dev/bench
 	python3 test_tokenizer.py 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	python3 dev/test_hf.py 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	python3 dev/test_twin.py 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	python3 dev/test_compare.py 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
+	python3 dev/test_train.py 2>&1 | tee -a $$log; [ $${PIPESTATUS[0]} -eq 0 ] || rc=1; \
 	out=$$(./dev/bench 2 -L 1 -C 32 -H 2 -F 64 -V 64 -t 16 -b 2 2>&1); \
 	if grep -q 'FMA peak (all threads, measured)' <<<"$$out" && grep -q 'register tiles alone' <<<"$$out" && \
 	   grep -q 'matmuls alone' <<<"$$out" && grep -q '4x       L1 C64' <<<"$$out" && grep -q 'headline: default step' <<<"$$out"; \

@@ -16,6 +16,9 @@
 # two runs side by side, one thread each), OUT (default runs). Every run goes to a new folder
 # OUT/<preset>-<date>-<time>/seed<k>-<arm>/ and is never overwritten.
 set -euo pipefail
+# DATA and OUT as the caller wrote them are relative to the caller's folder
+case "${DATA:-}" in "" | /*) ;; *) DATA=$PWD/$DATA ;; esac
+case "${OUT:-}" in "" | /*) ;; *) OUT=$PWD/$OUT ;; esac
 cd "$(dirname "$0")"
 start=$SECONDS
 
@@ -28,7 +31,35 @@ OUT=${OUT:-runs}
 if [ -n "${THREADS:-}" ]; then
     [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "THREADS=$THREADS is not a positive number"
 fi
+if [ -n "${STEPS:-}" ]; then
+    [[ "$STEPS" =~ ^[0-9]+$ ]] && [ "$STEPS" -ge 1 ] || die "STEPS=$STEPS is not a positive number"
+fi
+[ -n "${SEEDS//[[:space:]]/}" ] || die "SEEDS is empty"
+for s in $SEEDS; do [[ "$s" =~ ^[0-9]+$ ]] || die "SEEDS holds '$s', not a number"; done
+[ -z "$(for s in $SEEDS; do echo $((10#$s)); done | sort | uniq -d)" ] || die "SEEDS=\"$SEEDS\" names a seed twice"
+# the arms: one flag set each (arm_flags). In the causal experiment (vscale-fwd or vscale-bwd
+# among the arms) every V-scale arm uses -a fixed: a learned theta gets no gradient under
+# --vscale-path backward.
+vmode=learned
+for a in $ARMS; do
+    case "$a" in baseline | vscale | sinkcut) ;; vscale-fwd | vscale-bwd) vmode=fixed ;;
+        *) die "ARMS holds '$a' (known: baseline vscale vscale-fwd vscale-bwd sinkcut)" ;; esac
+done
+[ -z "$(printf '%s\n' $ARMS | sort | uniq -d)" ] || die "ARMS=\"$ARMS\" names an arm twice"
+read -r first_arm _ <<< "$ARMS" || true
+[ "${first_arm:-}" = baseline ] || die "ARMS must start with baseline (every verdict compares with it)"
 command -v python3 >/dev/null || die "python3 is needed to prepare data and compare runs"
+# what an interrupt or an error leaves running or half-built is stopped and removed
+declare -A running=()
+building=
+run=
+cleanup() {
+    for pid in "${!running[@]}"; do kill "$pid" 2>/dev/null || true; done
+    [ -z "$building" ] || rm -rf "$building"
+}
+trap cleanup EXIT
+trap 'cleanup; echo "train.sh: interrupted${run:+; runs so far in $run}" >&2; exit 130' INT
+trap 'cleanup; echo "train.sh: terminated${run:+; runs so far in $run}" >&2; exit 143' TERM
 
 make -s gradsink || die "build failed"
 
@@ -63,10 +94,12 @@ prepare() { # NAME INPUT ARGS...: prints the data folder, making it when it is n
     dir=data/$name-$key
     if [ ! -f "$dir/train.bin" ]; then
         tmp=data/.building-$name-$key-$$
+        building=$tmp
         rm -rf "$tmp"
         if ! python3 tokenizer.py ${input:+--input "$input"} "$@" --out "$tmp" >&2; then rm -rf "$tmp"; return 1; fi
         # renamed into place whole (another train.sh may have finished the same folder first)
         python3 -c 'import os, sys; os.rename(sys.argv[1], sys.argv[2])' "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
+        building=
     fi
     echo "$dir"
 }
@@ -118,19 +151,6 @@ case "$PRESET" in
         ;;
     *) die "unknown PRESET=$PRESET (quick, text or paper)" ;;
 esac
-[[ "$steps" =~ ^[0-9]+$ ]] && [ "$steps" -ge 1 ] || die "STEPS=$steps is not a positive number"
-[ -n "${SEEDS// /}" ] || die "SEEDS is empty"
-for s in $SEEDS; do [[ "$s" =~ ^[0-9]+$ ]] || die "SEEDS holds '$s', not a number"; done
-
-# --- the arms: one flag set each. In the causal experiment (vscale-fwd or vscale-bwd among the
-# arms) every V-scale arm uses -a fixed: a learned theta gets no gradient under --vscale-path backward.
-vmode=learned
-for a in $ARMS; do
-    case "$a" in baseline | vscale | sinkcut) ;; vscale-fwd | vscale-bwd) vmode=fixed ;;
-        *) die "ARMS holds '$a' (known: baseline vscale vscale-fwd vscale-bwd sinkcut)" ;; esac
-done
-[ "$(echo $ARMS | tr ' ' '\n' | sort | uniq -d)" = "" ] || die "ARMS=\"$ARMS\" names an arm twice"
-[ "${ARMS%% *}" = baseline ] || die "ARMS must start with baseline (every verdict compares with it)"
 arm_flags() {
     case "$1" in
         baseline) echo "-a off" ;;
@@ -141,9 +161,12 @@ arm_flags() {
     esac
 }
 
+mkdir -p "$OUT" || die "cannot create $OUT"
 run=$OUT/$PRESET-$(date +%Y%m%d-%H%M%S)
-while [ -e "$run" ]; do run=$run-x; done
-mkdir -p "$run" || die "cannot create $run"
+until mkdir "$run" 2>/dev/null; do # mkdir is the test: two train.sh never share a folder
+    [ -e "$run" ] || die "cannot create $run"
+    run=$run-x
+done
 echo "preset $PRESET | data $datadir | steps $steps | seeds $SEEDS | arms $ARMS | runs in $run"
 echo "flags: $flags"
 for a in $ARMS; do echo "  $a: $(arm_flags $a)"; done
@@ -179,10 +202,7 @@ slots=2
 [ -n "${THREADS:-}" ] && slots=1
 queue=()
 for seed in $SEEDS; do for a in $ARMS; do queue+=("seed$seed-$a"); done; done
-declare -A running=() shown=()
-stop_all() { for pid in "${!running[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap 'stop_all' EXIT
-trap 'stop_all; echo "train.sh: interrupted; runs so far in $run" >&2; exit 130' INT TERM
+declare -A shown=()
 show_probes() { # the probe lines of a run's log not shown yet, every 250 steps and the last
     local name=$1 log=$run/$1.log n
     [ -f "$log" ] || return 0
@@ -228,6 +248,7 @@ for py in python3 /usr/bin/python3; do
     if command -v $py >/dev/null && $py -c "import matplotlib" 2>/dev/null; then plotpy=$py; break; fi
 done
 first=()
-for a in $ARMS; do first+=("$run/seed${SEEDS%% *}-$a"); done
+read -r first_seed _ <<< "$SEEDS" || true
+for a in $ARMS; do first+=("$run/seed$first_seed-$a"); done
 $plotpy dev/plot.py --out "$run/figures" "${first[@]}" || true
 echo "total wall time: $((SECONDS - start)) s ($run)"

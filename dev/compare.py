@@ -41,8 +41,8 @@ class InputError(Exception):
 
 def read_probes(run_dir):
     """The probes of a run, as gradsink writes them: one JSON object a line, appended whole; a
-    torn last line (a kill during the write, no newline at its end) is skipped, as gradsink's
-    next append cuts it off. Anything else malformed is an error."""
+    torn last line (a kill during the write: no newline at its end, whatever it holds) is skipped,
+    as gradsink's next append cuts it off. Anything else malformed is an error."""
     path = os.path.join(run_dir, "probes.jsonl")
     try:
         st = os.stat(path)
@@ -56,7 +56,7 @@ def read_probes(run_dir):
     except OSError as e:
         raise InputError("cannot read %s: %s" % (path, e.strerror or e))
     lines = data.split(b"\n")
-    torn = lines.pop()  # after the last newline: empty, or a torn line
+    lines.pop()  # after the last newline: empty, or a torn line, skipped
     probes = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -68,11 +68,6 @@ def read_probes(run_dir):
         if not isinstance(p, dict) or not isinstance(p.get("step"), int) or not isinstance(p.get("L"), int) or p["L"] < 1:
             raise InputError("%s line %d: not a gradsink probe (no step or L)" % (path, n))
         probes.append(p)
-    if torn.strip():
-        try:
-            probes.append(json.loads(torn.decode("utf-8")))
-        except ValueError:
-            pass  # the torn line of a killed write
     if not probes:
         raise InputError("%s holds no probes" % path)
     return probes
@@ -148,7 +143,7 @@ def onset(series, threshold):
 def summarize(run_dir):
     probes = read_probes(run_dir)
     qs = [(p["step"], quantities(p)) for p in probes]
-    last = [q for _, q in qs[-LAST:]]
+    last = [q for _, q in (qs[-LAST:] if len(qs) > LAST else qs[1:] or qs)]  # not the step-0 probe, when others are
     s = {k: mean([q[k] for q in last]) for k in last[0]}
     val = num(probes[-1].get("val_loss"))
     s["val loss"] = val if val == val else s["probe loss"]
@@ -278,6 +273,9 @@ def main(argv):
     as_table = argv[0] == "--table"
     if as_table:
         argv = argv[1:]
+        if not argv:
+            print("usage: python3 dev/compare.py [--table] RUN_DIR [RUN_DIR ...]", file=sys.stderr)
+            return 2
     try:
         groups = group([summarize(d) for d in argv])
     except InputError as e:
