@@ -143,11 +143,13 @@ def onset(series, threshold):
 def summarize(run_dir):
     probes = read_probes(run_dir)
     qs = [(p["step"], quantities(p)) for p in probes]
-    last = [q for _, q in (qs[-LAST:] if len(qs) > LAST else qs[1:] or qs)]  # not the step-0 probe, when others are
+    tail = qs[-LAST:] if len(qs) > LAST else qs[1:] or qs  # not the step-0 probe, when others are
+    last = [q for _, q in tail]
     s = {k: mean([q[k] for q in last]) for k in last[0]}
     val = num(probes[-1].get("val_loss"))
     s["val loss"] = val if val == val else s["probe loss"]
     return {"dir": run_dir, "arm": arm_of(probes[-1]), "step": probes[-1]["step"], "L": probes[-1]["L"], "last": s,
+            "steps": "%d-%d" % (tail[0][0], tail[-1][0]) if len(tail) > 1 else "%d" % tail[0][0],
             "step0": qs[0][1], "first_step": qs[0][0],
             "onset": {name: onset([(st, q[key]) for st, q in qs], t) for name, key, t in LINKS}}
 
@@ -290,7 +292,7 @@ def main(argv):
         runs = [g[a] for a in arms]
         print("\n" + "  ".join("%s: %s" % (a, g[a]["dir"]) for a in arms))
         print("mean of the last %d probes (steps %s); step-0 values in brackets" % (LAST, ", ".join(
-            "%d" % x for x in sorted({r["step"] for r in runs}))))
+            sorted({r["steps"] for r in runs}))))
         print("%-36s" % "quantity" + "".join("%-22s" % a for a in arms))
         for k in runs[0]["last"]:
             print("%-36s" % k + "".join("%-22s" % ("%s (%s)" % (fmt(r["last"][k]), fmt(r["step0"][k]) if k in r["step0"] else "")
