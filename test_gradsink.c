@@ -1865,6 +1865,18 @@ static void expect_refusal(const char *label, const char *what, const char *fmt,
 }
 
 static void kill_and_resume(const char *model, const char *d);
+// whether two runs in d/x and d/y left the same model.bin, model.bin.opt and log.txt, byte for byte
+static int same_run_files(const char *d, const char *x, const char *y) {
+    const char *files[3] = {"model.bin", "model.bin.opt", "log.txt"};
+    char a[700], b[700];
+    int same = 1;
+    for (int i = 0; i < 3; i++) {
+        snprintf(a, sizeof(a), "%s/%s/%s", d, x, files[i]);
+        snprintf(b, sizeof(b), "%s/%s/%s", d, y, files[i]);
+        same &= files_equal(a, b);
+    }
+    return same;
+}
 static void test_cli(void) {
     char err[256];
     char d[512], tok[600], tok7[600], big[600], bad[600], tkz[600], ck[600], out[600], file[600];
@@ -2136,14 +2148,8 @@ static void test_cli(void) {
     char resume_from[700];
     snprintf(resume_from, sizeof(resume_from), "%s/half/model.bin", d);
     int rc3 = run("-i %s -j '' -b 2 -t 8 -G 0 -n 8 -w 2 -c %s -r 1 -o %s/half", tok, resume_from, d);
-    const char *files[3] = {"model.bin", "model.bin.opt", "log.txt"};
     char a[700], b[700];
-    int same = 1;
-    for (int i = 0; i < 3; i++) {
-        snprintf(a, sizeof(a), "%s/full/%s", d, files[i]);
-        snprintf(b, sizeof(b), "%s/half/%s", d, files[i]);
-        same &= files_equal(a, b);
-    }
+    int same = same_run_files(d, "full", "half");
     snprintf(a, sizeof(a), "%s/full/log.txt", d);
     unsigned char *log = read_file(a, &n0, err, sizeof(err));
     int lines = 0;
@@ -2157,12 +2163,7 @@ static void test_cli(void) {
     rc2 = run("%s -R random -n 8 -w 2 -S 4 -o %s/rhalf", model, d);
     snprintf(resume_from, sizeof(resume_from), "%s/rhalf/model.bin", d);
     rc3 = run("-i %s -j '' -b 2 -t 8 -G 0 -n 8 -w 2 -R random -c %s -r 1 -o %s/rhalf", tok, resume_from, d);
-    same = 1;
-    for (int i = 0; i < 3; i++) {
-        snprintf(a, sizeof(a), "%s/rfull/%s", d, files[i]);
-        snprintf(b, sizeof(b), "%s/rhalf/%s", d, files[i]);
-        same &= files_equal(a, b);
-    }
+    same = same_run_files(d, "rfull", "rhalf");
     snprintf(a, sizeof(a), "%s/rfull/model.bin", d);
     snprintf(b, sizeof(b), "%s/full/model.bin", d);
     check(rc == 0 && rc2 == 0 && rc3 == 0 && same && !files_equal(a, b),
@@ -2175,12 +2176,7 @@ static void test_cli(void) {
     rc2 = run("%s %s -S 4 -o %s/shalf", model, sched, d);
     snprintf(resume_from, sizeof(resume_from), "%s/shalf/model.bin", d);
     rc3 = run("-i %s -j '' -G 0 -c %s -r 1 -o %s/shalf", tok, resume_from, d);
-    same = 1;
-    for (int i = 0; i < 3; i++) {
-        snprintf(a, sizeof(a), "%s/sfull/%s", d, files[i]);
-        snprintf(b, sizeof(b), "%s/shalf/%s", d, files[i]);
-        same &= files_equal(a, b);
-    }
+    same = same_run_files(d, "sfull", "shalf");
     int rc4 = run("-i %s -j '' -G 0 -c %s -r 1 -s 6 -n 8 -o %s/sother", tok, resume_from, d);
     int said = stdout_has("note: flags -s differ from the run that wrote");
     check(rc == 0 && rc2 == 0 && rc3 == 0 && same && rc4 == 0 && said,

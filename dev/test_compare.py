@@ -35,17 +35,12 @@ PLOT = os.path.join(ROOT, "dev", "plot.py")
 sys.path.insert(0, os.path.join(ROOT, "dev"))
 import compare  # noqa: E402  (the verdicts in-process, for speed; bad input through the command line)
 
-passed = failed = 0
+from testing import Counts  # noqa: E402
+from testing import check as _check  # noqa: E402
 
 
 def check(ok, name, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-    print("%s %s%s" % ("OK  " if ok else "FAIL", name, ": " + detail if detail and not ok else ""), flush=True)
-    return ok
+    return _check(ok, name, detail, detail_on_ok=False)
 
 
 # --- synthetic probes ---------------------------------------------------------------------------
@@ -488,8 +483,8 @@ def main():
                 plot.kill()
                 plot.communicate()
                 check(False, "dev/plot.py on a run with a torn last line", "did not end within 120 s")
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    print("%d passed, %d failed" % (Counts.passed, Counts.failed))
+    return 1 if Counts.failed else 0
 
 
 if __name__ == "__main__":

@@ -36,17 +36,12 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = ["train.sh", "tokenizer.py", "Makefile", "gradsink.c", "gradsink", "dev/compare.py", "dev/plot.py"]
 SETTINGS = ["PRESET", "DATA", "STEPS", "SEEDS", "ARMS", "THREADS", "OUT"]
-passed = failed = 0
+from testing import Counts  # noqa: E402
+from testing import check as _check  # noqa: E402
 
 
 def check(ok, name, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-    print("%s %s%s" % ("OK  " if ok else "FAIL", name, ": " + detail if detail and not ok else ""), flush=True)
-    return ok
+    return _check(ok, name, detail, detail_on_ok=False)
 
 
 def tail(s, n=600):
@@ -382,7 +377,7 @@ def test_quick(Q):
 
 def main():
     if not ensure_built():
-        print("%d passed, %d failed" % (passed, failed))
+        print("%d passed, %d failed" % (Counts.passed, Counts.failed))
         return 1
     t_start = time.time()
     with tempfile.TemporaryDirectory(prefix="test_train_") as tmp:
@@ -399,8 +394,8 @@ def main():
             except Exception as e:  # a crash is one failed check, and the rest still run
                 check(False, "%s: the checks ran to the end" % name, "%s: %s" % (type(e).__name__, e))
     print("(%.0f s)" % (time.time() - t_start))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    print("%d passed, %d failed" % (Counts.passed, Counts.failed))
+    return 1 if Counts.failed else 0
 
 
 if __name__ == "__main__":

@@ -45,16 +45,12 @@ TWIN = os.path.join(ROOT, "dev", "twin.py")
 GRADSINK = os.path.join(ROOT, "gradsink")
 LOSS_TOL = 1e-5
 PROBE_TOL = 1e-5
-passed = failed = 0
+from testing import Counts  # noqa: E402
+from testing import check as _check  # noqa: E402
 
 
 def check(ok, name, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-    print("%s %s%s" % ("OK  " if ok else "FAIL", name, ": " + detail if detail else ""), flush=True)
+    return _check(ok, name, detail, detail_on_ok=True)
 
 
 def torch_python():
@@ -239,7 +235,7 @@ def main():
     print("twin tests (dev/twin.py against ./gradsink; torch from %s)" % py, flush=True)
     if not os.access(GRADSINK, os.X_OK):
         check(False, "./gradsink is built", "%s missing (make gradsink)" % GRADSINK)
-        print("%d passed, %d failed" % (passed, failed))
+        print("%d passed, %d failed" % (Counts.passed, Counts.failed))
         return 1
     work = keep or tempfile.mkdtemp(prefix="test_twin_")
     os.makedirs(work, exist_ok=True)
@@ -248,8 +244,8 @@ def main():
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    print("%d passed, %d failed" % (Counts.passed, Counts.failed))
+    return 1 if Counts.failed else 0
 
 
 def suite(py, work):
