@@ -10,8 +10,9 @@ inline from the activations and gradients that training itself stores.
 Read it top to bottom, in the order of one training step:
   utilities -> layers (forward/backward pairs) -> model (sizes, init, forward, backward,
   AdamW, train_step) -> measurements -> data loader -> checkpoints -> main.
-After a "making it fast" banner come the tiled kernels that training calls (matmul, attention,
-exp, the gradient norm; each with the result of its readable version above). The benchmark
+After a "making it fast" banner come the kernels that training calls (matmul, attention, exp,
+each with the result of its readable version above; the gradient norm, a blocked sum of
+squares). The benchmark
 (`make bench`) is dev/bench.c, which includes this file.
 
 What it is not: a fast general framework, a GPU trainer, or a faithful 0.1B-scale rerun.
@@ -20,7 +21,6 @@ Compile with -DGRADSINK_DOUBLE to make every number a double (the tests do, so f
 differences are exact enough to check the backward pass tightly).
 */
 #include <errno.h>
-#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -28,7 +28,6 @@ differences are exact enough to check the backward pass tightly).
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <fcntl.h>
@@ -84,7 +83,7 @@ static void die(const char *fmt, ...) {
 }
 
 // zeroed memory, aligned to a cache line (64 bytes) so vector loads of a row do not straddle two
-static size_t xcalloc_calls; // every allocation goes through here; the tests count them
+static size_t xcalloc_calls; // the model's and the run's allocations go through here; the tests count them
 static void *xcalloc(size_t n, size_t size) {
     xcalloc_calls++;
     if (n == 0) n = 1;
@@ -608,7 +607,8 @@ void attention_backward_naive(real *dq, real *dk, real *dv, const real *dout, co
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int hk = 0; hk < NKV; hk++) {
-            real *da = (real *)malloc(2 * (size_t)T * sizeof(real)), *dl = da + T;
+            real *da = (real *)malloc(2 * (size_t)T * sizeof(real)), *dl = da + T; // per thread: not xcalloc's counter
+            if (!da) die("out of memory");
             for (int h = hk * group; h < (hk + 1) * group; h++)
                 for (int t = 0; t < T; t++) {
                     const real *a = att + (((size_t)b * NH + h) * T + t) * T;
@@ -868,7 +868,6 @@ typedef struct {
     real *acts_memory, *grads_acts_memory;
     real *rope_cos, *rope_sin; // (max_seq_len, D/2)
     int *inputs, *targets;     // (B, T)
-    real mean_loss;
     // the causal experiment's interventions (defaults: none), kept in the checkpoint
     int vscale_path;           // VSCALE_PATH_BOTH, _FORWARD, _BACKWARD (--vscale-path)
     double sink_grad;          // G of --sink-grad: position 0's value gradient is multiplied by it
@@ -877,7 +876,7 @@ typedef struct {
 // the model's parameter table (names, sizes and kinds; `at` points into m->params)
 static void model_params(Model *m, Slot *t) { param_table(t, &m->params, &m->cfg); }
 
-static const char *VSCALE_NAMES[3] = {"off", "fixed", "learned"};
+static const char *VSCALE_NAMES[4] = {"off", "fixed", "learned", NULL}; // NULL ends the list (flag -a)
 
 // Limits that keep every size and index computation in range: token ids are uint16, a
 // checkpoint counts its parameters in an int32, and within these bounds no product of
@@ -1059,8 +1058,7 @@ real model_forward(Model *m, int B, int T, int with_targets) {
     crossentropy_forward(a->losses, a->logits, m->targets, N, V);              // logits -> probs
     double sum = 0;
     for (int i = 0; i < N; i++) sum += a->losses[i];
-    m->mean_loss = (real)(sum / count_scored(m->targets, N));
-    return m->mean_loss;
+    return (real)(sum / count_scored(m->targets, N));
 }
 
 // ----------------------------------------------------------------------------
@@ -2209,7 +2207,6 @@ typedef struct {
     int given;
 } Flag;
 
-static const char *VSCALE_FLAG_NAMES[4] = {"off", "fixed", "learned", NULL};
 
 static void options_defaults(Options *o) {
     Options d = {
@@ -2247,7 +2244,7 @@ static int flag_table(Flag *f, Options *o) {
         {"-E", "--embed-decay", 'f', &o->embed_weight_decay, NULL, "weight decay of the token embedding (<0: as --weight-decay)", 0},
         {"-g", "--grad-clip", 'f', &o->grad_clip, NULL, "global grad-norm clip (0: none)", 0},
         {"-s", "--seed", 'i', &o->seed, NULL, "seed of the initialisation", 0},
-        {"-a", "--vscale", 'e', &o->vscale, VSCALE_FLAG_NAMES, "V-scale: off, fixed, learned", 0},
+        {"-a", "--vscale", 'e', &o->vscale, VSCALE_NAMES, "V-scale: off, fixed, learned", 0},
         {"-A", "--vscale-lambda", 'f', &o->vscale_lambda, NULL, "V-scale's starting lambda (fixed: its value throughout)", 0},
         {"-J", "--vscale-path", 'e', &o->vscale_path, VSCALE_PATH_NAMES, "V-scale in: both passes (the paper's), forward only (gradient passes unchanged), backward only (forward on v, gradient times V-scale's Jacobian)", 0},
         {"-N", "--sink-grad", 'f', &o->sink_grad, NULL, "multiply the gradient reaching position 0's values by G in every layer (forward unchanged; 0 cuts the value path of the gradient sink)", 0},
@@ -2275,7 +2272,7 @@ static int flag_table(Flag *f, Options *o) {
 }
 
 static void print_usage(Flag *f, int n) {
-    printf("usage: gradsink [flags]   (each flag takes a value; defaults in brackets)\n");
+    printf("usage: gradsink [flags]   (each flag takes a value, but -p; defaults in brackets)\n");
     for (int i = 0; i < n; i++) {
         char def[64];
         if (f[i].type == 'i') snprintf(def, sizeof(def), "%d", *(int *)f[i].ptr);
@@ -2680,8 +2677,8 @@ int main(int argc, char **argv) {
 // making it fast. Everything above reads as the paper's model; what follows are the versions
 // of exp, matmul, attention and the gradient norm that training calls, with the same results
 // as their readable counterparts above (exp, matmul_*_naive, attention_*_naive, a plain sum of
-// squares; the tests compare each pair). Nothing above needs this part to
-// explain a number.
+// squares; the tests compare each pair). Above, only exp_fast is called (declared before the
+// layers); nothing here is needed to explain a number.
 // ============================================================================
 
 // e^x for the softmaxes and sigmoids, in plain arithmetic that vectorizes (libm's exp is a

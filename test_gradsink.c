@@ -2224,7 +2224,7 @@ static void kill_and_resume(const char *model, const char *d) {
 }
 
 // no arguments: the unit tests. --cli BIN: the command-line tests against the built binary BIN.
-// --quick: skip the slow whole-model finite differences (make test-asan uses it).
+// --quick: skip the slow whole-model finite differences (for a fast look; make test runs them all).
 int main(int argc, char **argv) {
     rng_seed(&trng, 2026);
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/gradsink_test_XXXXXX");
