@@ -5,6 +5,7 @@
 #define TESTING
 #endif
 #include "../gradsink.c"
+#include <sys/resource.h> // getrusage: the benchmark's peak memory
 
 // ----------------------------------------------------------------------------
 // benchmark (`make bench`, i.e. dev/bench N [gradsink's shape flags]): how fast one training step runs
@@ -171,7 +172,7 @@ static BenchResult bench_config(const Config *cfg, int B, int T, int steps) {
         m.inputs[i] = (int)(rng_u64(&rng) % cfg->vocab_size);
         m.targets[i] = (int)(rng_u64(&rng) % cfg->vocab_size);
     }
-    AdamW opt = {0, 0.9, 0.95, 1e-8, 0.1, 0.1, 0.1};
+    AdamW opt = {0, 0.9, 0.95, 1e-8, 0.1, 0.1, 0.1, -1};
     if (steps > 64) steps = 64;
     for (int s = 0; s < 3; s++) bench_step(&m, &opt); // warm-up
     double t[64], N = (double)B * T, total = 0;
