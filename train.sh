@@ -187,7 +187,7 @@ if [ "$PRESET" = quick ]; then
     echo "        as the paper predicts on 4 of 4, sinkcut keeps under 0.8x of the sink on 4 of 4"
 fi
 if [ "$PRESET" = text ]; then
-    echo "expect: on 3 corpora (dev/EXPERIMENTS.md, \"The causal experiment\") (c) held on 6 of 6 seed-runs; (b) and (m) on 2 of 6:"
+    echo "expect: on 3 corpora (dev/EXPERIMENTS.md, \"The causal experiment\") (c) held on 8 of 8 seed-runs; (b) and (m) on 3 of 8:"
     echo "        median R_gs starts at 5-7 (uniform attention) and often ends below that; the spike forms before the gradient sink"
 fi
 if [ "$PRESET" = text ] && [ "$ntok" -lt 300000 ]; then
