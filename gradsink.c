@@ -1665,6 +1665,13 @@ static int config_equal(const Config *a, const Config *b) {
            a->rope_theta == b->rope_theta && a->rms_norm_eps == b->rms_norm_eps;
 }
 
+// the interventions a model file's header keeps: [16] and [17-18] from version 3 on, else none
+static void ckpt_interventions(const int32_t *h, int *path, double *G) {
+    *path = h[1] >= 3 ? h[16] : VSCALE_PATH_BOTH;
+    *G = 1;
+    if (h[1] >= 3) memcpy(G, h + 17, sizeof(double));
+}
+
 // Checks a model file's header (the first bytes of the file, head[0..headlen)) and that the
 // file's size, file_size, is exactly what the header implies, before anything is allocated
 // for it. Fills cfg and step. name is only for messages.
@@ -1683,15 +1690,14 @@ int checkpoint_parse_header(const char *name, const unsigned char *head, size_t 
     const char *why = config_check(&c);
     if (why) return errorf(err, errlen, "%s: header describes an impossible model (%s)", name, why);
     if (h[10] < 0) return errorf(err, errlen, "%s: negative step %d in header", name, h[10]);
-    if (h[1] >= 3) { // the interventions
-        double G;
-        memcpy(&G, h + 17, sizeof(double));
-        if (h[16] < VSCALE_PATH_BOTH || h[16] > VSCALE_PATH_BACKWARD)
-            return errorf(err, errlen, "%s: unknown V-scale path %d in header", name, h[16]);
-        if (h[16] != VSCALE_PATH_BOTH && c.vscale == VSCALE_OFF)
-            return errorf(err, errlen, "%s: V-scale path %s in header, but V-scale is off", name, VSCALE_PATH_NAMES[h[16]]);
-        if (!isfinite(G)) return errorf(err, errlen, "%s: sink-grad factor in header is not finite", name);
-    }
+    int path;
+    double G;
+    ckpt_interventions(h, &path, &G);
+    if (path < VSCALE_PATH_BOTH || path > VSCALE_PATH_BACKWARD)
+        return errorf(err, errlen, "%s: unknown V-scale path %d in header", name, path);
+    if (path != VSCALE_PATH_BOTH && c.vscale == VSCALE_OFF)
+        return errorf(err, errlen, "%s: V-scale path %s in header, but V-scale is off", name, VSCALE_PATH_NAMES[path]);
+    if (!isfinite(G)) return errorf(err, errlen, "%s: sink-grad factor in header is not finite", name);
     double want = sizeof(h) + config_num_parameters(&c) * sizeof(float);
     if ((double)file_size != want)
         return errorf(err, errlen, "%s: %zu bytes, but its header implies %.0f (truncated or not a checkpoint)", name,
@@ -1739,9 +1745,7 @@ int checkpoint_parse(Model *m, const char *name, const unsigned char *buf, size_
     read_floats(m->params_memory, src, m->num_parameters);
     int32_t h[HEADER_INTS];
     memcpy(h, buf, sizeof(h));
-    m->vscale_path = h[1] >= 3 ? h[16] : VSCALE_PATH_BOTH;
-    m->sink_grad = 1;
-    if (h[1] >= 3) memcpy(&m->sink_grad, h + 17, sizeof(double));
+    ckpt_interventions(h, &m->vscale_path, &m->sink_grad);
     return 0;
 }
 
@@ -2340,7 +2344,7 @@ void options_check(const Options *o) {
         die("flags --resume, --eval-only and --probe need a checkpoint (-c PATH)");
     if (o->probe_every < 0) die("flag --probe-every: must be >= 0 (got %d)", o->probe_every);
     if (o->vscale_lambda <= 0) die("flag --vscale-lambda: must be > 0 (got %g)", o->vscale_lambda);
-    if (o->vscale_path != VSCALE_PATH_BOTH && o->vscale == VSCALE_OFF && !*o->ckpt_in)
+    if (o->vscale_path != VSCALE_PATH_BOTH && o->vscale == VSCALE_OFF && !*o->ckpt_in) // with -c: run_model, on the checkpoint's -a
         die("flag --vscale-path %s: needs V-scale on (-a fixed or -a learned)", VSCALE_PATH_NAMES[o->vscale_path]);
     if (o->stop_at < 0) die("flag --stop-at: must be >= 0 (got %d)", o->stop_at);
     if (o->sample_tokens < 0 || o->top_k < 0 || o->temperature < 0) die("flags --sample, --top-k, --temperature must be >= 0");

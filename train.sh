@@ -49,13 +49,13 @@ done
 read -r first_arm _ <<< "$ARMS" || true
 [ "${first_arm:-}" = baseline ] || die "ARMS must start with baseline (every verdict compares with it)"
 command -v python3 >/dev/null || die "python3 is needed to prepare data and compare runs"
-# what an interrupt or an error leaves running or half-built is stopped and removed
+# what an interrupt or an error leaves running or half-built is stopped and removed (a data
+# folder being built is data/.building-*-$$: prepare runs in a subshell, whose $$ is this one's)
 declare -A running=()
-building=
 run=
 cleanup() {
     for pid in "${!running[@]}"; do kill "$pid" 2>/dev/null || true; done
-    [ -z "$building" ] || rm -rf "$building"
+    rm -rf data/.building-*-$$
 }
 trap cleanup EXIT
 trap 'cleanup; echo "train.sh: interrupted${run:+; runs so far in $run}" >&2; exit 130' INT
@@ -64,26 +64,22 @@ trap 'cleanup; echo "train.sh: terminated${run:+; runs so far in $run}" >&2; exi
 make -s gradsink || die "build failed"
 
 # --- data. One place decides whether a prepared folder is current: data/NAME-KEY, where KEY
-# hashes the input's bytes (a file, or every .txt of a folder, as tokenizer.py reads them), the
-# tokenizer's flags and tokenizer.py itself. Another text of the same name, other flags or
-# another tokenizer get another folder; a folder is built aside and renamed into place whole.
+# hashes the documents tokenizer.py reads from the input (its own read_documents: a file, or every
+# .txt of a folder), the tokenizer's flags and tokenizer.py itself. Another text of the same name,
+# other flags or another tokenizer get another folder; a folder is built aside and renamed whole.
 data_key() { # INPUT ARGS...: prints the key
     python3 - "$@" <<'EOF'
-import hashlib, os, stat, sys
+import hashlib, sys
+import tokenizer
 h = hashlib.sha256(open("tokenizer.py", "rb").read())
 inp, args = sys.argv[1], sys.argv[2:]
 h.update(repr(args).encode())
-files = []
-if inp:
-    files = [inp] if not os.path.isdir(inp) else sorted(
-        os.path.join(inp, n) for n in os.listdir(inp) if n.endswith(".txt") and os.path.isfile(os.path.join(inp, n)))
-for f in files:
-    if not stat.S_ISREG(os.stat(f).st_mode):
-        sys.exit("train.sh: error: %s is not a regular file" % f)
-    h.update(b"\0" + os.path.basename(f).encode() + b"\0")
-    with open(f, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+try:
+    docs = tokenizer.read_documents(inp) if inp else []
+except tokenizer.UserError as e:  # as tokenizer.py itself says it
+    sys.exit("tokenizer.py: error: %s" % " ".join(str(e).splitlines()))
+for name, text in docs:
+    h.update(b"\0" + tokenizer.to_bytes(name) + b"\0" + tokenizer.to_bytes(text))
 print(h.hexdigest()[:12])
 EOF
 }
@@ -94,12 +90,10 @@ prepare() { # NAME INPUT ARGS...: prints the data folder, making it when it is n
     dir=data/$name-$key
     if [ ! -f "$dir/train.bin" ]; then
         tmp=data/.building-$name-$key-$$
-        building=$tmp
         rm -rf "$tmp"
         if ! python3 tokenizer.py ${input:+--input "$input"} "$@" --out "$tmp" >&2; then rm -rf "$tmp"; return 1; fi
         # renamed into place whole (another train.sh may have finished the same folder first)
         python3 -c 'import os, sys; os.rename(sys.argv[1], sys.argv[2])' "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
-        building=
     fi
     echo "$dir"
 }

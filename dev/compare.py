@@ -148,9 +148,8 @@ def summarize(run_dir):
     s = {k: mean([q[k] for q in last]) for k in last[0]}
     val = num(probes[-1].get("val_loss"))
     s["val loss"] = val if val == val else s["probe loss"]
-    return {"dir": run_dir, "arm": arm_of(probes[-1]), "step": probes[-1]["step"], "L": probes[-1]["L"], "last": s,
-            "steps": "%d-%d" % (tail[0][0], tail[-1][0]) if len(tail) > 1 else "%d" % tail[0][0],
-            "step0": qs[0][1], "first_step": qs[0][0],
+    return {"dir": run_dir, "arm": arm_of(probes[-1]), "L": probes[-1]["L"], "last": s,
+            "steps": "%d-%d" % (tail[0][0], tail[-1][0]) if len(tail) > 1 else "%d" % tail[0][0], "step0": qs[0][1],
             "onset": {name: onset([(st, q[key]) for st, q in qs], t) for name, key, t in LINKS}}
 
 

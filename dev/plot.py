@@ -41,16 +41,9 @@ class InputError(Exception):
     """bad input: reported in one line, exit code 2"""
 
 
-def num(x):
-    """x as a float, or nan when null / non-finite"""
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return float("nan")
-    return float(x)
-
-
 def pos(x):
     """for log axes: nan unless a positive finite number"""
-    x = num(x)
+    x = compare.num(x)
     return x if x > 0 else float("nan")
 
 
@@ -106,7 +99,7 @@ def bars(ax, runs, key, title, ref=None):
     """grouped bars per layer at the last probe, one colour per run"""
     w = 0.8 / len(runs)
     for i, r in enumerate(runs):
-        v = [num(x) for x in r["last"][key]]
+        v = [compare.num(x) for x in r["last"][key]]
         ax.bar([l - 0.4 + w * (i + 0.5) for l in range(len(v))], v, w,
                color=RUN_COLORS[i], label=r["label"])
     if ref is not None:
@@ -219,7 +212,7 @@ def fig4(runs, out):
     a.set_ylabel("R_gs")
     a.legend(fontsize=8)
     for i, r in enumerate(runs):
-        b.plot([p["step"] for p in r["probes"]], [num(p["R_gs_median"]) for p in r["probes"]],
+        b.plot([p["step"] for p in r["probes"]], [compare.num(p["R_gs_median"]) for p in r["probes"]],
                marker="o", color=RUN_COLORS[i], label=r["label"])
     b.axhline(1, color="k", lw=0.8, ls="--")
     b.set_xlabel("training step")

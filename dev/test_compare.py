@@ -236,6 +236,14 @@ def test_step0(vs):
     # a link below its threshold at the end is missing, not 'already at step 0'
     v = verdicts(run("baseline", init=dict(rgs=6.0), end=dict(rgs=3.0)), vs)
     check(missing_of(v["m"][1]) == ["gradient sink"], "R_gs 6 at step 0, 3 at the end: (m) names it missing, not 'already'", v["m"][1])
+    # a link only at step 0 is no link: the sink, the spike, the carry there and gone after
+    v = verdicts(run("baseline", init=dict(sink=0.6), end=dict(sink=0.1)), run("vscale", end=dict(sink=0.1)))
+    expect(v, dict(a=False), "a sink only at step 0 (sink rate 0.6 there, 0.1 after): (a) NO")
+    for name, init, end, link in [("a spike only at step 0 (MLP ratio 9 there, 2 after)", dict(mlp=9.0), dict(mlp=2.0), "MLP spike"),
+                                  ("a carry only at step 0 (last layer 3 there, 1.2 after)", dict(carry=3.0), dict(carry=1.2), "carry")]:
+        v = verdicts(run("baseline", init=init, end=end), vs)
+        expect(v, dict(m=False), name + ": (m) NO")
+        check(missing_of(v["m"][1]) == [link], name + ": (m) names %s, and only it" % link, v["m"][1])
 
 
 def test_last4(vs):

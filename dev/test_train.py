@@ -23,6 +23,7 @@ here (English-like text, ~200 KB: BPE in about a second). One OK/FAIL line per c
     and the verdicts (a)-(e), (m), (t), and the figures when matplotlib is at hand; the default
     arms give (a)-(d), (m) and nothing of the causal experiment.
 """
+import glob
 import os
 import random
 import re
@@ -375,6 +376,35 @@ def test_quick(Q):
     check(lines == set("abcdm"), "default arms (baseline vscale): (a) (b) (c) (d) (m), no (e) (f) (g) (t)", repr(sorted(lines)))
 
 
+def test_interrupt_while_building(T, tmp, sig, code):
+    """an interrupt (SIGINT, Ctrl-C) or a SIGTERM to the process group while tokenizer.py builds a
+    data folder leaves no half-built data/.building-* behind"""
+    big = write(os.path.join(tmp, "big%d" % sig, "corpus.txt"), english(3 + sig, 3000000))
+    building = os.path.join(T, "data", ".building-*")
+    p = subprocess.Popen(["bash", "train.sh"], cwd=T, env=env_of(dict(PRESET="text", DATA=big, STEPS="2", SEEDS="1")),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while not glob.glob(building) and time.time() < deadline and p.poll() is None:
+            time.sleep(0.05)
+        if not check(bool(glob.glob(building)), "train.sh started building a data folder (to interrupt it)", "exit %s" % p.poll()):
+            return
+        os.killpg(p.pid, sig)
+        try:
+            p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        left = glob.glob(building)
+        check(p.returncode == code and not left, "%s while tokenizing: train.sh exits %d and removes the half-built folder"
+              % (signal.Signals(sig).name, code),
+              "exit %s, left %r" % (p.returncode, left))
+    finally:
+        if p.poll() is None:
+            kill_session(p.pid)
+            p.communicate()
+        kill_session(p.pid)
+
+
 def main():
     if not ensure_built():
         print("%d passed, %d failed" % (Counts.passed, Counts.failed))
@@ -388,6 +418,8 @@ def main():
                          ("refusals", lambda: test_refusals(T, x, tmp)), ("relative DATA", lambda: test_relative_data(T, tmp)),
                          ("same second", lambda: test_same_second(T, x, tmp)),
                          ("killed run", lambda: test_killed_run(T, y)),
+                         ("SIGINT while building", lambda: test_interrupt_while_building(T, tmp, signal.SIGINT, 130)),
+                         ("SIGTERM while building", lambda: test_interrupt_while_building(T, tmp, signal.SIGTERM, 143)),
                          ("quick runs", lambda: test_quick(copy_repo(os.path.join(tmp, "quick"))))]:
             try:
                 fn()
