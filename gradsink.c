@@ -1,75 +1,37 @@
 /*
-gradsink.c — "Attention Sinks Induce Gradient Sinks" (Chen & Yao, 2026) in one C file.
+gradsink.c: "Attention Sinks Induce Gradient Sinks" (Chen & Yao, 2026) in one C file.
 
-Trains a small Llama-like Transformer (pre-norm RMSNorm, RoPE, GQA attention, SwiGLU MLP,
-untied LM head, no biases) on the CPU, with a backward pass derived and written by hand,
-the paper's V-scale as one switchable forward/backward pair, and the paper's measurements
-(attention sinks, gradient sinks, massive activations, RMSNorm gradient reshaping) read
-inline from the activations and gradients that training itself stores.
-
-Read it top to bottom, in the order of one training step:
-  utilities -> layers (forward/backward pairs) -> model (sizes, init, forward, backward,
-  AdamW, train_step) -> measurements -> data loader -> checkpoints -> main.
-After a "making it fast" banner come the kernels that training calls (matmul, attention, exp,
-each with the result of its readable version above; the gradient norm, a blocked sum of
-squares). The benchmark
-(`make bench`) is dev/bench.c, which includes this file.
-
-What it is not: a fast general framework, a GPU trainer, or a faithful 0.1B-scale rerun.
-It uses libc and libm only, and OpenMP when the compiler has it.
-Compile with -DGRADSINK_DOUBLE to make every number a double (the tests do, so finite
-differences are exact enough to check the backward pass tightly).
+Trains a small Llama-like Transformer (pre-norm RMSNorm, RoPE, GQA attention, SwiGLU MLP, untied
+LM head, no biases) on the CPU with a backward pass written by hand, the paper's V-scale as one
+switchable forward/backward pair, and the paper's measurements (attention sinks, gradient sinks,
+massive activations, RMSNorm's reshaping of gradients) read from the tensors that training stores.
+Read it top to bottom, in the order of one training step: layers (forward/backward pairs), model
+(sizes, forward, backward, AdamW), measurements, data loader, checkpoints, main. After the "making
+it fast" banner come the matmul and attention that training calls, with the results of their
+readable versions above (the tests compare each pair). libc and libm only; OpenMP when the
+compiler has it. -DGRADSINK_DOUBLE makes every number a double (the tests' build).
+What it is not: a fast general framework, a GPU trainer, or a 0.1B-parameter rerun of the paper.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <fcntl.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-// ----------------------------------------------------------------------------
-// numeric type: float for training, double for the finite-difference tests
-
 #ifdef GRADSINK_DOUBLE
-typedef double real;
+typedef double real; // the tests: finite differences then check the backward pass tightly
 #else
 typedef float real;
 #endif
-
-// ----------------------------------------------------------------------------
-// utilities
-
-// a function that is always inlined (gcc, clang), where its caller's constants make the loops fast
-#ifdef __GNUC__
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define ALWAYS_INLINE inline
-#endif
-
-// the threads OpenMP will use, and this thread's number in its team (1 and 0 without OpenMP)
-static int max_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 // one-line error and exit code 2: every user mistake ends here
 static void die(const char *fmt, ...) {
@@ -82,204 +44,19 @@ static void die(const char *fmt, ...) {
     exit(2);
 }
 
-// zeroed memory, aligned to a cache line (64 bytes) so vector loads of a row do not straddle two
-static size_t xcalloc_calls; // the model's and the run's allocations go through here; the tests count them
+// zeroed memory, aligned to a cache line so that vector loads of a row never straddle two.
+// Every allocation of the model and the run goes through here (the tests count them).
+static size_t xcalloc_calls;
 static void *xcalloc(size_t n, size_t size) {
     xcalloc_calls++;
-    if (n == 0) n = 1;
-    if (size && n > SIZE_MAX / size - 64) die("out of memory: %zu x %zu bytes", n, size);
-    size_t bytes = (n * size + 63) / 64 * 64, align = 64;
-#ifdef MADV_HUGEPAGE
-    // big blocks (activations, their gradients, the LM head) in 2 MB pages where the kernel
-    // allows it: a matmul walking a column of a large matrix then touches one page, not hundreds
-    if (bytes >= ((size_t)4 << 20)) { align = (size_t)2 << 20; bytes = (bytes + align - 1) / align * align; }
-#endif
-    void *p = aligned_alloc(align, bytes);
+    size_t bytes = ((n ? n : 1) * size + 63) / 64 * 64;
+    if (size && n > (SIZE_MAX - 64) / size) die("out of memory: %zu x %zu bytes", n, size);
+    void *p = aligned_alloc(64, bytes);
     if (!p) die("out of memory allocating %zu bytes", n * size);
-#ifdef MADV_HUGEPAGE
-    if (align > 64) madvise(p, bytes, MADV_HUGEPAGE); // a hint: failure changes nothing
-#endif
-    memset(p, 0, bytes);
-    return p;
+    return memset(p, 0, bytes);
 }
 
-double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-// Where a training step's time goes, for the benchmark (dev/bench.c): the kernels below add
-// their wall time to a category while prof_on is set (only during the bench's timed steps; otherwise one branch).
-enum { PROF_MM_FWD, PROF_MM_BWD, PROF_ATT_FWD, PROF_ATT_BWD, PROF_XENT, PROF_ADAMW, NUM_PROF };
-static int prof_on = 0;
-static double prof_sec[NUM_PROF];
-static inline double prof_start(void) { return prof_on ? now_seconds() : 0; }
-static inline void prof_stop(int what, double t0) { if (prof_on) prof_sec[what] += now_seconds() - t0; }
-
-// --- files. Readers return 0 (or a pointer) on success; on failure -1 (or NULL) with a
-// one-line reason, naming the file, in err. main turns that reason into die().
-
-static int errorf(char *err, size_t len, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-// 0 when path is absent or a regular file; else -1 with err set. Every file is checked before
-// it is opened: opening a FIFO blocks until a writer comes, a device or a folder is no file.
-static int not_regular(const char *path, char *err, size_t errlen) {
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return errorf(err, errlen, "%s is not a regular file", path);
-    return 0;
-}
-
-int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-// opens a regular file for reading, and gives its size; returns NULL with err set when it cannot
-static FILE *open_regular(const char *path, size_t *size, char *err, size_t errlen) {
-    if (!*path) { errorf(err, errlen, "an empty file name was given"); return NULL; }
-    if (not_regular(path, err, errlen)) return NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) { errorf(err, errlen, "cannot open %s: %s", path, strerror(errno)); return NULL; }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) { // replaced between the two looks
-        fclose(f); errorf(err, errlen, "%s is not a regular file", path); return NULL;
-    }
-    *size = (size_t)st.st_size;
-    return f;
-}
-
-// reads a whole regular file; returns NULL with err set when it cannot
-static unsigned char *read_file(const char *path, size_t *size, char *err, size_t errlen) {
-    size_t n;
-    FILE *f = open_regular(path, &n, err, errlen);
-    if (!f) return NULL;
-    unsigned char *buf = xcalloc(n + 1, 1);
-    if (fread(buf, 1, n, f) != n) { fclose(f); free(buf); errorf(err, errlen, "cannot read %s", path); return NULL; }
-    fclose(f);
-    *size = n;
-    return buf;
-}
-
-// Writing a file that must never be seen half-written (a checkpoint, or any file a later run
-// reads whole), in two calls:
-//     char tmp[4096];
-//     FILE *f = atomic_begin(path, tmp, sizeof(tmp), err, errlen);   // opens PATH.tmp
-//     ... fwrite / fprintf to f ...
-//     if (atomic_commit(f, tmp, path, err, errlen)) ...              // flush, fsync, rename
-// rename() replaces PATH in one step, so a kill or a full disk at any moment leaves either the
-// previous complete PATH or the new complete one; on failure PATH is untouched and PATH.tmp removed.
-static FILE *atomic_begin(const char *path, char *tmp, size_t tmplen, char *err, size_t errlen) {
-    if (snprintf(tmp, tmplen, "%s.tmp", path) >= (int)tmplen) { errorf(err, errlen, "path too long: %s", path); return NULL; }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) errorf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-    return f;
-}
-// atomic_commit in two halves, for writing several files and then renaming them together:
-// atomic_close makes PATH.tmp complete on disk (or removes it), atomic_rename puts it in place
-static int atomic_close(FILE *f, const char *tmp, const char *path, char *err, size_t errlen) {
-    int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad) { remove(tmp); return errorf(err, errlen, "writing %s failed (disk full?); %s is unchanged", tmp, path); }
-    return 0;
-}
-static int atomic_rename(const char *tmp, const char *path, char *err, size_t errlen) {
-    if (rename(tmp, path) == 0) {
-        // the rename itself reaches the disk when the directory is synced (best effort: some
-        // filesystems refuse fsync on a directory, and the file is complete either way)
-        char dir[4096];
-        const char *slash = strrchr(path, '/');
-        snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
-        int fd = open(dir, O_RDONLY);
-        if (fd >= 0) { fsync(fd); close(fd); }
-        return 0;
-    }
-    int e = errno;
-    remove(tmp);
-    return errorf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(e));
-}
-static int atomic_commit(FILE *f, const char *tmp, const char *path, char *err, size_t errlen) {
-    if (atomic_close(f, tmp, path, err, errlen)) return -1;
-    return atomic_rename(tmp, path, err, errlen);
-}
-// the whole of data[0..n) as PATH, atomically (for small files rewritten whole)
-int write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen) {
-    char tmp[4096];
-    FILE *f = atomic_begin(path, tmp, sizeof(tmp), err, errlen);
-    if (!f) return -1;
-    fwrite(data, 1, n, f); // a short write sets ferror(f), which atomic_commit reports
-    return atomic_commit(f, tmp, path, err, errlen);
-}
-
-// Appends one line (a '\n' is added if missing) to a log that grows during a run, e.g. one JSON
-// object per line. The line goes out in a single write() on an O_APPEND descriptor and is
-// fsync'ed, so complete lines already in the file are never touched. A kill during the write
-// can leave a partial last line; the next append_line cuts such a tail off before writing, so
-// the file is always complete lines plus at most one torn tail that readers should skip.
-int append_line(const char *path, const char *line, char *err, size_t errlen) {
-    if (not_regular(path, err, errlen)) return -1;
-    int fd = open(path, O_RDWR | O_CREAT | O_APPEND, 0644);
-    if (fd < 0) return errorf(err, errlen, "cannot append to %s: %s", path, strerror(errno));
-    off_t end = lseek(fd, 0, SEEK_END), keep = end;
-    char chunk[4096];
-    while (keep > 0) { // find the last '\n', reading backwards a chunk at a time
-        off_t from = keep > (off_t)sizeof(chunk) ? keep - (off_t)sizeof(chunk) : 0;
-        ssize_t got = pread(fd, chunk, (size_t)(keep - from), from);
-        if (got != keep - from) { close(fd); return errorf(err, errlen, "cannot read %s", path); }
-        while (keep > from && chunk[keep - from - 1] != '\n') keep--;
-        if (keep > from) break;
-    }
-    if (keep < end && ftruncate(fd, keep) != 0) { close(fd); return errorf(err, errlen, "cannot repair %s", path); }
-    size_t n = strlen(line), total = n + (n == 0 || line[n - 1] != '\n');
-    char *buf = xcalloc(total, 1);
-    memcpy(buf, line, n);
-    buf[total - 1] = '\n';
-    int bad = write(fd, buf, total) != (ssize_t)total;
-    if (bad && ftruncate(fd, keep) != 0) { /* the torn tail is cut by the next append */ }
-    bad |= fsync(fd) != 0;
-    bad |= close(fd) != 0;
-    free(buf);
-    return bad ? errorf(err, errlen, "appending to %s failed (disk full?)", path) : 0;
-}
-
-// e^x for the softmaxes and sigmoids: exp(x) in the double build; in float, a vectorizable
-// polynomial (relative error below 2e-7), defined in "making it fast" at the end of the file
-static inline real exp_fast(real x);
-
-// RNG: splitmix64 (Steele, Lea, Flood 2014) over a 64-bit state; uniform doubles from its
-// top 53 bits; normals by Box-Muller. Integer arithmetic only until the last step, so the
-// same seed gives the same model on any machine with IEEE doubles.
-typedef struct { uint64_t state; int has_spare; double spare; } Rng;
-
-static void rng_seed(Rng *r, uint64_t seed) { r->state = seed; r->has_spare = 0; r->spare = 0.0; }
-
-static uint64_t rng_u64(Rng *r) {
-    uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double rng_uniform(Rng *r) { return (rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); } // [0,1)
-
-static double rng_normal(Rng *r) {
-    if (r->has_spare) { r->has_spare = 0; return r->spare; }
-    double u1 = rng_uniform(r), u2 = rng_uniform(r);
-    if (u1 < 1e-300) u1 = 1e-300;
-    double rad = sqrt(-2.0 * log(u1)), ang = 2.0 * M_PI * u2;
-    r->spare = rad * sin(ang);
-    r->has_spare = 1;
-    return rad * cos(ang);
-}
-
-// dst = src (memcpy), or dst = 0 when src is NULL (memset), n reals, the threads each
-// taking contiguous parts
+// dst = src over n reals (src NULL: dst = 0), and dst = a + b; threads take contiguous parts
 static void copy_parallel(real *dst, const real *src, size_t n) {
     size_t chunk = (size_t)1 << 13, nchunks = (n + chunk - 1) / chunk;
     #pragma omp parallel for schedule(static)
@@ -289,33 +66,16 @@ static void copy_parallel(real *dst, const real *src, size_t n) {
         else memset(dst + i * chunk, 0, len);
     }
 }
-static void zero_parallel(real *x, size_t n) { copy_parallel(x, NULL, n); }
-
-// dst = a + b, elementwise over n reals
 static void add_parallel(real *dst, const real *a, const real *b, size_t n) {
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) dst[i] = a[i] + b[i];
 }
 
-// index of the first NaN or infinity in x[0..n), or n when all are finite
-static size_t first_nonfinite(const real *x, size_t n) {
-    size_t i = 0;
-    while (i < n && isfinite(x[i])) i++;
-    return i;
-}
-
 // ----------------------------------------------------------------------------
-// layers: each is a forward/backward pair. Shapes in comments; B batch rows, T positions,
-// C model width.
-// The backward convention: every *_backward ACCUMULATES (+=) into its gradient outputs (the
-// caller zeroes them first), so a tensor that feeds two branches simply receives both
-// contributions. Exactly three functions store (=) instead, and the tests pin each:
-//   crossentropy_softmax_backward, the start of the chain: it writes dlogits over the
-//     probabilities, in place (the logits, B*T*V, are the largest activation at a real vocab);
-//   softmax_backward_row, one row of attention's logit gradient, written into its caller's
-//     scratch row (in place over da in attention_backward);
-//   swiglu_backward, the only writer of d gate and d up (F wide, the largest gradients of a
-//     layer: storing spares model_backward zeroing them every step).
+// layers: each a forward/backward pair. Shapes in comments: B batch rows, T positions, C width.
+// Every *_backward ADDS (+=) into its gradient outputs, so a tensor that feeds two branches
+// simply receives both contributions; model_zero_grad zeroes every gradient, in one place,
+// before the backward pass.
 
 // --- token embedding: h0[b,t,:] = wte[tok[b,t], :]
 void encoder_forward(real *out, const int *inp, const real *wte, int B, int T, int C) {
@@ -390,8 +150,6 @@ void rmsnorm_backward(real *dinp, real *dgain, const real *dout, const real *inp
 }
 
 // --- linear map without bias: out = inp @ W^T, as torch.nn.Linear(IC, OC, bias=False)
-// The _naive versions are the definition; the others compute the same sums in an order that
-// is kinder to caches and vector units, and are tested against the naive ones.
 void matmul_forward_naive(real *out, const real *inp, const real *weight, int N, int IC, int OC) {
     // out (N,OC), inp (N,IC), weight (OC,IC)
     for (int n = 0; n < N; n++)
@@ -413,12 +171,11 @@ void matmul_backward_naive(real *dinp, real *dweight, const real *dout, const re
             }
         }
 }
-
-// The versions training calls compute the same sums as the naive ones (tests compare them),
-// blocked and tiled for caches and vector units: in "making it fast" at the end of the file.
+// Training calls versions with the same arguments and sums, blocked and tiled for caches and
+// vector units: in "making it fast" at the end of the file.
 void matmul_forward(real *out, const real *inp, const real *weight, int N, int IC, int OC);
 void matmul_backward(real *dinp, real *dweight, const real *dout, const real *inp, const real *weight,
-                     int N, int IC, int OC); // dinp += dout W, dW += dout^T inp
+                     int N, int IC, int OC);
 
 // --- RoPE, HF Llama's "rotate half": in each head, dimension i pairs with i + D/2 and the
 // pair is rotated by the angle t * base^(-2i/D), t = position in the row; base 10000 (a
@@ -478,8 +235,9 @@ void rope_backward(real *dinp, const real *dout, const real *cosb, const real *s
 // routes (the causal experiment): "both" is the paper's V-scale; "forward" keeps v_hat = phi(r) v
 // in the forward pass and passes the gradient to v unchanged (J replaced by I; a learned theta
 // still gets its gradient); "backward" runs the forward pass on v (no V-scale) and multiplies
-// the gradient by J at v (theta gets none). Neither is the gradient of the loss on purpose.
+// the gradient by J at v (theta gets none). Neither is the gradient of the loss, on purpose.
 enum { VSCALE_OFF = 0, VSCALE_FIXED = 1, VSCALE_LEARNED = 2 };
+static const char *VSCALE_NAMES[4] = {"off", "fixed", "learned", NULL}; // NULL ends a list of names (flags)
 enum { VSCALE_PATH_BOTH = 0, VSCALE_PATH_FORWARD = 1, VSCALE_PATH_BACKWARD = 2 };
 static const char *VSCALE_PATH_NAMES[4] = {"both", "forward", "backward", NULL};
 #define VSCALE_SIGMA 0.02
@@ -491,7 +249,7 @@ real vscale_c(int d_model, int d_head, real theta, int mode) {
 void vscale_forward(real *vhat, real *phi, const real *v, const real *theta, int mode, int path, int d_model,
                     int N, int NKV, int D) {
     // vhat, v (N, NKV*D); phi (N, NKV): the factor applied; theta (NKV) of this layer
-    if (mode == VSCALE_OFF || path == VSCALE_PATH_BACKWARD) { // the one branch that switches the paper's intervention off (path backward: in the forward pass only)
+    if (mode == VSCALE_OFF || path == VSCALE_PATH_BACKWARD) { // the one branch that switches V-scale off (in the forward pass)
         copy_parallel(vhat, v, (size_t)N * NKV * D);
         for (size_t i = 0; i < (size_t)N * NKV; i++) phi[i] = 1;
         return;
@@ -510,7 +268,7 @@ void vscale_forward(real *vhat, real *phi, const real *v, const real *theta, int
 }
 void vscale_backward(real *dv, real *dtheta, const real *dvhat, const real *v, const real *theta, int mode,
                      int path, int d_model, int N, int NKV, int D) {
-    // Jacobian J = phi(r) I + 2c/(r+c)^2 v v^T (symmetric), so dv = phi dvhat + 2c/(r+c)^2 <v,dvhat> v.
+    // Jacobian J = phi(r) I + 2c/(r+c)^2 v v^T (symmetric), so dv += phi dvhat + 2c/(r+c)^2 <v,dvhat> v.
     // Its eigenvalues: r/(r+c) orthogonal to v, (r^2+3cr)/(r+c)^2 along v (at most 9/8, at r = 3c).
     // Learned lambda: dphi/dtheta = dphi/dc * dc/dtheta = -r/(r+c)^2 * c, so
     //   dtheta += <v, dvhat> * (-r c / (r+c)^2).
@@ -527,11 +285,11 @@ void vscale_backward(real *dv, real *dtheta, const real *dvhat, const real *v, c
             real r = 0, vd = 0;
             for (int i = 0; i < D; i++) { r += x[i] * x[i]; vd += x[i] * dy[i]; }
             real rc = r + c, f = r / rc, g = 2 * c / (rc * rc) * vd;
-            if (path == VSCALE_PATH_FORWARD) { f = 1; g = 0; } // J replaced by I: dv = dvhat
+            if (path == VSCALE_PATH_FORWARD) { f = 1; g = 0; } // J replaced by I: dv += dvhat
             for (int i = 0; i < D; i++) dx[i] += f * dy[i] + g * x[i];
             dth += vd * (-r * c / (rc * rc));
         }
-        if (mode == VSCALE_LEARNED && path != VSCALE_PATH_BACKWARD) dtheta[h] += dth; // path backward: theta is not in the forward pass
+        if (mode == VSCALE_LEARNED && path != VSCALE_PATH_BACKWARD) dtheta[h] += dth; // backward: theta not in the forward pass
     }
 }
 
@@ -546,96 +304,100 @@ void sink_grad_backward(real *dvhat, real G, int B, int T, int KV) {
         for (int i = 0; i < KV; i++) dvhat[(size_t)b * T * KV + i] *= G;
 }
 
+// --- softmax, for attention's rows and the logits. e^x is libm's exp in the double build; in
+// float a polynomial that vectorizes (libm's is a call per element): x = n ln2 + r with
+// |r| <= ln2/2, e^r by its Taylor series to r^7 (relative error below 2e-7), 2^n written into
+// the exponent bits; x is clamped to [-87, 88], where e^x stays a normal float.
+static inline real exp_fast(real x) {
+#ifdef GRADSINK_DOUBLE
+    return exp(x);
+#else
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float t = x * 1.44269504f + 12582912.0f; // 1.5 * 2^23 + round(x / ln2), exactly
+    float n = t - 12582912.0f;
+    float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-6f; // ln2 split in two
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    uint32_t tb, bits; // round(x / ln2) sits in t's low mantissa bits: read it there (a NaN x gives NaN)
+    memcpy(&tb, &t, sizeof(tb));
+    bits = (tb - 0x4B400000u + 127u) << 23;
+    float two_n;
+    memcpy(&two_n, &bits, sizeof(two_n));
+    return p * two_n;
+#endif
+}
+// x[0..n) = softmax(x * scale), in place
+static inline void softmax_row(real *x, int n, real scale) {
+    real maxv = -INFINITY, sum = 0;
+    #pragma omp simd reduction(max : maxv)
+    for (int j = 0; j < n; j++) maxv = x[j] > maxv ? x[j] : maxv;
+    for (int j = 0; j < n; j++) x[j] = exp_fast((x[j] - maxv) * scale);
+    #pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) sum += x[j];
+    real inv = 1 / sum;
+    for (int j = 0; j < n; j++) x[j] *= inv;
+}
+
 // --- causal attention with grouped KV heads. Query head h reads kv head h / (NH/NKV).
 //   a[t,j] = softmax_j<=t( q_t . k_j / sqrt(D) ),   y_t = sum_{j<=t} a[t,j] v_j
 // att (B,NH,T,T) stores the softmax weights (the measurements read them); j > t stays 0.
+static real dotp(const real *a, const real *b, int n) {
+    real s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
 void attention_forward_naive(real *out, real *att, const real *q, const real *k, const real *v,
-                       int B, int T, int NH, int NKV, int D) {
+                             int B, int T, int NH, int NKV, int D) {
     // out, q (B,T,NH*D); k, v (B,T,NKV*D)
     int C = NH * D, KV = NKV * D, group = NH / NKV;
     real scale = (real)(1.0 / sqrt((double)D));
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            int hk = h / group;
+        for (int h = 0; h < NH; h++)
             for (int t = 0; t < T; t++) {
-                const real *qt = q + ((size_t)b * T + t) * C + h * D;
-                real *a = att + (((size_t)b * NH + h) * T + t) * T;
-                real maxv = -INFINITY;
-                for (int j = 0; j <= t; j++) {
-                    const real *kj = k + ((size_t)b * T + j) * KV + hk * D;
-                    real s = 0;
-                    for (int i = 0; i < D; i++) s += qt[i] * kj[i];
-                    a[j] = s * scale;
-                    if (a[j] > maxv) maxv = a[j];
-                }
-                real sum = 0;
-                for (int j = 0; j <= t; j++) { a[j] = (real)exp(a[j] - maxv); sum += a[j]; }
-                for (int j = 0; j <= t; j++) a[j] /= sum;
-                for (int j = t + 1; j < T; j++) a[j] = 0;
-                real *yt = out + ((size_t)b * T + t) * C + h * D;
+                const real *qt = q + ((size_t)b * T + t) * C + h * D, *kv0 = k + (size_t)b * T * KV + h / group * D;
+                real *a = att + (((size_t)b * NH + h) * T + t) * T, *yt = out + ((size_t)b * T + t) * C + h * D;
+                for (int j = 0; j < T; j++) a[j] = j <= t ? dotp(qt, kv0 + (size_t)j * KV, D) : 0;
+                softmax_row(a, t + 1, scale);
                 for (int i = 0; i < D; i++) yt[i] = 0;
-                for (int j = 0; j <= t; j++) {
-                    const real *vj = v + ((size_t)b * T + j) * KV + hk * D;
-                    for (int i = 0; i < D; i++) yt[i] += a[j] * vj[i];
-                }
+                for (int j = 0; j <= t; j++)
+                    for (int i = 0; i < D; i++) yt[i] += a[j] * v[((size_t)b * T + j) * KV + h / group * D + i];
             }
-        }
-}
-// softmax backward for one row of n weights a (of logits scaled by `scale`):
-//   dlogit_j = a_j (da_j - sum_i a_i da_i) * scale. Each row sums to 0.
-// Stores (see the convention above); dlogit may be da itself. Both attention backwards call it
-// (always inlined, so that the fast attention's tiles stay inlined around it: dev/SPEED.md).
-static ALWAYS_INLINE void softmax_backward_row(real *dlogit, const real *a, const real *da, int n, real scale) {
-    real dot = 0;
-    #pragma omp simd reduction(+ : dot)
-    for (int j = 0; j < n; j++) dot += a[j] * da[j];
-    for (int j = 0; j < n; j++) dlogit[j] = a[j] * (da[j] - dot) * scale;
 }
 void attention_backward_naive(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
-                        const real *v, const real *att, int B, int T, int NH, int NKV, int D) {
+                              const real *v, const real *att, int B, int T, int NH, int NKV, int D) {
     // Value path:  dV = A^T dY, i.e. dv_j += sum_{t>=j} a[t,j] dy_t. The sink column j = 0 is
     //              read by every query, so it collects gradient from every later token: the
     //              gradient sink.
-    // Logits:      da[t,j] = dy_t . v_j, dlogit = softmax backward of da.
-    // Key path:    dk_j += sum_t dlogit[t,j] q_t / sqrt(D) = sum_t a_tj <dy_t, v_j - y_t> q_t / sqrt(D).
-    // Query path:  dq_t += sum_{j<=t} dlogit[t,j] k_j / sqrt(D). Row-local; for t = 0 the only
-    //              logit is a lone softmax entry (a = 1, dlogit = 0), so dq_0 = 0 exactly.
+    // Logits:      da[t,j] = dy_t . v_j, and through the softmax
+    //              dlogit[t,j] = a[t,j] (da[t,j] - sum_i a[t,i] da[t,i]) / sqrt(D).
+    // Key path:    dk_j += sum_t dlogit[t,j] q_t = sum_t a_tj <dy_t, v_j - y_t> q_t / sqrt(D).
+    // Query path:  dq_t += sum_{j<=t} dlogit[t,j] k_j. Row-local; for t = 0 the only logit is a
+    //              lone softmax entry (a = 1, dlogit = 0), so dq_0 = 0 exactly.
     // Threads split (batch row, kv head): the query heads of a group share dk, dv.
     int C = NH * D, KV = NKV * D, group = NH / NKV;
     real scale = (real)(1.0 / sqrt((double)D));
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
-        for (int hk = 0; hk < NKV; hk++) {
-            real *da = (real *)malloc(2 * (size_t)T * sizeof(real)), *dl = da + T; // per thread: not xcalloc's counter
-            if (!da) die("out of memory");
+        for (int hk = 0; hk < NKV; hk++)
             for (int h = hk * group; h < (hk + 1) * group; h++)
                 for (int t = 0; t < T; t++) {
-                    const real *a = att + (((size_t)b * NH + h) * T + t) * T;
-                    const real *dy = dout + ((size_t)b * T + t) * C + h * D;
+                    const real *a = att + (((size_t)b * NH + h) * T + t) * T, *dy = dout + ((size_t)b * T + t) * C + h * D;
                     const real *qt = q + ((size_t)b * T + t) * C + h * D;
-                    real *dqt = dq + ((size_t)b * T + t) * C + h * D;
+                    real *dqt = dq + ((size_t)b * T + t) * C + h * D, mean_da = 0;
+                    for (int j = 0; j <= t; j++) mean_da += a[j] * dotp(dy, v + ((size_t)b * T + j) * KV + hk * D, D);
                     for (int j = 0; j <= t; j++) {
-                        const real *vj = v + ((size_t)b * T + j) * KV + hk * D;
-                        real *dvj = dv + ((size_t)b * T + j) * KV + hk * D;
-                        real s = 0;
-                        for (int i = 0; i < D; i++) { s += dy[i] * vj[i]; dvj[i] += a[j] * dy[i]; }
-                        da[j] = s;
-                    }
-                    softmax_backward_row(dl, a, da, t + 1, scale);
-                    for (int j = 0; j <= t; j++) {
-                        const real *kj = k + ((size_t)b * T + j) * KV + hk * D;
-                        real *dkj = dk + ((size_t)b * T + j) * KV + hk * D;
-                        real g = dl[j];
-                        for (int i = 0; i < D; i++) { dqt[i] += g * kj[i]; dkj[i] += g * qt[i]; }
+                        size_t off = ((size_t)b * T + j) * KV + hk * D;
+                        real g = a[j] * (dotp(dy, v + off, D) - mean_da) * scale; // dlogit[t,j]
+                        for (int i = 0; i < D; i++) {
+                            dv[off + i] += a[j] * dy[i];
+                            dqt[i] += g * k[off + i];
+                            dk[off + i] += g * qt[i];
+                        }
                     }
                 }
-            free(da);
-        }
 }
-
-// The versions training calls compute the same sums as the naive ones (tests compare them),
-// as tiled matrix products: in "making it fast" at the end of the file. Same arguments.
+// Training calls versions with the same arguments and sums, as tiled matrix products: in
+// "making it fast" at the end of the file.
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
                        int B, int T, int NH, int NKV, int D);
 void attention_backward(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
@@ -650,18 +412,17 @@ void swiglu_forward(real *out, const real *gate, const real *up, size_t n) {
     }
 }
 void swiglu_backward(real *dgate, real *dup, const real *dout, const real *gate, const real *up, size_t n) {
-    // d silu(x)/dx = s (1 + x (1 - s)), s = sigmoid(x). Stores (the convention's exception)
+    // d silu(x)/dx = s (1 + x (1 - s)), s = sigmoid(x)
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real x = gate[i], s = 1 / (1 + exp_fast(-x));
-        dgate[i] = dout[i] * up[i] * s * (1 + x * (1 - s));
-        dup[i] = dout[i] * x * s;
+        dgate[i] += dout[i] * up[i] * s * (1 + x * (1 - s));
+        dup[i] += dout[i] * x * s;
     }
 }
 
-// --- softmax + cross-entropy. probs overwrite the logits; losses (N) per position. The backward
-// may write dlogits over probs (model_backward does). A position whose target is IGNORE has
-// loss 0 and gradient 0 (it is not in the mean: count_scored counts the others).
+// --- softmax + cross-entropy. probs overwrite the logits; losses (N) per position. A position
+// whose target is IGNORE has loss 0 and gradient 0 (it is not in the mean: count_scored).
 #define IGNORE (-1)
 int count_scored(const int *targets, int N) {
     int n = 0;
@@ -669,31 +430,19 @@ int count_scored(const int *targets, int N) {
     return n;
 }
 void crossentropy_forward(real *losses, real *probs, const int *targets, int N, int V) {
-    double prof_t0 = prof_start();
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         real *p = probs + (size_t)n * V;
-        real maxv = p[0], sum = 0;
-        #pragma omp simd reduction(max : maxv) // (a scalar max is a chain of dependent compares)
-        for (int i = 1; i < V; i++) maxv = p[i] > maxv ? p[i] : maxv;
-        for (int i = 0; i < V; i++) p[i] = exp_fast(p[i] - maxv);
-        #pragma omp simd reduction(+ : sum)
-        for (int i = 0; i < V; i++) sum += p[i];
-        real inv = 1 / sum;
-        for (int i = 0; i < V; i++) p[i] *= inv;
+        softmax_row(p, V, 1);
         losses[n] = targets[n] == IGNORE ? 0 : (real)-log(p[targets[n]] > 0 ? p[targets[n]] : (real)1e-30);
     }
-    prof_stop(PROF_XENT, prof_t0);
 }
 void crossentropy_softmax_backward(real *dlogits, const real *probs, const int *targets, real dloss, int N, int V) {
-    double prof_t0 = prof_start();
-    // d(-log p_y)/dlogit_i = p_i - [i == y], times dloss = 1/(scored positions) for the mean loss. Stores (the
-    // convention's exception), so dlogits may be probs itself.
+    // d(-log p_y)/dlogit_i = p_i - [i == y], times dloss = 1/(scored positions) for the mean loss
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         for (int i = 0; i < V; i++)
-            dlogits[(size_t)n * V + i] = targets[n] == IGNORE ? 0 : (probs[(size_t)n * V + i] - (i == targets[n])) * dloss;
-    prof_stop(PROF_XENT, prof_t0);
+            if (targets[n] != IGNORE) dlogits[(size_t)n * V + i] += (probs[(size_t)n * V + i] - (i == targets[n])) * dloss;
 }
 
 // ----------------------------------------------------------------------------
@@ -713,142 +462,98 @@ typedef struct {
     double rms_norm_eps; // RMSNorm eps (RMSNORM_EPS_DEFAULT)
 } Config;
 
-// the parameters, in the order they are stored in a checkpoint
+// the parameters, in the order they are stored in a checkpoint (shapes: param_table)
 #define NUM_PARAM_TENSORS 13
 typedef struct {
-    real *wte;          // (V, C)
-    real *attn_norm;    // (L, C)
-    real *wq;           // (L, H*D, C)
-    real *wk;           // (L, Hkv*D, C)
-    real *wv;           // (L, Hkv*D, C)
-    real *wo;           // (L, C, H*D)
-    real *mlp_norm;     // (L, C)
-    real *w_gate;       // (L, F, C)
-    real *w_up;         // (L, F, C)
-    real *w_down;       // (L, C, F)
-    real *vscale_theta; // (L, Hkv) log lambda; zeros unless V-scale is learned
-    real *final_norm;   // (C)
-    real *lm_head;      // (V, C)
+    real *wte, *attn_norm, *wq, *wk, *wv, *wo, *mlp_norm, *w_gate, *w_up, *w_down, *vscale_theta, *final_norm, *lm_head;
 } ParamTensors;
 
-// One tensor of a block: its name, the pointer that gets its address, its size in reals, and
-// its kind (for a parameter: how it is initialised and decayed; for an activation: whether it
-// has a gradient tensor of its own)
+// one tensor of a block: its name, the pointer that gets its address, its size in reals; a
+// parameter's kind (how it is initialised and decayed), or whether an activation has a gradient
 typedef struct {
     const char *name;
     real **at;
     size_t size;
-    int kind;
+    int kind, grad;
 } Slot;
 enum { KIND_MATRIX, KIND_GAIN, KIND_THETA }; // init N(0, 0.02^2) and weight decay; init 1; init 0
-// an activation's gradient: none; GRAD, zeroed at the start of the backward (kernels add into
-// it); GRAD_STORED, whose first writer stores, so it is never zeroed (see model_backward)
-enum { NO_GRAD, GRAD, GRAD_STORED };
 
 // the sizes table of the parameters, one line per tensor, in checkpoint order
 static void param_table(Slot *t, ParamTensors *p, const Config *c) {
     size_t V = c->vocab_size, C = c->d_model, L = c->n_layer, D = C / c->n_head;
     size_t Hkv = c->n_kv_head, KV = Hkv * D, F = c->ffn_hidden;
-    int n = 0;
-    t[n++] = (Slot){"wte",          &p->wte,          V * C,      KIND_MATRIX};
-    t[n++] = (Slot){"attn_norm",    &p->attn_norm,    L * C,      KIND_GAIN};
-    t[n++] = (Slot){"wq",           &p->wq,           L * C * C,  KIND_MATRIX};
-    t[n++] = (Slot){"wk",           &p->wk,           L * KV * C, KIND_MATRIX};
-    t[n++] = (Slot){"wv",           &p->wv,           L * KV * C, KIND_MATRIX};
-    t[n++] = (Slot){"wo",           &p->wo,           L * C * C,  KIND_MATRIX};
-    t[n++] = (Slot){"mlp_norm",     &p->mlp_norm,     L * C,      KIND_GAIN};
-    t[n++] = (Slot){"w_gate",       &p->w_gate,       L * F * C,  KIND_MATRIX};
-    t[n++] = (Slot){"w_up",         &p->w_up,         L * F * C,  KIND_MATRIX};
-    t[n++] = (Slot){"w_down",       &p->w_down,       L * C * F,  KIND_MATRIX};
-    t[n++] = (Slot){"vscale_theta", &p->vscale_theta, L * Hkv,    KIND_THETA};
-    t[n++] = (Slot){"final_norm",   &p->final_norm,   C,          KIND_GAIN};
-    t[n++] = (Slot){"lm_head",      &p->lm_head,      V * C,      KIND_MATRIX};
-    if (n != NUM_PARAM_TENSORS) die("internal: %d parameter tensors in the table", n);
+    Slot s[NUM_PARAM_TENSORS] = {
+        {"wte",          &p->wte,          V * C,      KIND_MATRIX, 0}, // (V, C)
+        {"attn_norm",    &p->attn_norm,    L * C,      KIND_GAIN,   0}, // (L, C)
+        {"wq",           &p->wq,           L * C * C,  KIND_MATRIX, 0}, // (L, H*D, C)
+        {"wk",           &p->wk,           L * KV * C, KIND_MATRIX, 0}, // (L, Hkv*D, C)
+        {"wv",           &p->wv,           L * KV * C, KIND_MATRIX, 0}, // (L, Hkv*D, C)
+        {"wo",           &p->wo,           L * C * C,  KIND_MATRIX, 0}, // (L, C, H*D)
+        {"mlp_norm",     &p->mlp_norm,     L * C,      KIND_GAIN,   0}, // (L, C)
+        {"w_gate",       &p->w_gate,       L * F * C,  KIND_MATRIX, 0}, // (L, F, C)
+        {"w_up",         &p->w_up,         L * F * C,  KIND_MATRIX, 0}, // (L, F, C)
+        {"w_down",       &p->w_down,       L * C * F,  KIND_MATRIX, 0}, // (L, C, F)
+        {"vscale_theta", &p->vscale_theta, L * Hkv,    KIND_THETA,  0}, // (L, Hkv) log lambda; 0 unless learned
+        {"final_norm",   &p->final_norm,   C,          KIND_GAIN,   0}, // (C)
+        {"lm_head",      &p->lm_head,      V * C,      KIND_MATRIX, 0}};// (V, C)
+    memcpy(t, s, sizeof(s));
 }
 
-// the activations of one forward pass (and, in a second block, the gradients of those that have one)
+// the activations of one forward pass, and (in a second block) the gradients of those with one
 #define NUM_ACT_TENSORS 24
 typedef struct {
-    real *res;      // (L+1, B, T, C) residual stream: res[l] = h_in of layer l, res[l+1] = its h_out
-    real *ln1;      // (L, B, T, C)   x~ = RMSNorm(h_in), the attention input
-    real *ln1_rstd; // (L, B, T)
-    real *q;        // (L, B, T, C)   queries after RoPE
-    real *k;        // (L, B, T, KV)  keys after RoPE
-    real *v;        // (L, B, T, KV)  values before V-scale
-    real *vhat;     // (L, B, T, KV)  values after V-scale (a copy of v when off)
-    real *vphi;     // (L, B, T, Hkv) V-scale factor r/(r+c) (1 when off)
-    real *att;      // (L, B, H, T, T) attention weights a[t,j]
-    real *atty;     // (L, B, T, C)   attention output before Wo
-    real *r_attn;   // (L, B, T, C)   attention branch output Wo y
-    real *h_half;   // (L, B, T, C)   h_in + r_attn
-    real *ln2;      // (L, B, T, C)   RMSNorm(h_half), the MLP input
-    real *ln2_rstd; // (L, B, T)
-    real *gate;     // (L, B, T, F)
-    real *up;       // (L, B, T, F)
-    real *hmlp;     // (L, B, T, F)   silu(gate) * up
-    real *r_mlp;    // (L, B, T, C)   MLP branch output
-    real *lnf;      // (B, T, C)      final RMSNorm
-    real *lnf_rstd; // (B, T)
-    real *logits;   // (B, T, V)      logits, then probabilities, then (backward) their gradient
-    real *losses;   // (B, T)
-    real *qpre;     // (B, T, C)      scratch: queries before RoPE (one layer at a time)
-    real *kpre;     // (B, T, KV)     scratch: keys before RoPE
+    real *res, *x_attn, *rstd_attn, *q_pre, *k_pre, *q, *k, *v, *vhat, *vphi, *att, *atty, *r_attn, *h_half;
+    real *x_mlp, *rstd_mlp, *gate, *up, *hmlp, *r_mlp, *x_final, *rstd_final, *logits, *losses;
 } ActTensors;
 
-// the sizes table of the activations, one line per tensor. NO_GRAD: no gradient tensor (NULL
-// in the gradient block), because nothing differentiates through it, or because its gradient
-// is another tensor's, read in place. GRAD_STORED: a gradient stored before anything adds to
-// it (a residual's copy of d h_out, SwiGLU's two outputs)
+// the sizes table of the activations, one line per tensor. grad 0: no gradient tensor (NULL in
+// the gradient block), because nothing differentiates through it, or because its gradient is
+// another tensor's, read in place (r_attn's is h_half's, r_mlp's is h_out's: residual sums)
 static void act_table(Slot *t, ActTensors *a, const Config *c, int B, int T) {
     size_t L = c->n_layer, C = c->d_model, H = c->n_head, D = C / H, Hkv = c->n_kv_head, KV = Hkv * D;
     size_t F = c->ffn_hidden, V = c->vocab_size, N = (size_t)B * T;
-    int n = 0;
-    t[n++] = (Slot){"res",      &a->res,      (L + 1) * N * C,   GRAD_STORED}; // but d h_out of the last layer: zeroed
-    t[n++] = (Slot){"ln1",      &a->ln1,      L * N * C,         GRAD};
-    t[n++] = (Slot){"ln1_rstd", &a->ln1_rstd, L * N,             NO_GRAD};
-    t[n++] = (Slot){"q",        &a->q,        L * N * C,         GRAD};
-    t[n++] = (Slot){"k",        &a->k,        L * N * KV,        GRAD};
-    t[n++] = (Slot){"v",        &a->v,        L * N * KV,        GRAD};
-    t[n++] = (Slot){"vhat",     &a->vhat,     L * N * KV,        GRAD};
-    t[n++] = (Slot){"vphi",     &a->vphi,     L * N * Hkv,       NO_GRAD};
-    t[n++] = (Slot){"att",      &a->att,      L * B * H * T * T, NO_GRAD}; // dA lives in attention_backward's scratch
-    t[n++] = (Slot){"atty",     &a->atty,     L * N * C,         GRAD};
-    t[n++] = (Slot){"r_attn",   &a->r_attn,   L * N * C,         NO_GRAD}; // its gradient is h_half's
-    t[n++] = (Slot){"h_half",   &a->h_half,   L * N * C,         GRAD_STORED};
-    t[n++] = (Slot){"ln2",      &a->ln2,      L * N * C,         GRAD};
-    t[n++] = (Slot){"ln2_rstd", &a->ln2_rstd, L * N,             NO_GRAD};
-    t[n++] = (Slot){"gate",     &a->gate,     L * N * F,         GRAD_STORED};
-    t[n++] = (Slot){"up",       &a->up,       L * N * F,         GRAD_STORED};
-    t[n++] = (Slot){"hmlp",     &a->hmlp,     L * N * F,         GRAD};
-    t[n++] = (Slot){"r_mlp",    &a->r_mlp,    L * N * C,         NO_GRAD}; // its gradient is h_out's
-    t[n++] = (Slot){"lnf",      &a->lnf,      N * C,             GRAD};
-    t[n++] = (Slot){"lnf_rstd", &a->lnf_rstd, N,                 NO_GRAD};
-    t[n++] = (Slot){"logits",   &a->logits,   N * V,             NO_GRAD}; // its gradient overwrites the probabilities
-    t[n++] = (Slot){"losses",   &a->losses,   N,                 NO_GRAD};
-    t[n++] = (Slot){"qpre",     &a->qpre,     N * C,             GRAD};
-    t[n++] = (Slot){"kpre",     &a->kpre,     N * KV,            GRAD};
-    if (n != NUM_ACT_TENSORS) die("internal: %d activation tensors in the table", n);
+    Slot s[NUM_ACT_TENSORS] = {
+        {"res",        &a->res,        (L + 1) * N * C,   0, 1}, // residual stream: res[l] = h_in of layer l, res[l+1] its h_out
+        {"x_attn",     &a->x_attn,     L * N * C,         0, 1}, // x~ = RMSNorm(h_in), the attention input
+        {"rstd_attn",  &a->rstd_attn,  L * N,             0, 0}, // its 1/r
+        {"q_pre",      &a->q_pre,      L * N * C,         0, 1}, // queries before RoPE
+        {"k_pre",      &a->k_pre,      L * N * KV,        0, 1}, // keys before RoPE
+        {"q",          &a->q,          L * N * C,         0, 1}, // queries after RoPE
+        {"k",          &a->k,          L * N * KV,        0, 1}, // keys after RoPE
+        {"v",          &a->v,          L * N * KV,        0, 1}, // values before V-scale
+        {"vhat",       &a->vhat,       L * N * KV,        0, 1}, // values after V-scale (a copy of v when off)
+        {"vphi",       &a->vphi,       L * N * Hkv,       0, 0}, // V-scale factor r/(r+c) (1 when off)
+        {"att",        &a->att,        L * B * H * T * T, 0, 0}, // attention weights a[t,j] (dA: attention_backward's scratch)
+        {"atty",       &a->atty,       L * N * C,         0, 1}, // attention output before Wo
+        {"r_attn",     &a->r_attn,     L * N * C,         0, 0}, // attention branch output Wo y
+        {"h_half",     &a->h_half,     L * N * C,         0, 1}, // h_in + r_attn
+        {"x_mlp",      &a->x_mlp,      L * N * C,         0, 1}, // RMSNorm(h_half), the MLP input
+        {"rstd_mlp",   &a->rstd_mlp,   L * N,             0, 0},
+        {"gate",       &a->gate,       L * N * F,         0, 1},
+        {"up",         &a->up,         L * N * F,         0, 1},
+        {"hmlp",       &a->hmlp,       L * N * F,         0, 1}, // silu(gate) * up
+        {"r_mlp",      &a->r_mlp,      L * N * C,         0, 0}, // MLP branch output
+        {"x_final",    &a->x_final,    N * C,             0, 1}, // final RMSNorm
+        {"rstd_final", &a->rstd_final, N,                 0, 0},
+        {"logits",     &a->logits,     N * V,             0, 1}, // logits, then probabilities
+        {"losses",     &a->losses,     N,                 0, 0}};
+    memcpy(t, s, sizeof(s));
 }
 
-// Carves one block of memory into a table's tensors, in table order, and returns the reals they
-// take. grads: only the tensors with a gradient (the others get NULL), the GRAD ones first and
-// then the GRAD_STORED ones, so that the part to zero is one prefix of the block (its length:
-// *zeroed, when not NULL). memory NULL: only count.
-static size_t carve(Slot *t, int n, real *memory, int grads, size_t *zeroed) {
+// Carves one block of memory into a table's tensors, in table order; returns the reals they take.
+// grads: only the tensors with a gradient get memory (the others NULL). memory NULL: only count.
+static size_t carve(Slot *t, int n, real *memory, int grads) {
     size_t used = 0;
-    for (int pass = 0; pass < (grads ? 2 : 1); pass++) {
-        for (int i = 0; i < n; i++) {
-            int present = !grads || t[i].kind == (pass == 0 ? GRAD : GRAD_STORED);
-            if (memory && (present || t[i].kind == NO_GRAD)) *t[i].at = present ? memory + used : NULL;
-            if (present) used += t[i].size;
-        }
-        if (pass == 0 && zeroed) *zeroed = used;
+    for (int i = 0; i < n; i++) {
+        int present = !grads || t[i].grad;
+        if (memory) *t[i].at = present ? memory + used : NULL;
+        if (present) used += t[i].size;
     }
     return used;
 }
 
 // what a resumed run needs to be the run that never stopped: the schedule and the row order of
-// the run that wrote the optimizer file (its header keeps them; steps 0: an older file without)
+// the run that wrote the optimizer file (its header keeps them; steps 0: a file without)
 typedef struct {
     int steps, warmup, B, T, seed, rows, first_token, eot_row;
     double lr, min_lr, weight_decay, mlp_weight_decay, embed_weight_decay, grad_clip;
@@ -856,16 +561,14 @@ typedef struct {
 
 typedef struct {
     Config cfg;
-    size_t num_parameters;
+    size_t num_parameters, num_acts, num_grad_acts;
     ParamTensors params, grads;
-    real *params_memory, *grads_memory;
+    ActTensors acts, grads_acts;
+    real *params_memory, *grads_memory, *acts_memory, *grads_acts_memory;
     real *m_memory, *v_memory; // AdamW moments
     int adam_t;                // AdamW steps taken (for bias correction)
     Schedule sched;            // the run's schedule, kept in the optimizer file
     int B, T;                  // the batch shape the activations were sized for
-    size_t num_acts, num_grad_acts, num_zeroed_grad_acts; // the GRAD part of the gradient block first
-    ActTensors acts, grads_acts;
-    real *acts_memory, *grads_acts_memory;
     real *rope_cos, *rope_sin; // (max_seq_len, D/2)
     int *inputs, *targets;     // (B, T)
     // the causal experiment's interventions (defaults: none), kept in the checkpoint
@@ -873,20 +576,11 @@ typedef struct {
     double sink_grad;          // G of --sink-grad: position 0's value gradient is multiplied by it
 } Model;
 
-// the model's parameter table (names, sizes and kinds; `at` points into m->params)
-static void model_params(Model *m, Slot *t) { param_table(t, &m->params, &m->cfg); }
-
-static const char *VSCALE_NAMES[4] = {"off", "fixed", "learned", NULL}; // NULL ends the list (flag -a)
-
 // Limits that keep every size and index computation in range: token ids are uint16, a
 // checkpoint counts its parameters in an int32, and within these bounds no product of
 // dimensions the code forms in int or size_t can overflow (B*T is capped by the flags).
 #define MAX_VOCAB 65536
-#define MAX_WIDTH 16384
-#define MAX_LAYERS 1024
-#define MAX_FFN 1048576
 #define MAX_SEQ_LEN 65536
-#define MAX_PARAMETERS 2147483647.0
 
 // the parameter count, in double so that absurd shapes come out huge instead of wrapping
 static double config_num_parameters(const Config *c) {
@@ -898,10 +592,10 @@ static double config_num_parameters(const Config *c) {
 // returns NULL when the configuration is valid, else what is wrong with it (naming the flag)
 const char *config_check(const Config *c) {
     if (c->vocab_size < 2 || c->vocab_size > MAX_VOCAB) return "vocab size (-V) must be in 2..65536";
-    if (c->d_model < 2 || c->d_model > MAX_WIDTH) return "width (-C) must be in 2..16384";
-    if (c->n_layer < 1 || c->n_layer > MAX_LAYERS) return "layers (-L) must be in 1..1024";
+    if (c->d_model < 2 || c->d_model > 16384) return "width (-C) must be in 2..16384";
+    if (c->n_layer < 1 || c->n_layer > 1024) return "layers (-L) must be in 1..1024";
     if (c->n_head < 1 || c->n_kv_head < 1) return "heads (-H) and kv heads (-K) must be positive";
-    if (c->ffn_hidden < 1 || c->ffn_hidden > MAX_FFN) return "MLP size (-F) must be in 1..1048576";
+    if (c->ffn_hidden < 1 || c->ffn_hidden > 1048576) return "MLP size (-F) must be in 1..1048576";
     if (c->d_model % c->n_head) return "heads (-H) must divide the width (-C)";
     if ((c->d_model / c->n_head) % 2) return "head size (width / heads) must be even for RoPE";
     if (c->n_head % c->n_kv_head) return "kv heads (-K) must divide heads (-H)";
@@ -910,7 +604,7 @@ const char *config_check(const Config *c) {
     if (c->eot < 0 || c->eot >= c->vocab_size) return "end-of-text id outside the vocab";
     if (!(c->rope_theta > 0 && c->rope_theta < 1e300)) return "RoPE base (rope_theta) must be positive and finite";
     if (!(c->rms_norm_eps > 0 && c->rms_norm_eps < 1)) return "RMSNorm eps must be in (0, 1)";
-    if (config_num_parameters(c) > MAX_PARAMETERS) return "more than 2^31-1 parameters (make -V, -C, -L or -F smaller)";
+    if (config_num_parameters(c) > 2147483647.0) return "more than 2^31-1 parameters (make -V, -C, -L or -F smaller)";
     return NULL;
 }
 
@@ -923,7 +617,7 @@ double model_bytes(const Config *c, int B, int T) {
     Slot t[NUM_ACT_TENSORS];
     ActTensors none;
     act_table(t, &none, c, B, T);
-    double acts = (double)carve(t, NUM_ACT_TENSORS, NULL, 0, NULL) + carve(t, NUM_ACT_TENSORS, NULL, 1, NULL);
+    double acts = (double)carve(t, NUM_ACT_TENSORS, NULL, 0) + carve(t, NUM_ACT_TENSORS, NULL, 1);
     return sizeof(real) * (4 * config_num_parameters(c) + acts + (double)c->max_seq_len * c->d_model);
 }
 
@@ -935,18 +629,40 @@ void model_build(Model *m, const Config *cfg) {
     m->sink_grad = 1;
     Slot t[NUM_PARAM_TENSORS];
     param_table(t, &m->params, cfg);
-    m->num_parameters = carve(t, NUM_PARAM_TENSORS, NULL, 0, NULL);
+    m->num_parameters = carve(t, NUM_PARAM_TENSORS, NULL, 0);
     m->params_memory = xcalloc(m->num_parameters, sizeof(real));
     m->grads_memory = xcalloc(m->num_parameters, sizeof(real));
     m->m_memory = xcalloc(m->num_parameters, sizeof(real));
     m->v_memory = xcalloc(m->num_parameters, sizeof(real));
-    carve(t, NUM_PARAM_TENSORS, m->params_memory, 0, NULL);
+    carve(t, NUM_PARAM_TENSORS, m->params_memory, 0);
     param_table(t, &m->grads, cfg);
-    carve(t, NUM_PARAM_TENSORS, m->grads_memory, 0, NULL);
+    carve(t, NUM_PARAM_TENSORS, m->grads_memory, 0);
     int D = cfg->d_model / cfg->n_head;
     m->rope_cos = xcalloc((size_t)cfg->max_seq_len * D / 2, sizeof(real));
     m->rope_sin = xcalloc((size_t)cfg->max_seq_len * D / 2, sizeof(real));
     rope_tables(m->rope_cos, m->rope_sin, cfg->max_seq_len, D, cfg->rope_theta);
+}
+
+// RNG: splitmix64 (Steele, Lea, Flood 2014) over a 64-bit state; uniform doubles from its
+// top 53 bits; normals by Box-Muller. Integer arithmetic only until the last step, so the
+// same seed gives the same model on any machine with IEEE doubles.
+typedef struct { uint64_t state; int has_spare; double spare; } Rng;
+static void rng_seed(Rng *r, uint64_t seed) { r->state = seed; r->has_spare = 0; r->spare = 0.0; }
+static uint64_t rng_u64(Rng *r) {
+    uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double rng_uniform(Rng *r) { return (rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); } // [0,1)
+static double rng_normal(Rng *r) {
+    if (r->has_spare) { r->has_spare = 0; return r->spare; }
+    double u1 = rng_uniform(r), u2 = rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    double rad = sqrt(-2.0 * log(u1)), ang = 2.0 * M_PI * u2;
+    r->spare = rad * sin(ang);
+    r->has_spare = 1;
+    return rad * cos(ang);
 }
 
 // init as the paper: every matrix and the embedding ~ N(0, 0.02^2), norm gains 1, theta 0.
@@ -955,7 +671,7 @@ void model_init(Model *m, uint64_t seed) {
     Rng rng;
     rng_seed(&rng, seed);
     Slot t[NUM_PARAM_TENSORS];
-    model_params(m, t);
+    param_table(t, &m->params, &m->cfg);
     real *p = m->params_memory;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++)
         for (size_t j = 0; j < t[i].size; j++, p++)
@@ -966,13 +682,13 @@ void model_alloc_acts(Model *m, int B, int T) {
     m->B = B; m->T = T;
     Slot t[NUM_ACT_TENSORS];
     act_table(t, &m->acts, &m->cfg, B, T);
-    m->num_acts = carve(t, NUM_ACT_TENSORS, NULL, 0, NULL);
+    m->num_acts = carve(t, NUM_ACT_TENSORS, NULL, 0);
     m->acts_memory = xcalloc(m->num_acts, sizeof(real));
-    carve(t, NUM_ACT_TENSORS, m->acts_memory, 0, NULL);
+    carve(t, NUM_ACT_TENSORS, m->acts_memory, 0);
     act_table(t, &m->grads_acts, &m->cfg, B, T);
-    m->num_grad_acts = carve(t, NUM_ACT_TENSORS, NULL, 1, &m->num_zeroed_grad_acts);
+    m->num_grad_acts = carve(t, NUM_ACT_TENSORS, NULL, 1);
     m->grads_acts_memory = xcalloc(m->num_grad_acts, sizeof(real));
-    carve(t, NUM_ACT_TENSORS, m->grads_acts_memory, 1, NULL);
+    carve(t, NUM_ACT_TENSORS, m->grads_acts_memory, 1);
     m->inputs = xcalloc((size_t)B * T, sizeof(int));
     m->targets = xcalloc((size_t)B * T, sizeof(int));
 }
@@ -997,22 +713,23 @@ static LayerParams layer_params(const ParamTensors *p, const Config *c, int l) {
     return lp;
 }
 typedef struct {
-    real *h_in, *h_out, *ln1, *ln1_rstd, *q, *k, *v, *vhat, *vphi, *att, *atty, *r_attn, *h_half;
-    real *ln2, *ln2_rstd, *gate, *up, *hmlp, *r_mlp;
+    real *h_in, *h_out, *x_attn, *rstd_attn, *q_pre, *k_pre, *q, *k, *v, *vhat, *vphi, *att, *atty, *r_attn;
+    real *h_half, *x_mlp, *rstd_mlp, *gate, *up, *hmlp, *r_mlp;
 } LayerActs;
 // layer l's part of a tensor of L equal parts, `per` reals each (NULL for a tensor that is absent)
 static real *part(real *x, int l, size_t per) { return x ? x + l * per : NULL; }
 // strides use the allocated shape (m->B, m->T), so a forward on a smaller B, T still fits
 static LayerActs layer_acts(const ActTensors *a, const Model *m, int l) {
     const Config *c = &m->cfg;
-    size_t N = (size_t)m->B * m->T, C = c->d_model, D = C / c->n_head, KV = c->n_kv_head * D;
-    size_t F = c->ffn_hidden, H = c->n_head;
-    LayerActs la = {.h_in = part(a->res, l, N * C), .h_out = part(a->res, l + 1, N * C), .ln1 = part(a->ln1, l, N * C),
-                    .ln1_rstd = part(a->ln1_rstd, l, N), .q = part(a->q, l, N * C), .k = part(a->k, l, N * KV),
-                    .v = part(a->v, l, N * KV), .vhat = part(a->vhat, l, N * KV),
-                    .vphi = part(a->vphi, l, N * c->n_kv_head), .att = part(a->att, l, m->B * H * m->T * m->T),
-                    .atty = part(a->atty, l, N * C), .r_attn = part(a->r_attn, l, N * C),
-                    .h_half = part(a->h_half, l, N * C), .ln2 = part(a->ln2, l, N * C), .ln2_rstd = part(a->ln2_rstd, l, N),
+    size_t N = (size_t)m->B * m->T, C = c->d_model, KV = c->n_kv_head * (C / c->n_head), F = c->ffn_hidden;
+    LayerActs la = {.h_in = part(a->res, l, N * C), .h_out = part(a->res, l + 1, N * C),
+                    .x_attn = part(a->x_attn, l, N * C), .rstd_attn = part(a->rstd_attn, l, N),
+                    .q_pre = part(a->q_pre, l, N * C), .k_pre = part(a->k_pre, l, N * KV),
+                    .q = part(a->q, l, N * C), .k = part(a->k, l, N * KV), .v = part(a->v, l, N * KV),
+                    .vhat = part(a->vhat, l, N * KV), .vphi = part(a->vphi, l, N * c->n_kv_head),
+                    .att = part(a->att, l, N * c->n_head * m->T), .atty = part(a->atty, l, N * C),
+                    .r_attn = part(a->r_attn, l, N * C), .h_half = part(a->h_half, l, N * C),
+                    .x_mlp = part(a->x_mlp, l, N * C), .rstd_mlp = part(a->rstd_mlp, l, N),
                     .gate = part(a->gate, l, N * F), .up = part(a->up, l, N * F), .hmlp = part(a->hmlp, l, N * F),
                     .r_mlp = part(a->r_mlp, l, N * C)};
     return la;
@@ -1026,34 +743,33 @@ real model_forward(Model *m, int B, int T, int with_targets) {
     const Config *c = &m->cfg;
     int C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head, D = C / H, KV = Hkv * D;
     int F = c->ffn_hidden, V = c->vocab_size, N = B * T;
-    if (B > m->B || T > m->T) die("internal: forward with B=%d T=%d above the allocated %d x %d", B, T, m->B, m->T);
     ActTensors *a = &m->acts;
     encoder_forward(a->res, m->inputs, m->params.wte, B, T, C);            // h = wte[tokens]
     for (int l = 0; l < L; l++) {
         LayerParams p = layer_params(&m->params, c, l);
         LayerActs s = layer_acts(a, m, l);
         // attention branch: h_half = h + Wo Attn(RoPE(Wq x~), RoPE(Wk x~), Vscale(Wv x~)),  x~ = RMSNorm(h)
-        rmsnorm_forward(s.ln1, s.ln1_rstd, s.h_in, p.attn_norm, N, C, c->rms_norm_eps);
-        matmul_forward(a->qpre, s.ln1, p.wq, N, C, C);
-        matmul_forward(a->kpre, s.ln1, p.wk, N, C, KV);
-        matmul_forward(s.v, s.ln1, p.wv, N, C, KV);
-        rope_forward(s.q, a->qpre, m->rope_cos, m->rope_sin, B, T, H, D);
-        rope_forward(s.k, a->kpre, m->rope_cos, m->rope_sin, B, T, Hkv, D);
+        rmsnorm_forward(s.x_attn, s.rstd_attn, s.h_in, p.attn_norm, N, C, c->rms_norm_eps);
+        matmul_forward(s.q_pre, s.x_attn, p.wq, N, C, C);
+        matmul_forward(s.k_pre, s.x_attn, p.wk, N, C, KV);
+        matmul_forward(s.v, s.x_attn, p.wv, N, C, KV);
+        rope_forward(s.q, s.q_pre, m->rope_cos, m->rope_sin, B, T, H, D);
+        rope_forward(s.k, s.k_pre, m->rope_cos, m->rope_sin, B, T, Hkv, D);
         vscale_forward(s.vhat, s.vphi, s.v, p.theta, c->vscale, m->vscale_path, C, N, Hkv, D);
         attention_forward(s.atty, s.att, s.q, s.k, s.vhat, B, T, H, Hkv, D);
         matmul_forward(s.r_attn, s.atty, p.wo, N, C, C);
         add_parallel(s.h_half, s.h_in, s.r_attn, (size_t)N * C);
         // MLP branch: h_out = h_half + Wdown( silu(Wgate x) * Wup x ),  x = RMSNorm(h_half)
-        rmsnorm_forward(s.ln2, s.ln2_rstd, s.h_half, p.mlp_norm, N, C, c->rms_norm_eps);
-        matmul_forward(s.gate, s.ln2, p.w_gate, N, C, F);
-        matmul_forward(s.up, s.ln2, p.w_up, N, C, F);
+        rmsnorm_forward(s.x_mlp, s.rstd_mlp, s.h_half, p.mlp_norm, N, C, c->rms_norm_eps);
+        matmul_forward(s.gate, s.x_mlp, p.w_gate, N, C, F);
+        matmul_forward(s.up, s.x_mlp, p.w_up, N, C, F);
         swiglu_forward(s.hmlp, s.gate, s.up, (size_t)N * F);
         matmul_forward(s.r_mlp, s.hmlp, p.w_down, N, F, C);
         add_parallel(s.h_out, s.h_half, s.r_mlp, (size_t)N * C);
     }
     real *h_last = a->res + (size_t)L * m->B * m->T * C;
-    rmsnorm_forward(a->lnf, a->lnf_rstd, h_last, m->params.final_norm, N, C, c->rms_norm_eps);
-    matmul_forward(a->logits, a->lnf, m->params.lm_head, N, C, V);
+    rmsnorm_forward(a->x_final, a->rstd_final, h_last, m->params.final_norm, N, C, c->rms_norm_eps);
+    matmul_forward(a->logits, a->x_final, m->params.lm_head, N, C, V);
     if (!with_targets) return 0;
     crossentropy_forward(a->losses, a->logits, m->targets, N, V);              // logits -> probs
     double sum = 0;
@@ -1062,10 +778,12 @@ real model_forward(Model *m, int B, int T, int with_targets) {
 }
 
 // ----------------------------------------------------------------------------
-// backward: the forward list in reverse. Every gradient is of the mean loss over the scored positions.
+// backward: the forward list in reverse. Every gradient is of the mean loss over the scored
+// positions, and every backward adds into gradients that start at zero:
 
 void model_zero_grad(Model *m) {
-    zero_parallel(m->grads_memory, m->num_parameters);
+    copy_parallel(m->grads_memory, NULL, m->num_parameters);
+    copy_parallel(m->grads_acts_memory, NULL, m->num_grad_acts);
 }
 
 void model_backward(Model *m, int B, int T) {
@@ -1073,49 +791,40 @@ void model_backward(Model *m, int B, int T) {
     int C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head, D = C / H, KV = Hkv * D;
     int F = c->ffn_hidden, V = c->vocab_size, N = B * T;
     ActTensors *a = &m->acts, *g = &m->grads_acts;
-    // Every *_backward adds into its outputs (but the stores named in "layers"). So the
-    // activation gradients that kernels add into (GRAD in act_table) start at zero, in one
-    // memset of the gradient block's first part, with the last layer's d h_out (and the
-    // pre-RoPE scratch once per layer); the GRAD_STORED ones are written before anything adds
-    // to them: at a residual the branch input's gradient starts as a copy of d h_out, and
-    // swiglu_backward stores. The parameter gradients are added to (model_zero_grad zeroes them).
-    zero_parallel(m->grads_acts_memory, m->num_zeroed_grad_acts);
-    crossentropy_softmax_backward(a->logits, a->logits, m->targets, (real)(1.0 / count_scored(m->targets, N)), N, V); // probs -> dlogits
-    matmul_backward(g->lnf, m->grads.lm_head, a->logits, a->lnf, m->params.lm_head, N, C, V);
-    real *h_last = a->res + (size_t)L * m->B * m->T * C, *dh_last = g->res + (size_t)L * m->B * m->T * C;
-    zero_parallel(dh_last, (size_t)N * C);
-    rmsnorm_backward(dh_last, m->grads.final_norm, g->lnf, h_last, m->params.final_norm, a->lnf_rstd, N, C);
+    crossentropy_softmax_backward(g->logits, a->logits, m->targets, (real)(1.0 / count_scored(m->targets, N)), N, V);
+    matmul_backward(g->x_final, m->grads.lm_head, g->logits, a->x_final, m->params.lm_head, N, C, V);
+    size_t last = (size_t)L * m->B * m->T * C;
+    rmsnorm_backward(g->res + last, m->grads.final_norm, g->x_final, a->res + last, m->params.final_norm,
+                     a->rstd_final, N, C);
     for (int l = L - 1; l >= 0; l--) {
         LayerParams p = layer_params(&m->params, c, l), dp = layer_params(&m->grads, c, l);
         LayerActs s = layer_acts(a, m, l), ds = layer_acts(g, m, l);
         // MLP branch: h_out = h_half + r_mlp, so both receive d h_out (r_mlp's gradient is
         // d h_out itself, read in place)
-        copy_parallel(ds.h_half, ds.h_out, (size_t)N * C);
+        add_parallel(ds.h_half, ds.h_half, ds.h_out, (size_t)N * C);
         matmul_backward(ds.hmlp, dp.w_down, ds.h_out, s.hmlp, p.w_down, N, F, C);
         swiglu_backward(ds.gate, ds.up, ds.hmlp, s.gate, s.up, (size_t)N * F);
-        matmul_backward(ds.ln2, dp.w_gate, ds.gate, s.ln2, p.w_gate, N, C, F);
-        matmul_backward(ds.ln2, dp.w_up, ds.up, s.ln2, p.w_up, N, C, F);
-        rmsnorm_backward(ds.h_half, dp.mlp_norm, ds.ln2, s.h_half, p.mlp_norm, s.ln2_rstd, N, C);
+        matmul_backward(ds.x_mlp, dp.w_gate, ds.gate, s.x_mlp, p.w_gate, N, C, F);
+        matmul_backward(ds.x_mlp, dp.w_up, ds.up, s.x_mlp, p.w_up, N, C, F);
+        rmsnorm_backward(ds.h_half, dp.mlp_norm, ds.x_mlp, s.h_half, p.mlp_norm, s.rstd_mlp, N, C);
         // attention branch: h_half = h_in + r_attn, the same way
-        copy_parallel(ds.h_in, ds.h_half, (size_t)N * C);
+        add_parallel(ds.h_in, ds.h_in, ds.h_half, (size_t)N * C);
         matmul_backward(ds.atty, dp.wo, ds.h_half, s.atty, p.wo, N, C, C);
         attention_backward(ds.q, ds.k, ds.vhat, ds.atty, s.q, s.k, s.vhat, s.att, B, T, H, Hkv, D);
         sink_grad_backward(ds.vhat, (real)m->sink_grad, B, T, KV);
         vscale_backward(ds.v, dp.theta, ds.vhat, s.v, p.theta, c->vscale, m->vscale_path, C, N, Hkv, D);
-        zero_parallel(g->qpre, (size_t)N * C); // one layer's scratch, reused by every layer
-        zero_parallel(g->kpre, (size_t)N * KV);
-        rope_backward(g->qpre, ds.q, m->rope_cos, m->rope_sin, B, T, H, D);
-        rope_backward(g->kpre, ds.k, m->rope_cos, m->rope_sin, B, T, Hkv, D);
-        matmul_backward(ds.ln1, dp.wq, g->qpre, s.ln1, p.wq, N, C, C);
-        matmul_backward(ds.ln1, dp.wk, g->kpre, s.ln1, p.wk, N, C, KV);
-        matmul_backward(ds.ln1, dp.wv, ds.v, s.ln1, p.wv, N, C, KV);
-        rmsnorm_backward(ds.h_in, dp.attn_norm, ds.ln1, s.h_in, p.attn_norm, s.ln1_rstd, N, C);
+        rope_backward(ds.q_pre, ds.q, m->rope_cos, m->rope_sin, B, T, H, D);
+        rope_backward(ds.k_pre, ds.k, m->rope_cos, m->rope_sin, B, T, Hkv, D);
+        matmul_backward(ds.x_attn, dp.wq, ds.q_pre, s.x_attn, p.wq, N, C, C);
+        matmul_backward(ds.x_attn, dp.wk, ds.k_pre, s.x_attn, p.wk, N, C, KV);
+        matmul_backward(ds.x_attn, dp.wv, ds.v, s.x_attn, p.wv, N, C, KV);
+        rmsnorm_backward(ds.h_in, dp.attn_norm, ds.x_attn, s.h_in, p.attn_norm, s.rstd_attn, N, C);
     }
     encoder_backward(m->grads.wte, g->res, m->inputs, B, T, C);
 }
 
-// the gradients of the mean loss on the batch in m->inputs, m->targets (B x T): forward, fresh
-// gradients, backward. Returns the loss. A training step clips and updates after it; a probe measures.
+// the gradients of the mean loss on the batch in m->inputs, m->targets (B x T): forward, zero
+// the gradients, backward. Returns the loss. A training step clips and updates after it; a probe measures.
 real model_forward_backward(Model *m, int B, int T) {
     real loss = model_forward(m, B, T, 1);
     model_zero_grad(m);
@@ -1165,7 +874,7 @@ void adamw_update(real *p, const real *g, real *mm, real *vv, size_t n, double l
 }
 
 typedef struct {
-    double lr, beta1, beta2, eps, weight_decay, mlp_weight_decay, embed_weight_decay;
+    double beta1, beta2, eps, weight_decay, mlp_weight_decay, embed_weight_decay;
     int fixed_row; // a row of wte that is not trained (--eot-row fixed: the end-of-text token's); -1: none
 } AdamW;
 
@@ -1194,7 +903,6 @@ static void embed_fix_row(real *wte, int V, int C, int row, const real *kept) {
 // not on theta. theta is trained only when V-scale is learned. o->fixed_row >= 0: that row of
 // wte is not trained (embed_fix_row).
 void model_update(Model *m, const AdamW *o, double lr) {
-    double prof_t0 = prof_start();
     m->adam_t++;
     int C = m->cfg.d_model;
     real *kept = NULL;
@@ -1203,38 +911,37 @@ void model_update(Model *m, const AdamW *o, double lr) {
         memcpy(kept, m->params.wte + (size_t)o->fixed_row * C, C * sizeof(real));
     }
     Slot t[NUM_PARAM_TENSORS];
-    model_params(m, t);
+    param_table(t, &m->params, &m->cfg);
     size_t off = 0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
-        size_t n = t[i].size;
-        int kind = t[i].kind;
         real **at = t[i].at;
         int mlp = at == &m->params.w_gate || at == &m->params.w_up || at == &m->params.w_down;
-        double wd = kind != KIND_MATRIX ? 0.0 : mlp ? o->mlp_weight_decay
+        double wd = t[i].kind != KIND_MATRIX ? 0.0 : mlp ? o->mlp_weight_decay
                     : at == &m->params.wte ? o->embed_weight_decay : o->weight_decay;
-        if (!(kind == KIND_THETA && m->cfg.vscale != VSCALE_LEARNED))
-            adamw_update(m->params_memory + off, m->grads_memory + off, m->m_memory + off, m->v_memory + off, n,
-                         lr, o->beta1, o->beta2, o->eps, wd, m->adam_t);
-        off += n;
+        if (!(t[i].kind == KIND_THETA && m->cfg.vscale != VSCALE_LEARNED))
+            adamw_update(m->params_memory + off, m->grads_memory + off, m->m_memory + off, m->v_memory + off,
+                         t[i].size, lr, o->beta1, o->beta2, o->eps, wd, m->adam_t);
+        off += t[i].size;
     }
     if (kept) embed_fix_row(m->params.wte, m->cfg.vocab_size, C, o->fixed_row, kept);
     free(kept);
-    prof_stop(PROF_ADAMW, prof_t0);
 }
 
-// ----------------------------------------------------------------------------
-// one training step
+// index of the first NaN or infinity in x[0..n), or n when all are finite
+static size_t first_nonfinite(const real *x, size_t n) {
+    size_t i = 0;
+    while (i < n && isfinite(x[i])) i++;
+    return i;
+}
 
-// On the batch in m->inputs, m->targets (m->B x m->T): forward, zero the gradients, backward,
-// clip the global gradient norm, AdamW at lr. Fills loss and norm (before clipping). A NaN or
-// infinity stops the step: STEP_NONFINITE_GRAD when the loss or the gradient norm is not
-// finite (the parameters are left untouched), STEP_NONFINITE_PARAM when the update made
-// parameter *bad not finite. STEP_OK otherwise.
+// One training step on the batch in m->inputs, m->targets (m->B x m->T): the gradients, the
+// global norm clipped, AdamW at lr. Fills loss and norm (before clipping). A NaN or infinity
+// stops the step: STEP_NONFINITE_GRAD when the loss or the gradient norm is not finite (the
+// parameters are left untouched), STEP_NONFINITE_PARAM when the update made parameter *bad
+// not finite. STEP_OK otherwise.
 enum { STEP_OK, STEP_NONFINITE_GRAD, STEP_NONFINITE_PARAM };
 int train_step(Model *m, const AdamW *opt, double lr, double clip, double *loss, double *norm, size_t *bad) {
-    *loss = model_forward(m, m->B, m->T, 1);
-    model_zero_grad(m);
-    model_backward(m, m->B, m->T);
+    *loss = model_forward_backward(m, m->B, m->T);
     *norm = clip_grads(m->grads_memory, m->num_parameters, clip);
     if (!isfinite(*loss) || !isfinite(*norm)) return STEP_NONFINITE_GRAD;
     model_update(m, opt, lr);
@@ -1322,19 +1029,14 @@ void aggregated_norms(double *out, const real *g, const real *minus, int B, int 
     free(sum);
 }
 
-// gradient-sink ratio R_GS = ||G_0|| / mean_{t=1..n-1} ||G_t||, G the batch-aggregated gradient
-// at the attention input x~. The paper uses n = 32 (needs T >= 32); a shorter T uses 1..T-1.
-double r_gs(const double *G, int n) {
+// token 0 against the rest: x[0] / mean(x[1..n-1]) (NaN when n < 2). With x the batch-aggregated
+// gradient norms at the attention input x~ over n = 32 positions, this is the paper's gradient-
+// sink ratio R_GS = ||G_0|| / mean_{t=1..31} ||G_t|| (a shorter T uses 1..T-1).
+double tok0_ratio(const double *x, int n) {
     if (n < 2) return NAN;
     double m = 0;
-    for (int t = 1; t < n; t++) m += G[t];
-    return G[0] / (m / (n - 1));
-}
-
-// token 0 against the rest: x[0] / mean(x[1..n-1]), n = min(16, P)
-double tok0_ratio(const double *x, int P) {
-    int n = P < RATIO_POSITIONS ? P : RATIO_POSITIONS;
-    return r_gs(x, n);
+    for (int t = 1; t < n; t++) m += x[t];
+    return x[0] / (m / (n - 1));
 }
 
 double median(const double *x, int n) {
@@ -1359,36 +1061,47 @@ static const char *PQ_NAMES[NUM_PQ] = {
     "norm_h_in", "norm_h_half", "norm_h_out", "norm_r_attn", "norm_r_mlp", "norm_v", "norm_vhat",
     "grad_x_attn", "grad_x_mlp", "grad_q", "grad_k", "grad_v",
     "attn_bloat", "attn_compress", "attn_change", "mlp_bloat", "mlp_compress", "mlp_change"};
+// per layer, token 0 against the rest (tok0_ratio over t < 16) of these norms
+enum { RATIO_H_OUT, RATIO_R_MLP, RATIO_R_ATTN, RATIO_V, RATIO_GRAD_V, NUM_RATIO };
+static const char *RATIO_NAMES[NUM_RATIO] = {"ratio_h_out", "ratio_r_mlp", "ratio_r_attn", "ratio_v", "ratio_grad_v"};
+static const int RATIO_OF[NUM_RATIO] = {PQ_NORM_H_OUT, PQ_NORM_R_MLP, PQ_NORM_R_ATTN, PQ_NORM_V, PQ_GRAD_V};
 
 typedef struct {
-    int L, H, Hkv, P, rgs_n;           // rgs_n: R_gs averages positions 1..rgs_n-1
-    double loss;                       // mean loss on the probe batch
-    double *alpha;                     // (L, H) sink score per head
+    int L, H, Hkv, P, rgs_n;            // rgs_n: R_gs averages positions 1..rgs_n-1
+    double loss;                        // mean loss on the probe batch
+    double *alpha;                      // (L, H) sink score per head
     double *sink_rate, *M0, *S0, *R_gs; // (L)
-    double *pq[NUM_PQ];                // (L, P) each, named by PQ_NAMES
-    double *lambda;                    // (L, Hkv) V-scale lambda (0 when off)
-    double *phi0, *phi_rest;           // (L) V-scale factor r/(r+c) at token 0, mean over t = 1..15
-    int vscale_path;                   // the interventions the gradients were taken under
+    double *pq[NUM_PQ];                 // (L, P) each, named by PQ_NAMES
+    double *lambda;                     // (L, Hkv) V-scale lambda (0 when off)
+    double *phi0, *phi_rest;            // (L) V-scale factor r/(r+c) at token 0, mean over t = 1..15
+    int vscale_path;                    // the interventions the gradients were taken under
     double sink_grad;
+    // summaries over the layers (the stdout line, train.sh and dev/compare.py read them)
+    double sink_mean, M0_mean, R_gs_median, dv_dk_0;
+    double *ratio[NUM_RATIO];           // (L) named by RATIO_NAMES
+    double *grad_mean[3];               // (P) q, k, v gradient norms averaged over layers
 } Probe;
 
 void probe_alloc(Probe *pr, const Config *c, int T) {
     memset(pr, 0, sizeof(*pr));
-    pr->L = c->n_layer; pr->H = c->n_head; pr->Hkv = c->n_kv_head;
-    pr->P = T < PROBE_POSITIONS ? T : PROBE_POSITIONS;
-    pr->rgs_n = pr->P;
+    int L = pr->L = c->n_layer, P = pr->P = T < PROBE_POSITIONS ? T : PROBE_POSITIONS;
+    pr->H = c->n_head; pr->Hkv = c->n_kv_head;
+    pr->rgs_n = P;
     pr->sink_grad = 1;
-    pr->alpha = xcalloc((size_t)pr->L * pr->H, sizeof(double));
-    pr->sink_rate = xcalloc(pr->L, sizeof(double)); pr->M0 = xcalloc(pr->L, sizeof(double));
-    pr->S0 = xcalloc(pr->L, sizeof(double)); pr->R_gs = xcalloc(pr->L, sizeof(double));
-    for (int q = 0; q < NUM_PQ; q++) pr->pq[q] = xcalloc((size_t)pr->L * pr->P, sizeof(double));
-    pr->lambda = xcalloc((size_t)pr->L * pr->Hkv, sizeof(double));
-    pr->phi0 = xcalloc(pr->L, sizeof(double)); pr->phi_rest = xcalloc(pr->L, sizeof(double));
+    pr->alpha = xcalloc((size_t)L * pr->H, sizeof(double));
+    pr->lambda = xcalloc((size_t)L * pr->Hkv, sizeof(double));
+    double **perlayer[] = {&pr->sink_rate, &pr->M0, &pr->S0, &pr->R_gs, &pr->phi0, &pr->phi_rest};
+    for (int i = 0; i < 6; i++) *perlayer[i] = xcalloc(L, sizeof(double));
+    for (int q = 0; q < NUM_PQ; q++) pr->pq[q] = xcalloc((size_t)L * P, sizeof(double));
+    for (int i = 0; i < NUM_RATIO; i++) pr->ratio[i] = xcalloc(L, sizeof(double));
+    for (int i = 0; i < 3; i++) pr->grad_mean[i] = xcalloc(P, sizeof(double));
 }
 void probe_free(Probe *pr) {
-    free(pr->alpha); free(pr->sink_rate); free(pr->M0); free(pr->S0); free(pr->R_gs);
+    free(pr->alpha); free(pr->lambda); free(pr->sink_rate); free(pr->M0); free(pr->S0); free(pr->R_gs);
+    free(pr->phi0); free(pr->phi_rest);
     for (int q = 0; q < NUM_PQ; q++) free(pr->pq[q]);
-    free(pr->lambda); free(pr->phi0); free(pr->phi_rest);
+    for (int i = 0; i < NUM_RATIO; i++) free(pr->ratio[i]);
+    for (int i = 0; i < 3; i++) free(pr->grad_mean[i]);
     memset(pr, 0, sizeof(*pr));
 }
 
@@ -1399,52 +1112,51 @@ static void ratio_of(double *out, const double *num, const double *den, int P) {
 // fill the probe from the activations and gradients of the last forward + backward (B, T)
 void probe_measure(Probe *pr, const Model *m, int B, int T) {
     const Config *c = &m->cfg;
-    int C = c->d_model, H = c->n_head, Hkv = c->n_kv_head, D = C / H, P = pr->P;
+    int C = c->d_model, H = c->n_head, Hkv = c->n_kv_head, D = C / H, L = c->n_layer, P = pr->P;
+    int nr = P < RATIO_POSITIONS ? P : RATIO_POSITIONS;
     pr->vscale_path = m->vscale_path;
     pr->sink_grad = m->sink_grad;
-    for (int l = 0; l < c->n_layer; l++) {
+    double *dh = xcalloc(P, sizeof(double)), *dh_half = xcalloc(P, sizeof(double));
+    double *dh_out = xcalloc(P, sizeof(double)), *dh_norm = xcalloc(P, sizeof(double));
+    for (int l = 0; l < L; l++) {
         LayerActs s = layer_acts(&m->acts, m, l), g = layer_acts(&m->grads_acts, m, l);
-        double *alpha = pr->alpha + (size_t)l * H, *q[NUM_PQ];
-        for (int k = 0; k < NUM_PQ; k++) q[k] = pr->pq[k] + (size_t)l * P;
+        double *alpha = pr->alpha + (size_t)l * H, *out[NUM_PQ];
+        for (int k = 0; k < NUM_PQ; k++) out[k] = pr->pq[k] + (size_t)l * P;
         // attention sink: where the attention weights go
         for (int h = 0; h < H; h++) alpha[h] = sink_score(s.att, B, H, T, h);
         pr->sink_rate[l] = sink_rate(alpha, H);
         column_moments(&pr->M0[l], &pr->S0[l], s.att, B, H, T);
         // massive activations: norms per position
-        mean_norms(q[PQ_NORM_H_IN], s.h_in, B, T, 1, C, P);
-        mean_norms(q[PQ_NORM_H_HALF], s.h_half, B, T, 1, C, P);
-        mean_norms(q[PQ_NORM_H_OUT], s.h_out, B, T, 1, C, P);
-        mean_norms(q[PQ_NORM_R_ATTN], s.r_attn, B, T, 1, C, P);
-        mean_norms(q[PQ_NORM_R_MLP], s.r_mlp, B, T, 1, C, P);
-        mean_norms(q[PQ_NORM_V], s.v, B, T, Hkv, D, P);
-        mean_norms(q[PQ_NORM_VHAT], s.vhat, B, T, Hkv, D, P);
+        mean_norms(out[PQ_NORM_H_IN], s.h_in, B, T, 1, C, P);
+        mean_norms(out[PQ_NORM_H_HALF], s.h_half, B, T, 1, C, P);
+        mean_norms(out[PQ_NORM_H_OUT], s.h_out, B, T, 1, C, P);
+        mean_norms(out[PQ_NORM_R_ATTN], s.r_attn, B, T, 1, C, P);
+        mean_norms(out[PQ_NORM_R_MLP], s.r_mlp, B, T, 1, C, P);
+        mean_norms(out[PQ_NORM_V], s.v, B, T, Hkv, D, P);
+        mean_norms(out[PQ_NORM_VHAT], s.vhat, B, T, Hkv, D, P);
         // gradient sink: batch-aggregated gradients at x~, and at q, k (after RoPE), v (before V-scale)
-        aggregated_norms(q[PQ_GRAD_X_ATTN], g.ln1, NULL, B, T, 1, C, P);
-        aggregated_norms(q[PQ_GRAD_X_MLP], g.ln2, NULL, B, T, 1, C, P);
-        aggregated_norms(q[PQ_GRAD_Q], g.q, NULL, B, T, H, D, P);
-        aggregated_norms(q[PQ_GRAD_K], g.k, NULL, B, T, Hkv, D, P);
-        aggregated_norms(q[PQ_GRAD_V], g.v, NULL, B, T, Hkv, D, P);
-        pr->R_gs[l] = r_gs(q[PQ_GRAD_X_ATTN], pr->rgs_n);
+        aggregated_norms(out[PQ_GRAD_X_ATTN], g.x_attn, NULL, B, T, 1, C, P);
+        aggregated_norms(out[PQ_GRAD_X_MLP], g.x_mlp, NULL, B, T, 1, C, P);
+        aggregated_norms(out[PQ_GRAD_Q], g.q, NULL, B, T, H, D, P);
+        aggregated_norms(out[PQ_GRAD_K], g.k, NULL, B, T, Hkv, D, P);
+        aggregated_norms(out[PQ_GRAD_V], g.v, NULL, B, T, Hkv, D, P);
+        pr->R_gs[l] = tok0_ratio(out[PQ_GRAD_X_ATTN], pr->rgs_n);
         // gradient reshaping by the pre-norm branch (h -> x~ -> r -> h_half):
         //   Bloat = |dx~| / |dr|, Compress = |dh - dh_half| / |dx~|, Change = |dh| / |dh_half|
         // where dr = dh_half (residual) and dh - dh_half is what came back through RMSNorm.
-        double *dh = xcalloc(P, sizeof(double)), *dhh = xcalloc(P, sizeof(double)), *dho = xcalloc(P, sizeof(double));
-        double *dthrough = xcalloc(P, sizeof(double));
         aggregated_norms(dh, g.h_in, NULL, B, T, 1, C, P);
-        aggregated_norms(dhh, g.h_half, NULL, B, T, 1, C, P);
-        aggregated_norms(dho, g.h_out, NULL, B, T, 1, C, P);
-        aggregated_norms(dthrough, g.h_in, g.h_half, B, T, 1, C, P);
-        ratio_of(q[PQ_ATTN_BLOAT], q[PQ_GRAD_X_ATTN], dhh, P);
-        ratio_of(q[PQ_ATTN_COMPRESS], dthrough, q[PQ_GRAD_X_ATTN], P);
-        ratio_of(q[PQ_ATTN_CHANGE], dh, dhh, P);
-        aggregated_norms(dthrough, g.h_half, g.h_out, B, T, 1, C, P); // the MLP branch: h_half -> h_out
-        ratio_of(q[PQ_MLP_BLOAT], q[PQ_GRAD_X_MLP], dho, P);
-        ratio_of(q[PQ_MLP_COMPRESS], dthrough, q[PQ_GRAD_X_MLP], P);
-        ratio_of(q[PQ_MLP_CHANGE], dhh, dho, P);
-        free(dh); free(dhh); free(dho); free(dthrough);
+        aggregated_norms(dh_half, g.h_half, NULL, B, T, 1, C, P);
+        aggregated_norms(dh_out, g.h_out, NULL, B, T, 1, C, P);
+        aggregated_norms(dh_norm, g.h_in, g.h_half, B, T, 1, C, P);
+        ratio_of(out[PQ_ATTN_BLOAT], out[PQ_GRAD_X_ATTN], dh_half, P);
+        ratio_of(out[PQ_ATTN_COMPRESS], dh_norm, out[PQ_GRAD_X_ATTN], P);
+        ratio_of(out[PQ_ATTN_CHANGE], dh, dh_half, P);
+        aggregated_norms(dh_norm, g.h_half, g.h_out, B, T, 1, C, P); // the MLP branch: h_half -> h_out
+        ratio_of(out[PQ_MLP_BLOAT], out[PQ_GRAD_X_MLP], dh_out, P);
+        ratio_of(out[PQ_MLP_COMPRESS], dh_norm, out[PQ_GRAD_X_MLP], P);
+        ratio_of(out[PQ_MLP_CHANGE], dh_half, dh_out, P);
         // V-scale: lambda and the factor r/(r+c) it applies at token 0 and (mean) at t = 1..15
         LayerParams p = layer_params(&m->params, c, l);
-        int nr = P < RATIO_POSITIONS ? P : RATIO_POSITIONS;
         double f0 = 0, fr = 0;
         for (int h = 0; h < Hkv; h++) {
             pr->lambda[(size_t)l * Hkv + h] = c->vscale == VSCALE_OFF ? 0 : exp(p.theta[h]); // fixed: -A's value
@@ -1457,78 +1169,202 @@ void probe_measure(Probe *pr, const Model *m, int B, int T) {
         pr->phi0[l] = f0 / ((double)B * Hkv);
         pr->phi_rest[l] = nr > 1 ? fr / ((double)B * Hkv * (nr - 1)) : NAN;
     }
+    free(dh); free(dh_half); free(dh_out); free(dh_norm);
+    // summaries over the layers
+    pr->sink_mean = pr->M0_mean = 0;
+    for (int t = 0; t < P; t++) pr->grad_mean[0][t] = pr->grad_mean[1][t] = pr->grad_mean[2][t] = 0;
+    for (int l = 0; l < L; l++) {
+        pr->sink_mean += pr->sink_rate[l] / L;
+        pr->M0_mean += pr->M0[l] / L;
+        for (int i = 0; i < NUM_RATIO; i++) pr->ratio[i][l] = tok0_ratio(pr->pq[RATIO_OF[i]] + (size_t)l * P, nr);
+        for (int t = 0; t < P; t++)
+            for (int i = 0; i < 3; i++) pr->grad_mean[i][t] += pr->pq[PQ_GRAD_Q + i][(size_t)l * P + t] / L;
+    }
+    pr->R_gs_median = median(pr->R_gs, L);
+    pr->dv_dk_0 = pr->grad_mean[2][0] / pr->grad_mean[1][0];
 }
 
 // ----------------------------------------------------------------------------
-// data loader: token files in llm.c's format. Header of 256 int32: magic 20240520,
-// version 1, token count; then `count` uint16 tokens. Read as a stream (evaluation, the probe,
-// and training with `-R stream`), batch k holds inputs tokens[k*B*T .. k*B*T + B*T) and the same
+// files. Readers return 0 (or a pointer) on success; on failure -1 (or NULL) with a one-line
+// reason naming the file in err, which main turns into die(). Every file is stat'ed before it
+// is opened: opening a FIFO blocks until a writer comes, and a device or a folder is no file.
+
+static int errorf(char *err, size_t len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+static int not_regular(const char *path, char *err, size_t errlen) { // an absent file is fine here
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode) ? errorf(err, errlen, "%s is not a regular file", path) : 0;
+}
+int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Reads a regular file, whole (most 0) or its first `most` bytes; *size is the file's size and
+// *got the bytes read. NULL with err set when it cannot.
+static unsigned char *read_part(const char *path, size_t most, size_t *size, size_t *got, char *err, size_t errlen) {
+    struct stat st;
+    FILE *f = NULL;
+    if (!*path) errorf(err, errlen, "an empty file name was given");
+    else if (!not_regular(path, err, errlen) && !(f = fopen(path, "rb")))
+        errorf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    if (f && (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))) { // replaced between the two looks
+        fclose(f);
+        f = NULL;
+        errorf(err, errlen, "%s is not a regular file", path);
+    }
+    if (!f) return NULL;
+    size_t n = most && most < (size_t)st.st_size ? most : (size_t)st.st_size;
+    unsigned char *buf = xcalloc(n + 1, 1);
+    *size = (size_t)st.st_size;
+    *got = fread(buf, 1, n, f);
+    fclose(f);
+    if (*got == n) return buf;
+    free(buf);
+    errorf(err, errlen, "cannot read %s", path);
+    return NULL;
+}
+static unsigned char *read_file(const char *path, size_t *size, char *err, size_t errlen) {
+    size_t got;
+    return read_part(path, 0, size, &got, err, errlen);
+}
+
+// Files never seen half-written (checkpoints): a header of 256 int32 and float32 arrays go to
+// PATH.tmp, flushed and synced; rename_synced then puts it in place in one step, so a kill or a
+// full disk at any moment leaves the previous complete PATH or the new one. Non-finite values
+// are refused: a diverged run never replaces a good checkpoint.
+#define HEADER_INTS 256
+static int write_tmp(const char *path, char *tmp, const int32_t *header, const real **arrays, const size_t *lens,
+                     int n, char *err, size_t errlen) {
+    float buf[4096];
+    for (int a = 0; a < n; a++) {
+        size_t j = first_nonfinite(arrays[a], lens[a]);
+        if (j < lens[a]) return errorf(err, errlen, "refusing to write %s: value %zu of array %d is not finite", path, j, a);
+    }
+    if (snprintf(tmp, 4096, "%s.tmp", path) >= 4096) return errorf(err, errlen, "path too long: %s", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return errorf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+    int bad = fwrite(header, sizeof(int32_t), HEADER_INTS, f) != HEADER_INTS;
+    for (int a = 0; a < n; a++)
+        for (size_t i = 0, c; i < lens[a] && !bad; i += c) {
+            c = lens[a] - i < 4096 ? lens[a] - i : 4096;
+            for (size_t j = 0; j < c; j++) buf[j] = (float)arrays[a][i + j];
+            bad = fwrite(buf, sizeof(float), c, f) != c;
+        }
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad) remove(tmp);
+    return bad ? errorf(err, errlen, "writing %s failed (disk full?); %s is unchanged", tmp, path) : 0;
+}
+static int rename_synced(const char *tmp, const char *path, char *err, size_t errlen) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return errorf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(e));
+    }
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
+    int fd = open(dir, O_RDONLY); // the rename reaches the disk with its folder (best effort)
+    if (fd >= 0) { fsync(fd); close(fd); }
+    return 0;
+}
+
+// Appends a line and '\n' to a log that grows during a run (one JSON object per line) in one
+// write() on an O_APPEND descriptor, synced: the lines already there are never touched.
+int append_line(const char *path, const char *line, char *err, size_t errlen) {
+    if (not_regular(path, err, errlen)) return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0) return errorf(err, errlen, "cannot append to %s: %s", path, strerror(errno));
+    size_t n = strlen(line);
+    char *buf = xcalloc(n + 1, 1);
+    memcpy(buf, line, n);
+    buf[n] = '\n';
+    int bad = write(fd, buf, n + 1) != (ssize_t)(n + 1);
+    bad |= fsync(fd) != 0;
+    bad |= close(fd) != 0;
+    free(buf);
+    return bad ? errorf(err, errlen, "appending to %s failed (disk full?)", path) : 0;
+}
+
+int make_dirs(const char *path) { // mkdir -p; 0 on success
+    char buf[4096];
+    struct stat st;
+    if (!*path) return -1;
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') { *p = 0; mkdir(buf, 0755); *p = '/'; }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+    return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+// The header of 256 int32 that every file here starts with: copied into h, its magic and
+// version (lo..hi) checked. `what` names the kind of file in messages ("an llm.c token file").
+static int header_parse(int32_t *h, const char *name, const unsigned char *buf, size_t size, int32_t magic,
+                        int lo, int hi, const char *what, char *err, size_t errlen) {
+    char range[32];
+    snprintf(range, sizeof(range), lo < hi ? "%d to %d" : "%d", lo, hi);
+    if (size < HEADER_INTS * sizeof(int32_t))
+        return errorf(err, errlen, "%s: too short for the header of %s (%zu bytes)", name, what, size);
+    memcpy(h, buf, HEADER_INTS * sizeof(int32_t));
+    if (h[0] != magic) return errorf(err, errlen, "%s: bad magic %d (expected %d: %s)", name, h[0], magic, what);
+    if (h[1] == 1 && lo > 1) // a model file of version 1 (no RoPE base, eps or eot id)
+        return errorf(err, errlen, "%s: version 1 of %s is no longer read (convert it: dev/hf.py export, then import)", name, what);
+    if (h[1] < lo || h[1] > hi) return errorf(err, errlen, "%s: unsupported version %d of %s (expected %s)", name, h[1], what, range);
+    return 0;
+}
+static real float_at(const unsigned char *buf, size_t i) { // the i-th float32 of buf
+    float v;
+    memcpy(&v, buf + i * sizeof(float), sizeof(float));
+    return v;
+}
+
+// ----------------------------------------------------------------------------
+// data loader: token files in llm.c's format. Header of 256 int32: magic 20240520, version 1,
+// token count; then `count` uint16 tokens. Read as a stream (evaluation, the probe, and
+// training with `-R stream`), batch k holds inputs tokens[k*B*T .. k*B*T + B*T) and the same
 // shifted by one as targets; batches wrap. With `-R random` a training batch is B windows of T
-// tokens at random offsets (as nanoGPT draws them), so one batch mixes the whole corpus instead
-// of B consecutive windows of one document.
+// tokens at random offsets (as nanoGPT draws them), so one batch mixes the whole corpus.
 
 #define DATA_MAGIC 20240520
-#define HEADER_INTS 256
-
 typedef struct {
     uint16_t *tokens;
     size_t count, num_batches;
     int B, T;
 } DataLoader;
 
-// The header of 256 int32 that every file here starts with: copied into h, its magic and
-// version (1..max_version) checked. `what` names the kind of file in messages ("an llm.c token file").
-static int header_parse(int32_t *h, const char *name, const unsigned char *buf, size_t size, int32_t magic,
-                        int max_version, const char *what, char *err, size_t errlen) {
-    if (size < HEADER_INTS * sizeof(int32_t))
-        return errorf(err, errlen, "%s: too short for the header of %s (%zu bytes)", name, what, size);
-    memcpy(h, buf, HEADER_INTS * sizeof(int32_t));
-    if (h[0] != magic) return errorf(err, errlen, "%s: bad magic %d (expected %d: %s)", name, h[0], magic, what);
-    if (h[1] < 1 || h[1] > max_version)
-        return errorf(err, errlen, "%s: unsupported version %d of %s (expected %s%d)", name, h[1], what,
-                      max_version > 1 ? "1 to " : "", max_version);
-    return 0;
-}
-
-// Parses a token file held in memory (name is only for messages): 0 on success, -1 with a
-// one-line reason in err. Every header field is checked before it is used.
-int dataloader_parse(DataLoader *dl, const char *name, const unsigned char *buf, size_t size, int B, int T,
-                     int vocab_size, char *err, size_t errlen) {
-    memset(dl, 0, sizeof(*dl));
-    int32_t h[HEADER_INTS];
-    if (header_parse(h, name, buf, size, DATA_MAGIC, 1, "an llm.c token file", err, errlen)) return -1;
-    if (h[2] <= 0) return errorf(err, errlen, "%s: header says %d tokens (a token file needs at least one)", name, h[2]);
-    size_t count = (size_t)h[2], have = (size_t)(size - sizeof(h)) / 2;
-    if (count != have || (size - sizeof(h)) % 2)
-        return errorf(err, errlen, "%s: header says %zu tokens (%zu bytes) but the file has %zu bytes after the header",
-                      name, count, count * 2, size - sizeof(h));
-    if (count < (size_t)B * T + 1)
-        return errorf(err, errlen, "%s: %zu tokens is fewer than one batch needs (B*T+1 = %zu; make -b or -t smaller)",
-                      name, count, (size_t)B * T + 1);
-    uint16_t *tokens = xcalloc(count, sizeof(uint16_t));
-    memcpy(tokens, buf + sizeof(h), count * sizeof(uint16_t));
-    for (size_t i = 0; i < count; i++)
-        if (tokens[i] >= vocab_size) {
-            int t = tokens[i];
-            free(tokens);
-            return errorf(err, errlen, "%s: token %d at position %zu is not below the vocab size %d", name, t, i, vocab_size);
-        }
-    dl->tokens = tokens;
-    dl->count = count;
-    dl->B = B; dl->T = T;
-    dl->num_batches = (count - 1) / ((size_t)B * T);
-    return 0;
-}
-
+// every header field is checked before it is used
 int dataloader_open(DataLoader *dl, const char *path, int B, int T, int vocab_size, char *err, size_t errlen) {
+    int32_t h[HEADER_INTS];
+    size_t size, hs = sizeof(h), count = 0;
     memset(dl, 0, sizeof(*dl));
-    size_t size;
     unsigned char *buf = read_file(path, &size, err, errlen);
     if (!buf) return -1;
-    int rc = dataloader_parse(dl, path, buf, size, B, T, vocab_size, err, errlen);
+    int rc = header_parse(h, path, buf, size, DATA_MAGIC, 1, 1, "an llm.c token file", err, errlen);
+    if (!rc && h[2] <= 0) rc = errorf(err, errlen, "%s: header says %d tokens (a token file needs at least one)", path, h[2]);
+    if (!rc && size - hs != (count = (size_t)h[2]) * 2)
+        rc = errorf(err, errlen, "%s: header says %zu tokens (%zu bytes) but the file has %zu bytes after the header",
+                    path, count, count * 2, size - hs);
+    if (!rc && count < (size_t)B * T + 1)
+        rc = errorf(err, errlen, "%s: %zu tokens is fewer than one batch needs (B*T+1 = %zu; make -b or -t smaller)",
+                    path, count, (size_t)B * T + 1);
+    if (!rc) dl->tokens = xcalloc(count, sizeof(uint16_t));
+    for (size_t i = 0; !rc && i < count; i++) {
+        memcpy(dl->tokens + i, buf + hs + 2 * i, 2);
+        if (dl->tokens[i] >= vocab_size)
+            rc = errorf(err, errlen, "%s: token %d at position %zu is not below the vocab size %d", path, dl->tokens[i], i, vocab_size);
+    }
     free(buf);
-    return rc;
+    if (rc) { free(dl->tokens); dl->tokens = NULL; return -1; }
+    *dl = (DataLoader){dl->tokens, count, (count - 1) / ((size_t)B * T), B, T};
+    return 0;
 }
+void dataloader_free(DataLoader *dl) { free(dl->tokens); dl->tokens = NULL; }
 
 // first-token modes: ANY reads the stream as it is (paper-faithful windows, arbitrary first
 // token); EOT replaces the first input of every row by the end-of-text token (a fixed sink
@@ -1536,6 +1372,10 @@ int dataloader_open(DataLoader *dl, const char *path, int B, int T, int vocab_si
 // IGNORE): from the end-of-text token alone it is a guess of a token from the middle of a text
 enum { FIRST_ANY = 0, FIRST_EOT = 1, FIRST_EOT_MASKED = 2 };
 static const char *FIRST_TOKEN_NAMES[4] = {"any", "eot", "eot-masked", NULL};
+enum { ROWS_STREAM = 0, ROWS_RANDOM = 1 };
+static const char *ROWS_NAMES[3] = {"stream", "random", NULL};
+enum { EOT_ROW_LEARNED = 0, EOT_ROW_FIXED = 1 };
+static const char *EOT_ROW_NAMES[3] = {"learned", "fixed", NULL};
 
 // one row: inputs tokens[start .. start+T), targets the same shifted by one
 static void dataloader_row(const DataLoader *dl, size_t start, int *inputs, int *targets, int first_token, int eot) {
@@ -1566,139 +1406,86 @@ void dataloader_random_batch(const DataLoader *dl, int seed, size_t k, int *inpu
                        targets + (size_t)b * dl->T, first_token, eot);
 }
 
-enum { ROWS_STREAM = 0, ROWS_RANDOM = 1 };
-static const char *ROWS_NAMES[3] = {"stream", "random", NULL};
-
-enum { EOT_ROW_LEARNED = 0, EOT_ROW_FIXED = 1 };
-static const char *EOT_ROW_NAMES[3] = {"learned", "fixed", NULL};
-
-void dataloader_free(DataLoader *dl) { free(dl->tokens); dl->tokens = NULL; }
-
 // ----------------------------------------------------------------------------
-// checkpoints. Model file: header of 256 int32 — [0] magic 20261128, [1] version 2,
-// [2] vocab_size, [3] d_model, [4] n_layer, [5] n_head, [6] n_kv_head, [7] ffn_hidden,
-// [8] max_seq_len, [9] vscale mode, [10] step, [11-12] rope_theta and [13-14] rms_norm_eps
-// (float64 each, in two ints), [15] eot id, [16] --vscale-path, [17-18] --sink-grad G (float64)
-// — then every parameter tensor as float32, row-major, in ParamTensors order. Version 1 (no
-// [11-18]) reads as 10000, 1e-5, V-1; versions 1-2 (no [16-18]) as path both, G 1.
-// Optimizer file (PATH.opt): [0] magic 20261129, [1] version 2, [2] AdamW step count,
+// checkpoints. Model file: header of 256 int32: [0] magic 20261128, [1] version 3, [2] vocab_size,
+// [3] d_model, [4] n_layer, [5] n_head, [6] n_kv_head, [7] ffn_hidden, [8] max_seq_len,
+// [9] vscale mode, [10] step, [11-12] rope_theta and [13-14] rms_norm_eps (float64 each, in two
+// ints), [15] eot id, [16] --vscale-path, [17-18] --sink-grad G (float64); then every parameter
+// tensor as float32, row-major, in ParamTensors order. Version 2 (no [16-18]) reads as path
+// both, G 1. Optimizer file (PATH.opt): [0] magic 20261129, [1] version 2, [2] AdamW step count,
 // [3] training step, [4] number of parameters, then the run's Schedule: [5] steps, [6] warmup,
 // [7] B, [8] T, [9] seed, [10] rows, [11] first token, [12] eot row, [13-24] lr, min lr, weight
-// decay, MLP decay, embedding decay, grad clip (float64 each; version 1 has only [5], or 0);
-// then the AdamW first moments and second moments as float32. Both written to PATH.tmp, then
-// renamed (checkpoint_save: a pair that a kill at any instant leaves resumable).
-
+// decay, MLP decay, embedding decay, grad clip (float64 each; version 1 has none); then the
+// AdamW first moments and second moments as float32.
 #define CKPT_MAGIC 20261128
 #define CKPT_VERSION 3
 #define OPT_MAGIC 20261129
 #define OPT_VERSION 2
 
-static int write_floats(FILE *f, const real *x, size_t n) {
-    float buf[4096];
-    for (size_t i = 0; i < n; i += 4096) {
-        size_t c = n - i < 4096 ? n - i : 4096;
-        for (size_t j = 0; j < c; j++) buf[j] = (float)x[i + j];
-        if (fwrite(buf, sizeof(float), c, f) != c) return -1;
-    }
-    return 0;
-}
-static void read_floats(real *x, const unsigned char *src, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float v;
-        memcpy(&v, src + i * sizeof(float), sizeof(float));
-        x[i] = v;
-    }
-}
-
-// header + float arrays to PATH.tmp, complete and synced (the caller renames it into place).
-// Refuses non-finite values, so a diverged run can never replace a good checkpoint.
-static int write_tmp(const char *path, char *tmp, size_t tmplen, const int32_t *header, const real **arrays,
-                     const size_t *lens, int n, char *err, size_t errlen) {
-    for (int i = 0; i < n; i++) {
-        size_t j = first_nonfinite(arrays[i], lens[i]);
-        if (j < lens[i]) return errorf(err, errlen, "refusing to write %s: value %zu of array %d is not finite", path, j, i);
-    }
-    FILE *f = atomic_begin(path, tmp, tmplen, err, errlen);
-    if (!f) return -1;
-    int bad = fwrite(header, sizeof(int32_t), HEADER_INTS, f) != HEADER_INTS;
-    for (int i = 0; i < n && !bad; i++) bad = write_floats(f, arrays[i], lens[i]) != 0;
-    if (bad) { fclose(f); remove(tmp); return errorf(err, errlen, "writing %s failed (disk full?); %s is unchanged", tmp, path); }
-    return atomic_close(f, tmp, path, err, errlen);
-}
-
-static void checkpoint_header(const Model *m, int step, int32_t *h) {
+// What a training run saves: PATH and PATH.opt, as a pair that a kill at any instant leaves
+// resumable. Both are written to temp files and synced; then the old PATH.opt steps aside as
+// PATH.opt.prev, the new PATH.opt and the new PATH are renamed into place, and PATH.opt.prev is
+// removed. In between, the old PATH pairs with PATH.opt.prev, and a resume takes the optimizer
+// file whose step is the model's (resume_opt_path). A failed rename puts the old pair back.
+int checkpoint_save(const Model *m, const char *path, int step, char *err, size_t errlen) {
     const Config *c = &m->cfg;
-    int32_t v[11] = {CKPT_MAGIC, CKPT_VERSION, c->vocab_size, c->d_model, c->n_layer, c->n_head, c->n_kv_head,
-                     c->ffn_hidden, c->max_seq_len, c->vscale, step};
-    memset(h, 0, HEADER_INTS * sizeof(int32_t));
-    memcpy(h, v, sizeof(v));
+    const Schedule *s = &m->sched;
+    int32_t h[HEADER_INTS] = {CKPT_MAGIC, CKPT_VERSION, c->vocab_size, c->d_model, c->n_layer, c->n_head,
+                              c->n_kv_head, c->ffn_hidden, c->max_seq_len, c->vscale, step};
+    int32_t ho[HEADER_INTS] = {OPT_MAGIC, OPT_VERSION, m->adam_t, step, (int32_t)m->num_parameters, s->steps,
+                               s->warmup, s->B, s->T, s->seed, s->rows, s->first_token, s->eot_row};
     memcpy(h + 11, &c->rope_theta, sizeof(double));
     memcpy(h + 13, &c->rms_norm_eps, sizeof(double));
     h[15] = c->eot;
     h[16] = m->vscale_path;
     memcpy(h + 17, &m->sink_grad, sizeof(double));
-}
-static void optstate_header(const Model *m, int step, int32_t *h) {
-    const Schedule *s = &m->sched;
-    int32_t v[13] = {OPT_MAGIC, OPT_VERSION, m->adam_t, step, (int32_t)m->num_parameters, s->steps, s->warmup,
-                     s->B, s->T, s->seed, s->rows, s->first_token, s->eot_row};
-    double d[6] = {s->lr, s->min_lr, s->weight_decay, s->mlp_weight_decay, s->embed_weight_decay, s->grad_clip};
-    memset(h, 0, HEADER_INTS * sizeof(int32_t));
-    memcpy(h, v, sizeof(v));
-    memcpy(h + 13, d, sizeof(d));
+    memcpy(ho + 13, &s->lr, 6 * sizeof(double)); // lr .. grad_clip
+    char opt[4096], prev[4096], tmp[4096], opt_tmp[4096];
+    const real *params[1] = {m->params_memory}, *moments[2] = {m->m_memory, m->v_memory};
+    size_t lens[2] = {m->num_parameters, m->num_parameters};
+    if (strlen(path) > 4000) return errorf(err, errlen, "path too long: %s", path);
+    snprintf(opt, sizeof(opt), "%s.opt", path);
+    snprintf(prev, sizeof(prev), "%s.opt.prev", path);
+    if (write_tmp(path, tmp, h, params, lens, 1, err, errlen)) return -1;
+    if (write_tmp(opt, opt_tmp, ho, moments, lens, 2, err, errlen)) { remove(tmp); return -1; }
+    int had = file_exists(opt);
+    if (had && rename(opt, prev) != 0) {
+        int e = errno;
+        remove(tmp); remove(opt_tmp);
+        return errorf(err, errlen, "cannot rename %s to %s: %s", opt, prev, strerror(e));
+    }
+    if (rename_synced(opt_tmp, opt, err, errlen) || rename_synced(tmp, path, err, errlen)) {
+        remove(tmp);
+        if (had) rename(prev, opt); // the old pair, as it was
+        else remove(opt);
+        return -1;
+    }
+    if (had) remove(prev);
+    return 0;
 }
 
-int checkpoint_write(const Model *m, const char *path, int step, char *err, size_t errlen) {
+// Checks a model file's header (head: the file's first bytes) and that the file's size is
+// exactly what the header implies, before anything is allocated for it. Fills cfg, step and
+// the interventions (path, G). name is only for messages.
+static int checkpoint_check(const char *name, const unsigned char *head, size_t headlen, size_t file_size, Config *cfg,
+                            int *step, int *path, double *G, char *err, size_t errlen) {
     int32_t h[HEADER_INTS];
-    checkpoint_header(m, step, h);
-    const real *arrays[1] = {m->params_memory};
-    size_t lens[1] = {m->num_parameters};
-    char tmp[4096];
-    if (write_tmp(path, tmp, sizeof(tmp), h, arrays, lens, 1, err, errlen)) return -1;
-    return atomic_rename(tmp, path, err, errlen);
-}
-
-static int config_equal(const Config *a, const Config *b) {
-    return a->vocab_size == b->vocab_size && a->d_model == b->d_model && a->n_layer == b->n_layer &&
-           a->n_head == b->n_head && a->n_kv_head == b->n_kv_head && a->ffn_hidden == b->ffn_hidden &&
-           a->max_seq_len == b->max_seq_len && a->vscale == b->vscale && a->eot == b->eot &&
-           a->rope_theta == b->rope_theta && a->rms_norm_eps == b->rms_norm_eps;
-}
-
-// the interventions a model file's header keeps: [16] and [17-18] from version 3 on, else none
-static void ckpt_interventions(const int32_t *h, int *path, double *G) {
+    if (header_parse(h, name, head, headlen, CKPT_MAGIC, 2, CKPT_VERSION, "a gradsink checkpoint", err, errlen)) return -1;
+    Config c = {h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[15], 0, 0};
+    memcpy(&c.rope_theta, h + 11, sizeof(double));
+    memcpy(&c.rms_norm_eps, h + 13, sizeof(double));
     *path = h[1] >= 3 ? h[16] : VSCALE_PATH_BOTH;
     *G = 1;
     if (h[1] >= 3) memcpy(G, h + 17, sizeof(double));
-}
-
-// Checks a model file's header (the first bytes of the file, head[0..headlen)) and that the
-// file's size, file_size, is exactly what the header implies, before anything is allocated
-// for it. Fills cfg and step. name is only for messages.
-int checkpoint_parse_header(const char *name, const unsigned char *head, size_t headlen, size_t file_size, Config *cfg,
-                            int *step, char *err, size_t errlen) {
-    int32_t h[HEADER_INTS];
-    if (header_parse(h, name, head, headlen, CKPT_MAGIC, CKPT_VERSION, "a gradsink checkpoint", err, errlen)) return -1;
-    Config c = {.vocab_size = h[2], .d_model = h[3], .n_layer = h[4], .n_head = h[5], .n_kv_head = h[6],
-                .ffn_hidden = h[7], .max_seq_len = h[8], .vscale = h[9], .eot = h[2] > 0 ? h[2] - 1 : 0,
-                .rope_theta = ROPE_THETA_DEFAULT, .rms_norm_eps = RMSNORM_EPS_DEFAULT};
-    if (h[1] >= 2) {
-        memcpy(&c.rope_theta, h + 11, sizeof(double));
-        memcpy(&c.rms_norm_eps, h + 13, sizeof(double));
-        c.eot = h[15];
-    }
     const char *why = config_check(&c);
+    double want = sizeof(h) + config_num_parameters(&c) * sizeof(float);
     if (why) return errorf(err, errlen, "%s: header describes an impossible model (%s)", name, why);
     if (h[10] < 0) return errorf(err, errlen, "%s: negative step %d in header", name, h[10]);
-    int path;
-    double G;
-    ckpt_interventions(h, &path, &G);
-    if (path < VSCALE_PATH_BOTH || path > VSCALE_PATH_BACKWARD)
-        return errorf(err, errlen, "%s: unknown V-scale path %d in header", name, path);
-    if (path != VSCALE_PATH_BOTH && c.vscale == VSCALE_OFF)
-        return errorf(err, errlen, "%s: V-scale path %s in header, but V-scale is off", name, VSCALE_PATH_NAMES[path]);
-    if (!isfinite(G)) return errorf(err, errlen, "%s: sink-grad factor in header is not finite", name);
-    double want = sizeof(h) + config_num_parameters(&c) * sizeof(float);
+    if (*path < VSCALE_PATH_BOTH || *path > VSCALE_PATH_BACKWARD)
+        return errorf(err, errlen, "%s: unknown V-scale path %d in header", name, *path);
+    if (*path != VSCALE_PATH_BOTH && c.vscale == VSCALE_OFF)
+        return errorf(err, errlen, "%s: V-scale path %s in header, but V-scale is off", name, VSCALE_PATH_NAMES[*path]);
+    if (!isfinite(*G)) return errorf(err, errlen, "%s: sink-grad factor in header is not finite", name);
     if ((double)file_size != want)
         return errorf(err, errlen, "%s: %zu bytes, but its header implies %.0f (truncated or not a checkpoint)", name,
                       file_size, want);
@@ -1707,178 +1494,93 @@ int checkpoint_parse_header(const char *name, const unsigned char *head, size_t 
     return 0;
 }
 
-// the first bytes of a file, up to a header's (*got says how many), and the file's size
-static int read_head(const char *path, unsigned char *head, size_t *got, size_t *size, char *err, size_t errlen) {
-    FILE *f = open_regular(path, size, err, errlen);
-    if (!f) return -1;
-    *got = fread(head, 1, HEADER_INTS * sizeof(int32_t), f);
-    fclose(f);
-    return 0;
-}
-
-// reads the model file's header into cfg and step, checking it is one of ours and complete
-int checkpoint_read_header(const char *path, Config *cfg, int *step, char *err, size_t errlen) {
-    unsigned char head[HEADER_INTS * sizeof(int32_t)];
-    size_t got, size;
-    if (read_head(path, head, &got, &size, err, errlen)) return -1;
-    return checkpoint_parse_header(path, head, got, size, cfg, step, err, errlen);
-}
-
-// Parses a whole model file held in memory into a model built for the same configuration.
-int checkpoint_parse(Model *m, const char *name, const unsigned char *buf, size_t size, int *step, char *err,
-                     size_t errlen) {
-    Config c;
-    if (checkpoint_parse_header(name, buf, size, size, &c, step, err, errlen)) return -1;
-    if (!config_equal(&c, &m->cfg)) return errorf(err, errlen, "%s: header does not match the model", name);
-    // every value is checked in the file's bytes first, so the model is changed only when all is well
-    const unsigned char *src = buf + HEADER_INTS * sizeof(int32_t);
-    Slot t[NUM_PARAM_TENSORS];
-    model_params(m, t);
-    size_t off = 0;
-    for (int i = 0; i < NUM_PARAM_TENSORS; off += t[i].size, i++)
-        for (size_t j = 0; j < t[i].size; j++) {
-            float v;
-            memcpy(&v, src + (off + j) * sizeof(float), sizeof(float));
-            if (!isfinite(v))
-                return errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", name, t[i].name, j);
-        }
-    read_floats(m->params_memory, src, m->num_parameters);
-    int32_t h[HEADER_INTS];
-    memcpy(h, buf, sizeof(h));
-    ckpt_interventions(h, &m->vscale_path, &m->sink_grad);
-    return 0;
-}
-
-int checkpoint_read(Model *m, const char *path, int *step, char *err, size_t errlen) {
-    size_t size;
-    unsigned char *buf = read_file(path, &size, err, errlen);
+// Reads model file `path`: only its header into cfg and step (m NULL), or whole into m, built
+// for the same configuration. Every value is checked in the file's bytes first, so the model
+// is changed only when all is well.
+static int checkpoint_load(Model *m, const char *path, Config *cfg, int *step, char *err, size_t errlen) {
+    size_t size, got, n = m ? m->num_parameters : 0;
+    int vp, rc;
+    double G;
+    unsigned char *buf = read_part(path, m ? 0 : HEADER_INTS * sizeof(int32_t), &size, &got, err, errlen), *src;
     if (!buf) return -1;
-    int rc = checkpoint_parse(m, path, buf, size, step, err, errlen);
+    rc = checkpoint_check(path, buf, got, size, cfg, step, &vp, &G, err, errlen);
+    const Config *a = m ? &m->cfg : cfg, *c = cfg;
+    if (!rc && (c->vocab_size != a->vocab_size || c->d_model != a->d_model || c->n_layer != a->n_layer ||
+                c->n_head != a->n_head || c->n_kv_head != a->n_kv_head || c->ffn_hidden != a->ffn_hidden ||
+                c->max_seq_len != a->max_seq_len || c->vscale != a->vscale || c->eot != a->eot ||
+                c->rope_theta != a->rope_theta || c->rms_norm_eps != a->rms_norm_eps))
+        rc = errorf(err, errlen, "%s: header does not match the model", path);
+    Slot t[NUM_PARAM_TENSORS];
+    if (m) param_table(t, &m->params, &m->cfg);
+    src = rc ? buf : buf + HEADER_INTS * sizeof(int32_t);
+    for (size_t i = 0, k = 0, start = 0; !rc && i < n; i++) {
+        while (i >= start + t[k].size) start += t[k++].size;
+        if (!isfinite(float_at(src, i)))
+            rc = errorf(err, errlen, "%s: tensor %s holds a non-finite value at index %zu", path, t[k].name, i - start);
+    }
+    for (size_t i = 0; !rc && i < n; i++) m->params_memory[i] = float_at(src, i);
+    if (!rc && m) { m->vscale_path = vp; m->sink_grad = G; }
     free(buf);
     return rc;
 }
+int checkpoint_read_header(const char *path, Config *cfg, int *step, char *err, size_t errlen) {
+    return checkpoint_load(NULL, path, cfg, step, err, errlen);
+}
+int checkpoint_read(Model *m, const char *path, int *step, char *err, size_t errlen) {
+    Config c;
+    return checkpoint_load(m, path, &c, step, err, errlen);
+}
 
-int optstate_write(const Model *m, const char *path, int step, char *err, size_t errlen) {
+// Reads optimizer file `path` of the checkpoint at step `step`: only its header (m NULL), whose
+// schedule fills s (steps 0 when the file keeps none), or whole into m, which then holds the
+// checkpoint. Every field is checked first, so m is changed only when all is well.
+static int optstate_load(Model *m, const char *path, int step, Schedule *s, char *err, size_t errlen) {
     int32_t h[HEADER_INTS];
-    optstate_header(m, step, h);
-    const real *arrays[2] = {m->m_memory, m->v_memory};
-    size_t lens[2] = {m->num_parameters, m->num_parameters};
-    char tmp[4096];
-    if (write_tmp(path, tmp, sizeof(tmp), h, arrays, lens, 2, err, errlen)) return -1;
-    return atomic_rename(tmp, path, err, errlen);
-}
-
-// What a training run saves: PATH and PATH.opt, as a pair that a kill at any instant leaves
-// resumable. Both are written to temp files and synced; then the old PATH.opt steps aside as
-// PATH.opt.prev, the new PATH.opt and the new PATH are renamed into place, and PATH.opt.prev is
-// removed. In between, the old PATH pairs with PATH.opt.prev, and a resume takes the optimizer
-// file whose step is the model's (resume_opt_path). A failed rename puts the old pair back.
-int checkpoint_save(const Model *m, const char *path, int step, char *err, size_t errlen) {
-    char opt_path[4096], prev[4096], tmp[4096], opt_tmp[4096];
-    if (snprintf(opt_path, sizeof(opt_path), "%s.opt", path) >= (int)sizeof(opt_path) ||
-        snprintf(prev, sizeof(prev), "%s.opt.prev", path) >= (int)sizeof(prev))
-        return errorf(err, errlen, "path too long: %s", path);
-    int32_t h[HEADER_INTS], ho[HEADER_INTS];
-    checkpoint_header(m, step, h);
-    optstate_header(m, step, ho);
-    const real *arrays[2] = {m->params_memory}, *opt_arrays[2] = {m->m_memory, m->v_memory};
-    size_t lens[2] = {m->num_parameters}, opt_lens[2] = {m->num_parameters, m->num_parameters};
-    if (write_tmp(path, tmp, sizeof(tmp), h, arrays, lens, 1, err, errlen)) return -1;
-    if (write_tmp(opt_path, opt_tmp, sizeof(opt_tmp), ho, opt_arrays, opt_lens, 2, err, errlen)) { remove(tmp); return -1; }
-    int had = file_exists(opt_path);
-    if (had && rename(opt_path, prev) != 0) {
-        int e = errno;
-        remove(tmp); remove(opt_tmp);
-        return errorf(err, errlen, "cannot rename %s to %s: %s", opt_path, prev, strerror(e));
+    size_t size, got, P = m ? m->num_parameters : 0, bad = 2 * P;
+    unsigned char *buf = read_part(path, m ? 0 : sizeof(h), &size, &got, err, errlen), *src;
+    if (!buf) return -1;
+    int rc = header_parse(h, path, buf, got, OPT_MAGIC, 1, OPT_VERSION, "a gradsink optimizer state", err, errlen);
+    src = rc ? buf : buf + sizeof(h);
+    if (!rc && h[3] != step) rc = errorf(err, errlen, "%s: is from step %d, the checkpoint from step %d", path, h[3], step);
+    if (!rc && (h[2] < 0 || h[2] > h[3])) rc = errorf(err, errlen, "%s: AdamW step count %d outside 0..%d (the step)", path, h[2], h[3]);
+    Schedule t = {0}; // steps 0: no schedule kept (a version-1 file, or a model that never trained)
+    if (!rc && h[1] >= 2 && h[5] != 0) {
+        t = (Schedule){h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], 0, 0, 0, 0, 0, 0};
+        memcpy(&t.lr, h + 13, 6 * sizeof(double));
+        int ok = t.steps >= h[3] && t.warmup >= 0 && t.B >= 1 && t.T >= 1 && t.T <= MAX_SEQ_LEN && (double)t.B * t.T <= 1e8 &&
+                 t.rows >= ROWS_STREAM && t.rows <= ROWS_RANDOM && t.first_token >= FIRST_ANY &&
+                 t.first_token <= FIRST_EOT_MASKED && t.eot_row >= EOT_ROW_LEARNED && t.eot_row <= EOT_ROW_FIXED;
+        for (const double *d = &t.lr; d <= &t.grad_clip; d++) ok &= isfinite(*d) && *d >= 0;
+        if (!ok) rc = errorf(err, errlen, "%s: the run's schedule in its header is out of range", path);
     }
-    if (atomic_rename(opt_tmp, opt_path, err, errlen) || atomic_rename(tmp, path, err, errlen)) {
-        remove(tmp);
-        if (had) rename(prev, opt_path); // the old pair, as it was
-        else remove(opt_path);
-        return -1;
-    }
-    if (had) remove(prev);
-    return 0;
+    if (!rc && m && (h[4] < 0 || (size_t)h[4] != P))
+        rc = errorf(err, errlen, "%s: holds state for %d parameters, the checkpoint has %zu", path, h[4], P);
+    else if (!rc && m && size != sizeof(h) + 2 * P * sizeof(float))
+        rc = errorf(err, errlen, "%s: %zu bytes, expected %zu (truncated?)", path, size, sizeof(h) + 2 * P * sizeof(float));
+    for (size_t i = 0; !rc && i < 2 * P && bad == 2 * P; i++)
+        if (!isfinite(float_at(src, i)) || (i >= P && float_at(src, i) < 0)) bad = i;
+    if (!rc && bad < 2 * P)
+        rc = errorf(err, errlen, "%s: AdamW %s moment %zu is %s", path, bad < P ? "first" : "second", bad % P,
+                    isfinite(float_at(src, bad)) ? "negative" : "not finite");
+    for (size_t i = 0; !rc && i < P; i++) { m->m_memory[i] = float_at(src, i); m->v_memory[i] = float_at(src, P + i); }
+    if (!rc && m) { m->adam_t = h[2]; m->sched = t; }
+    if (!rc && s) *s = t;
+    free(buf);
+    return rc;
 }
-
-// Checks an optimizer file's header (the first bytes, buf[0..size)): ours, from step
-// expect_step, every field in range; fills its schedule (steps 0 in a version-1 file).
-int optstate_parse_header(const char *name, const unsigned char *buf, size_t size, int expect_step, int32_t *h,
-                          Schedule *s, char *err, size_t errlen) {
-    if (header_parse(h, name, buf, size, OPT_MAGIC, OPT_VERSION, "a gradsink optimizer state", err, errlen)) return -1;
-    if (h[3] != expect_step) return errorf(err, errlen, "%s: is from step %d, the checkpoint from step %d", name, h[3], expect_step);
-    if (h[2] < 0 || h[2] > h[3]) return errorf(err, errlen, "%s: AdamW step count %d outside 0..%d (the step)", name, h[2], h[3]);
-    memset(s, 0, sizeof(*s)); // steps 0: no schedule kept (a version-1 file, or a model that never trained)
-    if (h[1] < 2 || h[5] == 0) return 0;
-    Schedule t = {h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], 0, 0, 0, 0, 0, 0};
-    memcpy(&t.lr, h + 13, 6 * sizeof(double));
-    int ok = t.steps >= h[3] && t.warmup >= 0 && t.B >= 1 && t.T >= 1 && t.T <= MAX_SEQ_LEN && (double)t.B * t.T <= 1e8 &&
-             t.rows >= ROWS_STREAM && t.rows <= ROWS_RANDOM && t.first_token >= FIRST_ANY && t.first_token <= FIRST_EOT_MASKED &&
-             t.eot_row >= EOT_ROW_LEARNED && t.eot_row <= EOT_ROW_FIXED;
-    for (const double *d = &t.lr; d <= &t.grad_clip; d++) ok &= isfinite(*d) && *d >= 0;
-    if (!ok) return errorf(err, errlen, "%s: the run's schedule in its header is out of range", name);
-    *s = t;
-    return 0;
-}
-
-// reads just the header of an optimizer file (see optstate_parse_header)
-int optstate_read_header(const char *path, int expect_step, Schedule *s, char *err, size_t errlen) {
-    unsigned char head[HEADER_INTS * sizeof(int32_t)];
-    size_t got, size;
-    if (read_head(path, head, &got, &size, err, errlen)) return -1;
-    int32_t h[HEADER_INTS];
-    return optstate_parse_header(path, head, got, expect_step, h, s, err, errlen);
+int optstate_read(Model *m, const char *path, int step, char *err, size_t errlen) {
+    return optstate_load(m, path, step, NULL, err, errlen);
 }
 
 // The optimizer file that pairs with checkpoint ckpt at step: ckpt.opt, or ckpt.opt.prev when a
 // kill stopped checkpoint_save between its renames. Fills path and the schedule; -1 with
 // ckpt.opt's own error when neither is from that step.
 int resume_opt_path(const char *ckpt, int step, char *path, size_t pathlen, Schedule *s, char *err, size_t errlen) {
-    char prev[4096], err2[1024];
+    char err2[1024];
     snprintf(path, pathlen, "%s.opt", ckpt);
-    if (optstate_read_header(path, step, s, err, errlen) == 0) return 0;
-    snprintf(prev, sizeof(prev), "%s.opt.prev", ckpt);
-    if (!file_exists(prev) || optstate_read_header(prev, step, s, err2, sizeof(err2)) != 0) return -1;
-    snprintf(path, pathlen, "%s", prev);
-    return 0;
-}
-
-// Parses an optimizer-state file held in memory into m, which already holds the checkpoint
-// from step expect_step. The model is changed only when every check passes.
-int optstate_parse(Model *m, const char *name, const unsigned char *buf, size_t size, int expect_step, char *err,
-                   size_t errlen) {
-    int32_t h[HEADER_INTS];
-    size_t P = m->num_parameters;
-    Schedule sched;
-    if (optstate_parse_header(name, buf, size, expect_step, h, &sched, err, errlen)) return -1;
-    if (h[4] < 0 || (size_t)h[4] != P)
-        return errorf(err, errlen, "%s: holds state for %d parameters, the checkpoint has %zu", name, h[4], P);
-    if (size != sizeof(h) + 2 * P * sizeof(float))
-        return errorf(err, errlen, "%s: %zu bytes, expected %zu (truncated?)", name, size, sizeof(h) + 2 * P * sizeof(float));
-    real *mv = xcalloc(2 * P, sizeof(real));
-    read_floats(mv, buf + sizeof(h), 2 * P);
-    size_t bad = first_nonfinite(mv, 2 * P);
-    for (size_t i = P; i < 2 * P && bad == 2 * P; i++) if (mv[i] < 0) bad = i;
-    if (bad < 2 * P) {
-        const char *what = bad < P || !isfinite(mv[bad]) ? "not finite" : "negative";
-        free(mv);
-        return errorf(err, errlen, "%s: AdamW %s moment %zu is %s", name, bad < P ? "first" : "second", bad % P, what);
-    }
-    m->adam_t = h[2];
-    m->sched = sched;
-    memcpy(m->m_memory, mv, P * sizeof(real));
-    memcpy(m->v_memory, mv + P, P * sizeof(real));
-    free(mv);
-    return 0;
-}
-
-int optstate_read(Model *m, const char *path, int expect_step, char *err, size_t errlen) {
-    size_t size;
-    unsigned char *buf = read_file(path, &size, err, errlen);
-    if (!buf) return -1;
-    int rc = optstate_parse(m, path, buf, size, expect_step, err, errlen);
-    free(buf);
-    return rc;
+    if (optstate_load(NULL, path, step, s, err, errlen) == 0) return 0;
+    snprintf(path, pathlen, "%s.opt.prev", ckpt);
+    return file_exists(path) ? optstate_load(NULL, path, step, s, err2, sizeof(err2)) : -1;
 }
 
 // ----------------------------------------------------------------------------
@@ -1886,107 +1588,77 @@ int optstate_read(Model *m, const char *path, int expect_step, char *err, size_t
 // Header of 256 int32: [0] magic 20261130, [1] version 1, [2] vocab size, [3] eot id,
 // [4] number of merges M; then for each id a uint16 length and that many bytes; then M
 // pairs of int32 (the merges, which only tokenizer.py needs).
-
 #define TOKENIZER_MAGIC 20261130
-
 typedef struct {
     int vocab_size, eot;
-    unsigned char *bytes; // every token's bytes, back to back
-    size_t *offset;       // (V+1) token i is bytes[offset[i] .. offset[i+1])
+    unsigned char *file; // the whole file
+    size_t *entry;       // (V) where token i's entry (a uint16 length, then its bytes) starts in file
 } Tokenizer;
 
-// Parses a tokenizer file held in memory (name is only for messages): 0 on success, -1 with
-// a one-line reason in err. Walks the entries once to check them all, then copies them out.
-int tokenizer_parse(Tokenizer *tk, const char *name, const unsigned char *buf, size_t size, char *err, size_t errlen) {
-    memset(tk, 0, sizeof(*tk));
-    int32_t h[HEADER_INTS];
-    if (header_parse(h, name, buf, size, TOKENIZER_MAGIC, 1, "a tokenizer.py file", err, errlen)) return -1;
-    if (h[2] < 2 || h[2] > MAX_VOCAB) return errorf(err, errlen, "%s: vocab size %d out of range 2..%d", name, h[2], MAX_VOCAB);
-    if (h[3] < 0 || h[3] >= h[2]) return errorf(err, errlen, "%s: eot id %d outside the vocab of %d", name, h[3], h[2]);
-    if (h[4] < 0) return errorf(err, errlen, "%s: negative merge count %d", name, h[4]);
-    int V = h[2];
-    size_t pos = sizeof(h), total = 0;
-    for (int i = 0; i < V; i++) {
-        if (size - pos < 2) return errorf(err, errlen, "%s: ends inside the entry of token %d", name, i);
-        size_t len = buf[pos] | (size_t)buf[pos + 1] << 8;
-        if (size - pos - 2 < len) return errorf(err, errlen, "%s: ends inside the bytes of token %d", name, i);
-        pos += 2 + len;
-        total += len;
-    }
-    if (size - pos != (size_t)h[4] * 8)
-        return errorf(err, errlen, "%s: %zu bytes after the vocabulary, but the header says %d merges (%zu bytes)", name,
-                      size - pos, h[4], (size_t)h[4] * 8);
-    for (size_t k = 0; k < 2 * (size_t)h[4]; k++) {
-        int32_t id;
-        memcpy(&id, buf + pos + 4 * k, 4);
-        if (id < 0 || id >= V) return errorf(err, errlen, "%s: merge %zu refers to token %d, outside the vocab", name, k / 2, id);
-    }
-    tk->vocab_size = V;
-    tk->eot = h[3];
-    tk->offset = xcalloc((size_t)V + 1, sizeof(size_t));
-    tk->bytes = xcalloc(total, 1);
-    pos = sizeof(h);
-    for (int i = 0; i < V; i++) {
-        size_t len = buf[pos] | (size_t)buf[pos + 1] << 8;
-        memcpy(tk->bytes + tk->offset[i], buf + pos + 2, len);
-        tk->offset[i + 1] = tk->offset[i] + len;
-        pos += 2 + len;
-    }
-    return 0;
-}
-
 int tokenizer_load(Tokenizer *tk, const char *path, char *err, size_t errlen) {
+    int32_t h[HEADER_INTS] = {0};
+    size_t size, pos = sizeof(h);
     memset(tk, 0, sizeof(*tk));
-    size_t size;
     unsigned char *buf = read_file(path, &size, err, errlen);
     if (!buf) return -1;
-    int rc = tokenizer_parse(tk, path, buf, size, err, errlen);
-    free(buf);
-    return rc;
+    int rc = header_parse(h, path, buf, size, TOKENIZER_MAGIC, 1, 1, "a tokenizer.py file", err, errlen), V = h[2];
+    if (!rc && (V < 2 || V > MAX_VOCAB)) rc = errorf(err, errlen, "%s: vocab size %d out of range 2..%d", path, V, MAX_VOCAB);
+    else if (!rc && (h[3] < 0 || h[3] >= V)) rc = errorf(err, errlen, "%s: eot id %d outside the vocab of %d", path, h[3], V);
+    else if (!rc && h[4] < 0) rc = errorf(err, errlen, "%s: negative merge count %d", path, h[4]);
+    if (!rc) tk->entry = xcalloc(V, sizeof(size_t));
+    for (int i = 0; !rc && i < V; i++) {
+        size_t len = size - pos < 2 ? 0 : (buf[pos] | (size_t)buf[pos + 1] << 8);
+        if (size - pos < 2) rc = errorf(err, errlen, "%s: ends inside the entry of token %d", path, i);
+        else if (size - pos - 2 < len) rc = errorf(err, errlen, "%s: ends inside the bytes of token %d", path, i);
+        tk->entry[i] = pos;
+        pos += 2 + len;
+    }
+    if (!rc && size - pos != (size_t)h[4] * 8)
+        rc = errorf(err, errlen, "%s: %zu bytes after the vocabulary, but the header says %d merges (%zu bytes)", path,
+                    size - pos, h[4], (size_t)h[4] * 8);
+    for (size_t k = 0; !rc && k < 2 * (size_t)h[4]; k++) {
+        int32_t id;
+        memcpy(&id, buf + pos + 4 * k, 4);
+        if (id < 0 || id >= V) rc = errorf(err, errlen, "%s: merge %zu refers to token %d, outside the vocab", path, k / 2, id);
+    }
+    if (rc) { free(buf); free(tk->entry); tk->entry = NULL; return -1; }
+    *tk = (Tokenizer){V, h[3], buf, tk->entry};
+    return 0;
 }
 
 // writes token id's bytes to out (or its id in angle brackets when there is no tokenizer)
 void tokenizer_write(const Tokenizer *tk, int id, FILE *out) {
-    if (!tk || !tk->offset || id < 0 || id >= tk->vocab_size) { fprintf(out, "<%d>", id); return; }
-    fwrite(tk->bytes + tk->offset[id], 1, tk->offset[id + 1] - tk->offset[id], out);
+    if (!tk || !tk->entry || id < 0 || id >= tk->vocab_size) { fprintf(out, "<%d>", id); return; }
+    const unsigned char *e = tk->file + tk->entry[id];
+    fwrite(e + 2, 1, e[0] | (size_t)e[1] << 8, out);
 }
-
-void tokenizer_free(Tokenizer *tk) { free(tk->bytes); free(tk->offset); memset(tk, 0, sizeof(*tk)); }
+void tokenizer_free(Tokenizer *tk) { free(tk->file); free(tk->entry); memset(tk, 0, sizeof(*tk)); }
 
 // ----------------------------------------------------------------------------
 // sampling: start from end-of-text (as every document does) and draw tokens one at a time
 
-// draw from softmax(logits / temperature) restricted to the top_k largest (top_k <= 0: all)
+static int descending(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x < y) - (x > y);
+}
+// draw from softmax(logits / temperature) restricted to the top_k largest (top_k 0: all;
+// temperature 0: the largest, greedy)
 int sample_token(const real *logits, int V, double temperature, int top_k, Rng *rng) {
-    if (temperature <= 0) { // greedy
-        int best = 0;
-        for (int i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
-        return best;
-    }
-    double maxv = -INFINITY, thresh = -INFINITY;
-    for (int i = 0; i < V; i++) if (logits[i] > maxv) maxv = logits[i];
-    if (top_k > 0 && top_k < V) { // threshold = k-th largest logit (counting ties once each)
-        double *sorted = xcalloc(V, sizeof(double));
-        for (int i = 0; i < V; i++) sorted[i] = logits[i];
-        for (int a = 0; a < top_k; a++) { // partial selection sort: the top_k largest to the front
-            int best = a;
-            for (int i = a + 1; i < V; i++) if (sorted[i] > sorted[best]) best = i;
-            double t = sorted[a]; sorted[a] = sorted[best]; sorted[best] = t;
-        }
-        thresh = sorted[top_k - 1];
-        free(sorted);
-    }
-    double sum = 0;
-    for (int i = 0; i < V; i++) if (logits[i] >= thresh) sum += exp((logits[i] - maxv) / temperature);
-    double u = rng_uniform(rng) * sum, acc = 0;
-    int last = 0;
-    for (int i = 0; i < V; i++) {
+    double *w = xcalloc(V, sizeof(double)), sum = 0, acc = 0;
+    for (int i = 0; i < V; i++) w[i] = logits[i];
+    qsort(w, V, sizeof(double), descending);
+    double maxv = w[0], thresh = top_k > 0 && top_k < V ? w[top_k - 1] : -INFINITY; // the k-th largest, ties counted
+    int pick = -1, last = 0;
+    for (int i = 0; i < V && temperature <= 0 && pick < 0; i++) if (logits[i] == maxv) pick = i;
+    for (int i = 0; i < V && pick < 0; i++) sum += w[i] = logits[i] < thresh ? 0 : exp((logits[i] - maxv) / temperature);
+    double u = pick < 0 ? rng_uniform(rng) * sum : 0;
+    for (int i = 0; i < V && pick < 0; i++) {
         if (logits[i] < thresh) continue;
-        acc += exp((logits[i] - maxv) / temperature);
         last = i;
-        if (acc > u) return i;
+        if ((acc += w[i]) > u) pick = i;
     }
-    return last;
+    free(w);
+    return pick < 0 ? last : pick;
 }
 
 void model_sample(Model *m, const Tokenizer *tk, int eot, int n, double temperature, int top_k, uint64_t seed, FILE *out) {
@@ -2019,140 +1691,75 @@ double evaluate(Model *m, const DataLoader *dl, int n, int first_token, int eot)
 
 // ----------------------------------------------------------------------------
 // the probe pass: forward and backward on a fixed batch exactly as a training step does them,
-// without the update, then the measurements above; one JSON line per probe in probes.jsonl
+// without the update, then the measurements above; one JSON line per probe in probes.jsonl.
+// JSON has no NaN or Infinity: such numbers are written as null, and counted.
 
-typedef struct { char *s; size_t n, cap; } StrBuf; // a growing string
-
-static void sb_printf(StrBuf *b, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) return;
-        if (b->s && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
-        b->cap = (b->cap + (size_t)k + 1) * 2;
-        b->s = realloc(b->s, b->cap);
-        if (!b->s) die("out of memory");
+static void json_num(FILE *f, double x, int *nonfinite) {
+    if (isfinite(x)) fprintf(f, "%.6g", x);
+    else { fprintf(f, "null"); (*nonfinite)++; }
+}
+// , "key": [x0, ...] for a vector of n numbers (rows 0), or [[...], ...] for rows lists of n
+static void json_key(FILE *f, const char *key, const double *x, int rows, int n, int *nonfinite) {
+    fprintf(f, ", \"%s\": %s", key, rows ? "[" : "");
+    for (int r = 0; r < (rows ? rows : 1); r++) {
+        fprintf(f, r ? ", [" : "[");
+        for (int i = 0; i < n; i++) { if (i) fprintf(f, ", "); json_num(f, x[(size_t)r * n + i], nonfinite); }
+        fprintf(f, "]");
     }
+    if (rows) fprintf(f, "]");
 }
 
-// JSON has no NaN or Infinity: such numbers are written as null, and counted
-static void sb_num(StrBuf *b, double x, int *nonfinite) {
-    if (isfinite(x)) sb_printf(b, "%.6g", x);
-    else { sb_printf(b, "null"); (*nonfinite)++; }
-}
-static void sb_array(StrBuf *b, const char *key, const double *x, int n, int *nonfinite) {
-    sb_printf(b, ", \"%s\": [", key);
-    for (int i = 0; i < n; i++) { if (i) sb_printf(b, ", "); sb_num(b, x[i], nonfinite); }
-    sb_printf(b, "]");
-}
-static void sb_matrix(StrBuf *b, const char *key, const double *x, int rows, int cols, int *nonfinite) {
-    sb_printf(b, ", \"%s\": [", key);
-    for (int r = 0; r < rows; r++) {
-        sb_printf(b, r ? ", [" : "[");
-        for (int i = 0; i < cols; i++) { if (i) sb_printf(b, ", "); sb_num(b, x[(size_t)r * cols + i], nonfinite); }
-        sb_printf(b, "]");
-    }
-    sb_printf(b, "]");
+// one JSON object on one line; returns how many numbers were not finite (written as null)
+int probe_json(FILE *f, const Probe *pr, const Config *c, int step, double train_loss, double val_loss, int val_step,
+               double probe_ms, int first_token) {
+    int bad = 0, absent = 0, L = pr->L, P = pr->P;
+    fprintf(f, "{\"step\": %d, \"train_loss\": ", step); // null before the first step / validation
+    json_num(f, train_loss, &absent);
+    fprintf(f, ", \"val_loss\": ");
+    json_num(f, val_loss, &absent);
+    fprintf(f, ", \"val_loss_step\": %d, \"probe_loss\": ", val_step);
+    json_num(f, pr->loss, &bad);
+    fprintf(f, ", \"probe_ms\": %.1f, \"L\": %d, \"H\": %d, \"Hkv\": %d, \"positions\": %d, \"vscale\": \"%s\", "
+               "\"vscale_path\": \"%s\", \"sink_grad\": %.6g, "
+               "\"first_token\": \"%s\", \"rgs_positions\": [1, %d], \"rgs_short_T\": %s",
+            probe_ms, L, pr->H, pr->Hkv, P, VSCALE_NAMES[c->vscale], VSCALE_PATH_NAMES[pr->vscale_path], pr->sink_grad,
+            FIRST_TOKEN_NAMES[first_token], pr->rgs_n - 1, pr->rgs_n < PROBE_POSITIONS ? "true" : "false");
+    json_key(f, "alpha", pr->alpha, L, pr->H, &bad);
+    json_key(f, "sink_rate", pr->sink_rate, 0, L, &bad);
+    json_key(f, "M0", pr->M0, 0, L, &bad);
+    json_key(f, "S0", pr->S0, 0, L, &bad);
+    json_key(f, "R_gs", pr->R_gs, 0, L, &bad);
+    fprintf(f, ", \"R_gs_median\": ");
+    json_num(f, pr->R_gs_median, &bad);
+    for (int q = 0; q < NUM_PQ; q++) json_key(f, PQ_NAMES[q], pr->pq[q], L, P, &bad);
+    json_key(f, "grad_q_mean", pr->grad_mean[0], 0, P, &bad);
+    json_key(f, "grad_k_mean", pr->grad_mean[1], 0, P, &bad);
+    json_key(f, "grad_v_mean", pr->grad_mean[2], 0, P, &bad);
+    for (int i = 0; i < NUM_RATIO; i++) json_key(f, RATIO_NAMES[i], pr->ratio[i], 0, L, &bad);
+    fprintf(f, ", \"dv_dk_0\": ");
+    json_num(f, pr->dv_dk_0, &bad);
+    json_key(f, "vscale_lambda", pr->lambda, L, pr->Hkv, &bad);
+    json_key(f, "vscale_phi0", pr->phi0, 0, L, &bad);
+    json_key(f, "vscale_phi_rest", pr->phi_rest, 0, L, &bad);
+    fprintf(f, "}");
+    return bad;
 }
 
-// the layer where x is largest, and that value
+// the layer where x is largest (a finite value before a non-finite one)
 static int argmax(const double *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++) if (x[i] > x[best] || (!isfinite(x[best]) && isfinite(x[i]))) best = i;
     return best;
 }
 
-// summaries that the stdout line, train.sh and the README table use
-typedef struct {
-    double sink_mean, M0_mean, R_gs_median, dv_dk_0;
-    double *ratio_h_out, *ratio_r_mlp, *ratio_r_attn, *ratio_v, *ratio_grad_v; // (L) token 0 / rest
-    double grad_mean[3][PROBE_POSITIONS]; // q, k, v gradient norms averaged over layers
-} ProbeSummary;
-
-void probe_summarize(ProbeSummary *s, const Probe *pr) {
-    memset(s, 0, sizeof(*s));
-    int L = pr->L, P = pr->P;
-    s->ratio_h_out = xcalloc(L, sizeof(double)); s->ratio_r_mlp = xcalloc(L, sizeof(double));
-    s->ratio_r_attn = xcalloc(L, sizeof(double)); s->ratio_v = xcalloc(L, sizeof(double));
-    s->ratio_grad_v = xcalloc(L, sizeof(double));
-    for (int l = 0; l < L; l++) {
-        s->sink_mean += pr->sink_rate[l] / L;
-        s->M0_mean += pr->M0[l] / L;
-        s->ratio_h_out[l] = tok0_ratio(pr->pq[PQ_NORM_H_OUT] + (size_t)l * P, P);
-        s->ratio_r_mlp[l] = tok0_ratio(pr->pq[PQ_NORM_R_MLP] + (size_t)l * P, P);
-        s->ratio_r_attn[l] = tok0_ratio(pr->pq[PQ_NORM_R_ATTN] + (size_t)l * P, P);
-        s->ratio_v[l] = tok0_ratio(pr->pq[PQ_NORM_V] + (size_t)l * P, P);
-        s->ratio_grad_v[l] = tok0_ratio(pr->pq[PQ_GRAD_V] + (size_t)l * P, P);
-        for (int t = 0; t < P; t++) {
-            s->grad_mean[0][t] += pr->pq[PQ_GRAD_Q][(size_t)l * P + t] / L;
-            s->grad_mean[1][t] += pr->pq[PQ_GRAD_K][(size_t)l * P + t] / L;
-            s->grad_mean[2][t] += pr->pq[PQ_GRAD_V][(size_t)l * P + t] / L;
-        }
-    }
-    s->R_gs_median = median(pr->R_gs, pr->L);
-    s->dv_dk_0 = s->grad_mean[2][0] / s->grad_mean[1][0];
-}
-void probe_summary_free(ProbeSummary *s) {
-    free(s->ratio_h_out); free(s->ratio_r_mlp); free(s->ratio_r_attn); free(s->ratio_v); free(s->ratio_grad_v);
-    memset(s, 0, sizeof(*s));
-}
-
-// one JSON object on one line; returns how many numbers were not finite (written as null)
-int probe_json(StrBuf *b, const Probe *pr, const Config *c, int step, double train_loss, double val_loss,
-               int val_step, double probe_ms, int first_token) {
-    int bad = 0, absent = 0, L = pr->L, P = pr->P;
-    ProbeSummary s;
-    probe_summarize(&s, pr);
-    sb_printf(b, "{\"step\": %d, \"train_loss\": ", step); // null before the first step / validation
-    sb_num(b, train_loss, &absent);
-    sb_printf(b, ", \"val_loss\": ");
-    sb_num(b, val_loss, &absent);
-    sb_printf(b, ", \"val_loss_step\": %d, \"probe_loss\": ", val_step);
-    sb_num(b, pr->loss, &bad);
-    sb_printf(b, ", \"probe_ms\": %.1f, \"L\": %d, \"H\": %d, \"Hkv\": %d, \"positions\": %d, \"vscale\": \"%s\", "
-                 "\"vscale_path\": \"%s\", \"sink_grad\": %.6g, "
-                 "\"first_token\": \"%s\", \"rgs_positions\": [1, %d], \"rgs_short_T\": %s",
-              probe_ms, L, pr->H, pr->Hkv, P, VSCALE_NAMES[c->vscale], VSCALE_PATH_NAMES[pr->vscale_path], pr->sink_grad,
-              FIRST_TOKEN_NAMES[first_token], pr->rgs_n - 1, pr->rgs_n < PROBE_POSITIONS ? "true" : "false");
-    sb_matrix(b, "alpha", pr->alpha, L, pr->H, &bad);
-    sb_array(b, "sink_rate", pr->sink_rate, L, &bad);
-    sb_array(b, "M0", pr->M0, L, &bad);
-    sb_array(b, "S0", pr->S0, L, &bad);
-    sb_array(b, "R_gs", pr->R_gs, L, &bad);
-    sb_printf(b, ", \"R_gs_median\": ");
-    sb_num(b, s.R_gs_median, &bad);
-    for (int q = 0; q < NUM_PQ; q++) sb_matrix(b, PQ_NAMES[q], pr->pq[q], L, P, &bad);
-    sb_array(b, "grad_q_mean", s.grad_mean[0], P, &bad);
-    sb_array(b, "grad_k_mean", s.grad_mean[1], P, &bad);
-    sb_array(b, "grad_v_mean", s.grad_mean[2], P, &bad);
-    sb_array(b, "ratio_h_out", s.ratio_h_out, L, &bad);
-    sb_array(b, "ratio_r_mlp", s.ratio_r_mlp, L, &bad);
-    sb_array(b, "ratio_r_attn", s.ratio_r_attn, L, &bad);
-    sb_array(b, "ratio_v", s.ratio_v, L, &bad);
-    sb_array(b, "ratio_grad_v", s.ratio_grad_v, L, &bad);
-    sb_printf(b, ", \"dv_dk_0\": ");
-    sb_num(b, s.dv_dk_0, &bad);
-    sb_matrix(b, "vscale_lambda", pr->lambda, L, pr->Hkv, &bad);
-    sb_array(b, "vscale_phi0", pr->phi0, L, &bad);
-    sb_array(b, "vscale_phi_rest", pr->phi_rest, L, &bad);
-    sb_printf(b, "}");
-    probe_summary_free(&s);
-    return bad;
-}
-
 // the compact line on stdout
 void probe_print(const Probe *pr, int step, double probe_ms, FILE *out) {
-    ProbeSummary s;
-    probe_summarize(&s, pr);
-    int lh = argmax(s.ratio_h_out, pr->L), lm = argmax(s.ratio_r_mlp, pr->L);
+    int lh = argmax(pr->ratio[RATIO_H_OUT], pr->L), lm = argmax(pr->ratio[RATIO_R_MLP], pr->L);
     fprintf(out, "probe step %d | loss %.4f | sink %.2f | M0 %.2f | R_gs med %.2f%s | h_out tok0/rest max %.2f (L%d) | "
                  "mlp tok0/rest max %.2f (L%d) | |dv0|/|dk0| %.2f | %.0f ms\n",
-            step, pr->loss, s.sink_mean, s.M0_mean, s.R_gs_median,
-            pr->rgs_n < PROBE_POSITIONS ? " (T<32: over t=1..T-1)" : "", s.ratio_h_out[lh], lh, s.ratio_r_mlp[lm], lm,
-            s.dv_dk_0, probe_ms);
-    probe_summary_free(&s);
+            step, pr->loss, pr->sink_mean, pr->M0_mean, pr->R_gs_median,
+            pr->rgs_n < PROBE_POSITIONS ? " (T<32: over t=1..T-1)" : "", pr->ratio[RATIO_H_OUT][lh], lh,
+            pr->ratio[RATIO_R_MLP][lm], lm, pr->dv_dk_0, probe_ms);
 }
 
 // forward + backward on the probe batch, then measure. Touches gradients, never parameters
@@ -2163,6 +1770,12 @@ void probe_run(Probe *pr, Model *m, const DataLoader *dl, int first_token, int e
     probe_measure(pr, m, dl->B, dl->T);
 }
 
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 // one probe as main runs it: measure, print the line, append the JSON to path (exit 2 if it cannot)
 void probe_and_log(Probe *pr, Model *m, const DataLoader *dl, int first_token, int eot, int step, double train_loss,
                    double val_loss, int val_step, const char *path) {
@@ -2170,16 +1783,19 @@ void probe_and_log(Probe *pr, Model *m, const DataLoader *dl, int first_token, i
     probe_run(pr, m, dl, first_token, eot);
     double ms = (now_seconds() - t0) * 1e3;
     probe_print(pr, step, ms, stdout);
-    StrBuf line = {0};
-    char err[1024];
-    if (probe_json(&line, pr, &m->cfg, step, train_loss, val_loss, val_step, ms, first_token))
+    char *line = NULL, err[1024];
+    size_t len = 0;
+    FILE *f = open_memstream(&line, &len);
+    if (!f) die("out of memory");
+    if (probe_json(f, pr, &m->cfg, step, train_loss, val_loss, val_step, ms, first_token))
         fprintf(stderr, "gradsink: warning: step %d: non-finite probe values written as null\n", step);
-    if (append_line(path, line.s, err, sizeof(err))) die("%s", err);
-    free(line.s);
+    if (fclose(f) != 0) die("out of memory");
+    if (append_line(path, line, err, sizeof(err))) die("%s", err);
+    free(line);
 }
 
 // ----------------------------------------------------------------------------
-// command line: one table, parsed in one place
+// command line: one table, parsed in one place; every flag takes a value
 
 typedef struct {
     const char *train_path, *val_path, *tokenizer_path, *out_dir, *ckpt_in;
@@ -2195,160 +1811,123 @@ typedef struct {
     double sink_grad;
 } Options;
 
-// the model's configuration from the flags (-K 0: as many kv heads as heads)
-static Config options_config(const Options *o, int vocab_size, int vscale) {
-    Config c = {vocab_size, o->d_model, o->n_layer, o->n_head, o->n_kv_head ? o->n_kv_head : o->n_head, o->ffn_hidden,
-                o->T, vscale, vocab_size - 1, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
-    return c;
-}
-
 typedef struct {
     const char *shortf, *longf;
-    char type; // 'i' int, 'f' double, 's' string, 'e' one of names, 'b' switch (takes no value)
+    char type;      // 'i' int, 'f' double, 's' string, 'e' one of names
     void *ptr;
+    const char *def; // the default, read as a given value would be
+    double lo, hi;  // the range of a number
     const char *const *names; // for 'e'
     const char *help;
     int given;
 } Flag;
 
-
-static void options_defaults(Options *o) {
-    Options d = {
-        .train_path = "data/train.bin", .val_path = "data/val.bin", .tokenizer_path = "", .out_dir = "out",
-        .ckpt_in = "", .B = 16, .T = 128, .n_layer = 4, .d_model = 128, .n_head = 4, .n_kv_head = 0,
-        .ffn_hidden = 352, .vocab_size = 0, .steps = 1000, .warmup = 50, .seed = 1337, .vscale = VSCALE_OFF,
-        .first_token = FIRST_ANY, .rows = ROWS_STREAM, .lr = 3e-3, .min_lr = -1, .weight_decay = 0.1, .mlp_weight_decay = -1, .embed_weight_decay = -1, .grad_clip = 1.0,
-        .val_every = 100, .val_batches = 8, .ckpt_every = 0, .resume = 0, .eval_only = 0, .stop_at = 0,
-        .sample_tokens = 200, .top_k = 40, .sample_seed = 42, .temperature = 0.8, .probe_every = 100, .probe_only = 0,
-        .vscale_lambda = 1.0, .vscale_path = VSCALE_PATH_BOTH, .sink_grad = 1.0};
-    *o = d;
+#define NUM_FLAGS 41
+#define ANY -INFINITY, INFINITY
+static void flag_table(Flag *f, Options *o) {
+    Flag t[NUM_FLAGS] = {
+        {"-i", "--train", 's', &o->train_path, "data/train.bin", ANY, NULL, "training tokens (llm.c .bin format)", 0},
+        {"-j", "--val", 's', &o->val_path, "data/val.bin", ANY, NULL, "validation tokens; '' for none", 0},
+        {"-z", "--tokenizer", 's', &o->tokenizer_path, "", ANY, NULL, "tokenizer.bin (default: beside the train file)", 0},
+        {"-o", "--out", 's', &o->out_dir, "out", ANY, NULL, "output directory (log, checkpoints)", 0},
+        {"-b", "--batch", 'i', &o->B, "16", 1, INFINITY, NULL, "batch size B (rows)", 0},
+        {"-t", "--seq-len", 'i', &o->T, "128", 1, MAX_SEQ_LEN, NULL, "sequence length T", 0},
+        {"-L", "--layers", 'i', &o->n_layer, "4", ANY, NULL, "number of layers", 0},
+        {"-C", "--width", 'i', &o->d_model, "128", ANY, NULL, "model width d_model", 0},
+        {"-H", "--heads", 'i', &o->n_head, "4", ANY, NULL, "query heads", 0},
+        {"-K", "--kv-heads", 'i', &o->n_kv_head, "0", ANY, NULL, "key/value heads (0: same as heads)", 0},
+        {"-F", "--ffn", 'i', &o->ffn_hidden, "352", ANY, NULL, "SwiGLU hidden size", 0},
+        {"-V", "--vocab", 'i', &o->vocab_size, "0", ANY, NULL, "vocab size (0: from the tokenizer file)", 0},
+        {"-n", "--steps", 'i', &o->steps, "1000", 0, INFINITY, NULL, "training steps", 0},
+        {"-w", "--warmup", 'i', &o->warmup, "50", 0, INFINITY, NULL, "linear warmup steps", 0},
+        {"-l", "--lr", 'f', &o->lr, "3e-3", 0, INFINITY, NULL, "max learning rate", 0},
+        {"-m", "--min-lr", 'f', &o->min_lr, "-1", ANY, NULL, "min learning rate (<0: max/10)", 0},
+        {"-d", "--weight-decay", 'f', &o->weight_decay, "0.1", 0, INFINITY, NULL, "AdamW weight decay (matrices only)", 0},
+        {"-D", "--mlp-decay", 'f', &o->mlp_weight_decay, "-1", ANY, NULL, "weight decay of the MLP's matrices (<0: as --weight-decay)", 0},
+        {"-E", "--embed-decay", 'f', &o->embed_weight_decay, "-1", ANY, NULL, "weight decay of the token embedding (<0: as --weight-decay)", 0},
+        {"-g", "--grad-clip", 'f', &o->grad_clip, "1", 0, INFINITY, NULL, "global grad-norm clip (0: none)", 0},
+        {"-s", "--seed", 'i', &o->seed, "1337", ANY, NULL, "seed of the initialisation", 0},
+        {"-a", "--vscale", 'e', &o->vscale, "off", ANY, VSCALE_NAMES, "V-scale: off, fixed, learned", 0},
+        {"-A", "--vscale-lambda", 'f', &o->vscale_lambda, "1", ANY, NULL, "V-scale's starting lambda, > 0 (fixed: its value throughout)", 0},
+        {"-J", "--vscale-path", 'e', &o->vscale_path, "both", ANY, VSCALE_PATH_NAMES, "V-scale in: both passes (the paper's), forward only (gradient passes unchanged), backward only (forward on v, gradient times V-scale's Jacobian)", 0},
+        {"-N", "--sink-grad", 'f', &o->sink_grad, "1", ANY, NULL, "multiply the gradient reaching position 0's values by G in every layer (forward unchanged; 0 cuts the value path of the gradient sink)", 0},
+        {"-f", "--first-token", 'e', &o->first_token, "any", ANY, FIRST_TOKEN_NAMES, "first input of each row: any (as read), eot, eot-masked (eot, and its prediction not in the loss)", 0},
+        {"-R", "--rows", 'e', &o->rows, "stream", ANY, ROWS_NAMES, "training rows: stream (consecutive windows), random (random offsets)", 0},
+        {"-Z", "--eot-row", 'e', &o->eot_row, "learned", ANY, EOT_ROW_NAMES, "end-of-text row of the embedding: learned, fixed (not trained: its direction at the other rows' mean norm)", 0},
+        {"-v", "--val-every", 'i', &o->val_every, "100", 0, INFINITY, NULL, "validate every N steps (0: only at the end)", 0},
+        {"-e", "--val-batches", 'i', &o->val_batches, "8", 0, INFINITY, NULL, "validation batches", 0},
+        {"-c", "--ckpt", 's', &o->ckpt_in, "", ANY, NULL, "start from this checkpoint instead of random init", 0},
+        {"-r", "--resume", 'i', &o->resume, "0", 0, 1, NULL, "1: also load CKPT.opt and continue at its step", 0},
+        {"-k", "--ckpt-every", 'i', &o->ckpt_every, "0", 0, INFINITY, NULL, "write a checkpoint every N steps (0: at the end only)", 0},
+        {"-S", "--stop-at", 'i', &o->stop_at, "0", 0, INFINITY, NULL, "stop after this step and checkpoint; the schedule still ends at --steps (0: off)", 0},
+        {"-x", "--eval-only", 'i', &o->eval_only, "0", 0, 1, NULL, "1: evaluate the checkpoint (-c), do not train", 0},
+        {"-p", "--probe", 'i', &o->probe_only, "0", 0, 1, NULL, "1: probe the checkpoint (-c) once, do not train", 0},
+        {"-P", "--probe-every", 'i', &o->probe_every, "100", 0, INFINITY, NULL, "probe every N steps, and at the first and last (0: never)", 0},
+        {"-G", "--sample", 'i', &o->sample_tokens, "200", 0, 10000000, NULL, "tokens to generate at the end (0: none)", 0},
+        {"-u", "--temperature", 'f', &o->temperature, "0.8", 0, INFINITY, NULL, "sampling temperature (0: greedy)", 0},
+        {"-q", "--top-k", 'i', &o->top_k, "40", 0, INFINITY, NULL, "sample from the k most likely tokens (0: all)", 0},
+        {"-y", "--sample-seed", 'i', &o->sample_seed, "42", ANY, NULL, "seed of the sampler", 0}};
+    memcpy(f, t, sizeof(t));
 }
 
-#define NUM_FLAGS 48 // room in the table below
-static int flag_table(Flag *f, Options *o) {
-    Flag t[] = {
-        {"-i", "--train", 's', &o->train_path, NULL, "training tokens (llm.c .bin format)", 0},
-        {"-j", "--val", 's', &o->val_path, NULL, "validation tokens; '' for none", 0},
-        {"-z", "--tokenizer", 's', &o->tokenizer_path, NULL, "tokenizer.bin (default: beside the train file)", 0},
-        {"-o", "--out", 's', &o->out_dir, NULL, "output directory (log, checkpoints)", 0},
-        {"-b", "--batch", 'i', &o->B, NULL, "batch size B (rows)", 0},
-        {"-t", "--seq-len", 'i', &o->T, NULL, "sequence length T", 0},
-        {"-L", "--layers", 'i', &o->n_layer, NULL, "number of layers", 0},
-        {"-C", "--width", 'i', &o->d_model, NULL, "model width d_model", 0},
-        {"-H", "--heads", 'i', &o->n_head, NULL, "query heads", 0},
-        {"-K", "--kv-heads", 'i', &o->n_kv_head, NULL, "key/value heads (0: same as heads)", 0},
-        {"-F", "--ffn", 'i', &o->ffn_hidden, NULL, "SwiGLU hidden size", 0},
-        {"-V", "--vocab", 'i', &o->vocab_size, NULL, "vocab size (0: from the tokenizer file)", 0},
-        {"-n", "--steps", 'i', &o->steps, NULL, "training steps", 0},
-        {"-w", "--warmup", 'i', &o->warmup, NULL, "linear warmup steps", 0},
-        {"-l", "--lr", 'f', &o->lr, NULL, "max learning rate", 0},
-        {"-m", "--min-lr", 'f', &o->min_lr, NULL, "min learning rate (<0: max/10)", 0},
-        {"-d", "--weight-decay", 'f', &o->weight_decay, NULL, "AdamW weight decay (matrices only)", 0},
-        {"-D", "--mlp-decay", 'f', &o->mlp_weight_decay, NULL, "weight decay of the MLP's matrices (<0: as --weight-decay)", 0},
-        {"-E", "--embed-decay", 'f', &o->embed_weight_decay, NULL, "weight decay of the token embedding (<0: as --weight-decay)", 0},
-        {"-g", "--grad-clip", 'f', &o->grad_clip, NULL, "global grad-norm clip (0: none)", 0},
-        {"-s", "--seed", 'i', &o->seed, NULL, "seed of the initialisation", 0},
-        {"-a", "--vscale", 'e', &o->vscale, VSCALE_NAMES, "V-scale: off, fixed, learned", 0},
-        {"-A", "--vscale-lambda", 'f', &o->vscale_lambda, NULL, "V-scale's starting lambda (fixed: its value throughout)", 0},
-        {"-J", "--vscale-path", 'e', &o->vscale_path, VSCALE_PATH_NAMES, "V-scale in: both passes (the paper's), forward only (gradient passes unchanged), backward only (forward on v, gradient times V-scale's Jacobian)", 0},
-        {"-N", "--sink-grad", 'f', &o->sink_grad, NULL, "multiply the gradient reaching position 0's values by G in every layer (forward unchanged; 0 cuts the value path of the gradient sink)", 0},
-        {"-f", "--first-token", 'e', &o->first_token, FIRST_TOKEN_NAMES, "first input of each row: any (as read), eot, eot-masked (eot, and its prediction not in the loss)", 0},
-        {"-R", "--rows", 'e', &o->rows, ROWS_NAMES, "training rows: stream (consecutive windows), random (random offsets)", 0},
-        {"-Z", "--eot-row", 'e', &o->eot_row, EOT_ROW_NAMES, "end-of-text row of the embedding: learned, fixed (not trained: its direction at the other rows' mean norm)", 0},
-        {"-v", "--val-every", 'i', &o->val_every, NULL, "validate every N steps (0: only at the end)", 0},
-        {"-e", "--val-batches", 'i', &o->val_batches, NULL, "validation batches", 0},
-        {"-c", "--ckpt", 's', &o->ckpt_in, NULL, "start from this checkpoint instead of random init", 0},
-        {"-r", "--resume", 'i', &o->resume, NULL, "1: also load CKPT.opt and continue at its step", 0},
-        {"-k", "--ckpt-every", 'i', &o->ckpt_every, NULL, "write a checkpoint every N steps (0: at the end only)", 0},
-        {"-S", "--stop-at", 'i', &o->stop_at, NULL, "stop after this step and checkpoint; the schedule still ends at --steps (0: off)", 0},
-        {"-x", "--eval-only", 'i', &o->eval_only, NULL, "1: evaluate the checkpoint (-c), do not train", 0},
-        {"-G", "--sample", 'i', &o->sample_tokens, NULL, "tokens to generate at the end (0: none)", 0},
-        {"-u", "--temperature", 'f', &o->temperature, NULL, "sampling temperature (0: greedy)", 0},
-        {"-q", "--top-k", 'i', &o->top_k, NULL, "sample from the k most likely tokens (0: all)", 0},
-        {"-y", "--sample-seed", 'i', &o->sample_seed, NULL, "seed of the sampler", 0},
-        {"-P", "--probe-every", 'i', &o->probe_every, NULL, "probe every N steps, and at the first and last (0: never)", 0},
-        {"-p", "--probe", 'b', &o->probe_only, NULL, "probe the checkpoint (-c) once, do not train", 0},
-    };
-    int n = (int)(sizeof(t) / sizeof(t[0]));
-    if (n > NUM_FLAGS) die("internal: %d flags, room for %d", n, NUM_FLAGS);
-    memcpy(f, t, n * sizeof(Flag));
-    return n;
+int flag_given(const Flag *f, const char *shortf) {
+    for (int i = 0; i < NUM_FLAGS; i++) if (!strcmp(f[i].shortf, shortf)) return f[i].given;
+    return 0;
 }
 
-static void print_usage(Flag *f, int n) {
-    printf("usage: gradsink [flags]   (each flag takes a value, but -p; defaults in brackets)\n");
-    for (int i = 0; i < n; i++) {
-        char def[64];
-        if (f[i].type == 'i') snprintf(def, sizeof(def), "%d", *(int *)f[i].ptr);
-        else if (f[i].type == 'f') snprintf(def, sizeof(def), "%g", *(double *)f[i].ptr);
-        else if (f[i].type == 'e') snprintf(def, sizeof(def), "%s", f[i].names[*(int *)f[i].ptr]);
-        else if (f[i].type == 'b') snprintf(def, sizeof(def), "off; takes no value");
-        else snprintf(def, sizeof(def), "%s", *(const char **)f[i].ptr);
-        printf("  %s %-15s %s [%s]\n", f[i].shortf, f[i].longf, f[i].help, def);
+// flag f takes the value val; a mistake is one line and exit 2
+static void flag_set(Flag *f, const char *val) {
+    char *end;
+    errno = 0;
+    if (f->type == 'i' || f->type == 'f') {
+        double v = f->type == 'i' ? strtol(val, &end, 10) : strtod(val, &end);
+        if (*val == '\0' || *end != '\0' || errno || !isfinite(v) || (f->type == 'i' && fabs(v) > 2147483647))
+            die("flag %s: '%s' is not %s", f->longf, val, f->type == 'i' ? "an integer" : "a number");
+        char range[64];
+        snprintf(range, sizeof(range), isinf(f->hi) ? ">= %g" : "in %g..%g", f->lo, f->hi);
+        if (v < f->lo || v > f->hi) die("flag %s: must be %s (got %s)", f->longf, range, val);
+        if (f->type == 'i') *(int *)f->ptr = (int)v;
+        else *(double *)f->ptr = v;
+    } else if (f->type == 'e') {
+        int e = 0;
+        while (f->names[e] && strcmp(f->names[e], val)) e++;
+        if (!f->names[e]) die("flag %s: unknown value '%s'", f->longf, val);
+        *(int *)f->ptr = e;
+    } else {
+        *(const char **)f->ptr = val;
     }
 }
 
-// fills o from argv; every mistake is one line and exit 2
-void parse_args(int argc, char **argv, Options *o, Flag *f, int *nflags) {
-    options_defaults(o);
-    int n = flag_table(f, o);
-    *nflags = n;
+// Fills o from argv, then checks what the flags ask for together (the model's shape:
+// config_check; agreement with a checkpoint: config_from_checkpoint). A mistake is one line, exit 2.
+void parse_args(int argc, char **argv, Options *o, Flag *f) {
+    flag_table(f, o);
+    for (int i = 0; i < NUM_FLAGS; i++) flag_set(&f[i], f[i].def);
     for (int a = 1; a < argc; a++) {
-        if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) { print_usage(f, n); exit(0); }
-        int k = 0;
-        while (k < n && strcmp(argv[a], f[k].shortf) && strcmp(argv[a], f[k].longf)) k++;
-        if (k == n) die("unknown flag %s (see -h)", argv[a]);
-        f[k].given = 1;
-        if (f[k].type == 'b') { *(int *)f[k].ptr = 1; continue; }
-        if (a + 1 >= argc) die("flag %s needs a value", argv[a]);
-        const char *val = argv[++a];
-        char *end;
-        errno = 0;
-        if (f[k].type == 'i') {
-            long v = strtol(val, &end, 10);
-            if (*val == '\0' || *end != '\0' || errno || v < -2147483647L || v > 2147483647L)
-                die("flag %s: '%s' is not an integer", f[k].longf, val);
-            *(int *)f[k].ptr = (int)v;
-        } else if (f[k].type == 'f') {
-            double v = strtod(val, &end);
-            if (*val == '\0' || *end != '\0' || errno || !isfinite(v)) die("flag %s: '%s' is not a number", f[k].longf, val);
-            *(double *)f[k].ptr = v;
-        } else if (f[k].type == 'e') {
-            int e = 0;
-            while (f[k].names[e] && strcmp(f[k].names[e], val)) e++;
-            if (!f[k].names[e]) die("flag %s: unknown value '%s'", f[k].longf, val);
-            *(int *)f[k].ptr = e;
-        } else {
-            *(const char **)f[k].ptr = val;
+        if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
+            printf("usage: gradsink [flags]   (each flag takes a value; defaults in brackets)\n");
+            for (int i = 0; i < NUM_FLAGS; i++) printf("  %s %-15s %s [%s]\n", f[i].shortf, f[i].longf, f[i].help, f[i].def);
+            exit(0);
         }
+        int k = 0;
+        while (k < NUM_FLAGS && strcmp(argv[a], f[k].shortf) && strcmp(argv[a], f[k].longf)) k++;
+        if (k == NUM_FLAGS) die("unknown flag %s (see -h)", argv[a]);
+        if (a + 1 >= argc) die("flag %s needs a value", argv[a]);
+        flag_set(&f[k], argv[++a]);
+        f[k].given = 1;
     }
     if (o->min_lr < 0) o->min_lr = o->lr / 10;
     if (o->mlp_weight_decay < 0) o->mlp_weight_decay = o->weight_decay;
     if (o->embed_weight_decay < 0) o->embed_weight_decay = o->weight_decay;
 }
-
-// Every check of the flags on their own (the model's shape: config_check; agreement with a
-// checkpoint: config_from_checkpoint). A mistake is one line and exit 2.
 void options_check(const Options *o) {
-    if (o->B < 1) die("flag --batch: must be at least 1 (got %d)", o->B);
-    if (o->T < 1 || o->T > MAX_SEQ_LEN) die("flag --seq-len: must be in 1..%d (got %d)", MAX_SEQ_LEN, o->T);
     if ((double)o->B * o->T > 1e8) die("flag --batch x --seq-len: %d x %d is too large", o->B, o->T);
     if (o->first_token == FIRST_EOT_MASKED && o->T < 2) die("flag --first-token eot-masked: needs --seq-len >= 2 (a row with a target in the loss)");
-    if (o->steps < 0) die("flag --steps: must be >= 0 (got %d)", o->steps);
-    if (o->warmup < 0) die("flag --warmup: must be >= 0 (got %d)", o->warmup);
-    if (o->lr < 0 || o->weight_decay < 0 || o->grad_clip < 0) die("flags --lr, --weight-decay, --grad-clip must be >= 0");
-    if (o->val_every < 0 || o->val_batches < 0 || o->ckpt_every < 0) die("flags --val-every, --val-batches, --ckpt-every must be >= 0");
-    if (o->resume != 0 && o->resume != 1) die("flag --resume: 0 or 1 (got %d)", o->resume);
-    if (o->eval_only != 0 && o->eval_only != 1) die("flag --eval-only: 0 or 1 (got %d)", o->eval_only);
     if ((o->resume || o->eval_only || o->probe_only) && !*o->ckpt_in)
         die("flags --resume, --eval-only and --probe need a checkpoint (-c PATH)");
-    if (o->probe_every < 0) die("flag --probe-every: must be >= 0 (got %d)", o->probe_every);
     if (o->vscale_lambda <= 0) die("flag --vscale-lambda: must be > 0 (got %g)", o->vscale_lambda);
-    if (o->vscale_path != VSCALE_PATH_BOTH && o->vscale == VSCALE_OFF && !*o->ckpt_in) // with -c: run_model, on the checkpoint's -a
+    if (o->vscale_path != VSCALE_PATH_BOTH && o->vscale == VSCALE_OFF && !*o->ckpt_in) // with -c: the checkpoint's -a
         die("flag --vscale-path %s: needs V-scale on (-a fixed or -a learned)", VSCALE_PATH_NAMES[o->vscale_path]);
-    if (o->stop_at < 0) die("flag --stop-at: must be >= 0 (got %d)", o->stop_at);
-    if (o->sample_tokens < 0 || o->top_k < 0 || o->temperature < 0) die("flags --sample, --top-k, --temperature must be >= 0");
-    if (o->sample_tokens > 10000000) die("flag --sample: at most 10000000 tokens (got %d)", o->sample_tokens);
     if (strlen(o->out_dir) > 3000 || strlen(o->ckpt_in) > 3000 || strlen(o->train_path) > 3000)
         die("flags --out, --ckpt, --train: path longer than 3000 characters");
     if (!*o->out_dir) die("flag --out: an empty path (pass a folder)");
@@ -2356,354 +1935,252 @@ void options_check(const Options *o) {
     if (o->eval_only && o->val_batches == 0) die("flag --eval-only: needs --val-batches >= 1 (got 0)");
 }
 
-int flag_given(const Flag *f, int n, const char *shortf) {
-    for (int i = 0; i < n; i++) if (!strcmp(f[i].shortf, shortf)) return f[i].given;
-    return 0;
+// The configuration from checkpoint -c's header; flags that would change the model must agree
+// with it. Resuming (-r 1), the run is the run that never stopped: the schedule and row-order
+// flags not given take the values kept in the optimizer file (a given flag that differs is
+// used, and said). Returns the checkpoint's step.
+int config_from_checkpoint(Options *o, const Flag *f, Config *cfg, char *opt_path) {
+    char err[1024];
+    int step;
+    if (checkpoint_read_header(o->ckpt_in, cfg, &step, err, sizeof(err))) die("%s", err);
+    struct { const char *flag; int value, have; } arch[6] = {
+        {"-V", o->vocab_size, cfg->vocab_size}, {"-C", o->d_model, cfg->d_model}, {"-L", o->n_layer, cfg->n_layer},
+        {"-H", o->n_head, cfg->n_head}, {"-F", o->ffn_hidden, cfg->ffn_hidden},
+        {"-K", o->n_kv_head ? o->n_kv_head : cfg->n_head, cfg->n_kv_head}}; // -K 0: as many kv heads as heads
+    for (int i = 0; i < 6; i++)
+        if (flag_given(f, arch[i].flag) && arch[i].value != arch[i].have)
+            die("flag %s %d disagrees with checkpoint %s (which has %d)", arch[i].flag, arch[i].value, o->ckpt_in, arch[i].have);
+    if (flag_given(f, "-a") && o->vscale != cfg->vscale)
+        die("flag -a %s disagrees with checkpoint %s (which has %s)", VSCALE_NAMES[o->vscale], o->ckpt_in, VSCALE_NAMES[cfg->vscale]);
+    if (flag_given(f, "-s") && !o->resume)
+        die("flag --seed has no effect with -c %s without -r 1 (the model comes from the checkpoint)", o->ckpt_in);
+    if (flag_given(f, "-A")) die("flag --vscale-lambda has no effect with -c %s (theta comes from the checkpoint)", o->ckpt_in);
+    Schedule s = {0};
+    char diff[512] = "";
+    if (o->resume && resume_opt_path(o->ckpt_in, step, opt_path, 4096, &s, err, sizeof(err))) die("%s", err);
+    struct { const char *flag; int *at, saved; } ints[8] = {
+        {"-n", &o->steps, s.steps}, {"-w", &o->warmup, s.warmup}, {"-b", &o->B, s.B}, {"-t", &o->T, s.T},
+        {"-s", &o->seed, s.seed}, {"-R", &o->rows, s.rows}, {"-f", &o->first_token, s.first_token}, {"-Z", &o->eot_row, s.eot_row}};
+    struct { const char *flag; double *at, saved; } reals[6] = {
+        {"-l", &o->lr, s.lr}, {"-m", &o->min_lr, s.min_lr}, {"-d", &o->weight_decay, s.weight_decay},
+        {"-D", &o->mlp_weight_decay, s.mlp_weight_decay}, {"-E", &o->embed_weight_decay, s.embed_weight_decay},
+        {"-g", &o->grad_clip, s.grad_clip}};
+    for (int i = 0; i < 8 && s.steps; i++) {
+        if (!flag_given(f, ints[i].flag)) *ints[i].at = ints[i].saved;
+        else if (*ints[i].at != ints[i].saved) snprintf(diff + strlen(diff), sizeof(diff) - strlen(diff), " %s", ints[i].flag);
+    }
+    for (int i = 0; i < 6 && s.steps; i++) {
+        if (!flag_given(f, reals[i].flag)) *reals[i].at = reals[i].saved;
+        else if (*reals[i].at != reals[i].saved) snprintf(diff + strlen(diff), sizeof(diff) - strlen(diff), " %s", reals[i].flag);
+    }
+    options_check(o);
+    if (*diff) printf("note: flags%s differ from the run that wrote %s: this run is not that run continued\n", diff, opt_path);
+    if (o->T > cfg->max_seq_len)
+        die("flag --seq-len %d is above checkpoint %s's max sequence length %d", o->T, o->ckpt_in, cfg->max_seq_len);
+    return step;
 }
-
-// mkdir -p; 0 on success
-int make_dirs(const char *path) {
-    char buf[4096];
-    if (!*path) return -1;
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') { *p = 0; mkdir(buf, 0755); *p = '/'; }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-    struct stat st;
-    return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}
-
 
 // ----------------------------------------------------------------------------
 // main: parse and check the flags, set up the run, then evaluate, probe, train and/or sample
 
-// everything one run of the program holds
-typedef struct {
-    Options o;
-    Flag flags[NUM_FLAGS];
-    int nflags;
-    Tokenizer tok;
-    char tok_path[4096];
-    int have_tok, eot;
-    Config cfg;
-    int ckpt_step, start_step, end; // the checkpoint's step; this run trains steps start_step..end-1
-    char opt_path[4096];            // resuming: the optimizer file paired with the checkpoint
-    int train, have_val, probing;
-    DataLoader train_dl, val_dl;
-    const DataLoader *probe_dl;
-    Model model;
-    Probe probe;
-    char probe_path[4096];
-} Run;
-
-// the tokenizer: given (-z), or tokenizer.bin beside the training file when there is one
-void run_tokenizer(Run *r) {
-    const Options *o = &r->o;
-    char err[1024];
-    if (*o->tokenizer_path) snprintf(r->tok_path, sizeof(r->tok_path), "%s", o->tokenizer_path);
-    else {
-        const char *slash = strrchr(o->train_path, '/');
-        int dirlen = slash ? (int)(slash - o->train_path) : 0;
-        snprintf(r->tok_path, sizeof(r->tok_path), "%.*s%stokenizer.bin", dirlen, o->train_path, slash ? "/" : "");
-    }
-    struct stat st; // a tokenizer.bin that is there but no file is refused, not passed over
-    if (*o->tokenizer_path || stat(r->tok_path, &st) == 0) {
-        if (tokenizer_load(&r->tok, r->tok_path, err, sizeof(err))) die("%s", err);
-        r->have_tok = 1;
-    }
-}
-
-// A resumed run is the run that never stopped: the flags of the schedule and the row order that
-// are not given take the values of the run that wrote the optimizer file; a flag given with
-// another value is used, and said.
-void resume_schedule(Run *r) {
-    Options *o = &r->o;
-    Schedule s;
-    char err[1024], diff[512] = "";
-    if (resume_opt_path(o->ckpt_in, r->ckpt_step, r->opt_path, sizeof(r->opt_path), &s, err, sizeof(err))) die("%s", err);
-    if (s.steps == 0) return; // a version-1 file: no schedule kept
-    struct { const char *flag; int *at, saved; } ints[] = {
-        {"-n", &o->steps, s.steps}, {"-w", &o->warmup, s.warmup}, {"-b", &o->B, s.B}, {"-t", &o->T, s.T},
-        {"-s", &o->seed, s.seed}, {"-R", &o->rows, s.rows}, {"-f", &o->first_token, s.first_token}, {"-Z", &o->eot_row, s.eot_row}};
-    struct { const char *flag; double *at, saved; } reals[] = {
-        {"-l", &o->lr, s.lr}, {"-m", &o->min_lr, s.min_lr}, {"-d", &o->weight_decay, s.weight_decay},
-        {"-D", &o->mlp_weight_decay, s.mlp_weight_decay}, {"-E", &o->embed_weight_decay, s.embed_weight_decay},
-        {"-g", &o->grad_clip, s.grad_clip}};
-    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
-        if (!flag_given(r->flags, r->nflags, ints[i].flag)) *ints[i].at = ints[i].saved;
-        else if (*ints[i].at != ints[i].saved) snprintf(diff + strlen(diff), sizeof(diff) - strlen(diff), " %s", ints[i].flag);
-    }
-    for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
-        if (!flag_given(r->flags, r->nflags, reals[i].flag)) *reals[i].at = reals[i].saved;
-        else if (*reals[i].at != reals[i].saved) snprintf(diff + strlen(diff), sizeof(diff) - strlen(diff), " %s", reals[i].flag);
-    }
+#ifndef TESTING
+int main(int argc, char **argv) {
+    static Options opts; // with the flag table: not on the stack
+    static Flag f[NUM_FLAGS];
+    static char tok_path[4096], opt_path[4096], path[4096], ckpt_path[4096], last_good[4300], err[1024];
+    Options *o = &opts;
+    parse_args(argc, argv, o, f);
     options_check(o);
-    if (*diff)
-        printf("note: flags%s differ from the run that wrote %s: this run is not that run continued\n", diff, r->opt_path);
-}
-
-// the model's configuration from checkpoint -c, whose architecture the flags given must agree with
-void config_from_checkpoint(Run *r) {
-    Options *o = &r->o;
-    char err[1024];
-    Config *cfg = &r->cfg;
-    if (checkpoint_read_header(o->ckpt_in, cfg, &r->ckpt_step, err, sizeof(err))) die("%s", err);
-    struct { const char *flag; int value, have; } arch[5] = {
-        {"-V", o->vocab_size, cfg->vocab_size}, {"-C", o->d_model, cfg->d_model}, {"-L", o->n_layer, cfg->n_layer},
-        {"-H", o->n_head, cfg->n_head}, {"-F", o->ffn_hidden, cfg->ffn_hidden}};
-    for (int i = 0; i < 5; i++)
-        if (flag_given(r->flags, r->nflags, arch[i].flag) && arch[i].value != arch[i].have)
-            die("flag %s %d disagrees with checkpoint %s (which has %d)", arch[i].flag, arch[i].value, o->ckpt_in,
-                arch[i].have);
-    if (flag_given(r->flags, r->nflags, "-K")) {
-        if (o->n_kv_head == 0 && cfg->n_kv_head != cfg->n_head) // -K 0: as many kv heads as heads
-            die("flag -K 0 (kv heads = heads) disagrees with checkpoint %s (which has %d kv heads for %d heads)",
-                o->ckpt_in, cfg->n_kv_head, cfg->n_head);
-        if (o->n_kv_head != 0 && o->n_kv_head != cfg->n_kv_head)
-            die("flag -K %d disagrees with checkpoint %s (which has %d)", o->n_kv_head, o->ckpt_in, cfg->n_kv_head);
+    int train = !o->eval_only && !o->probe_only && o->steps > 0, ckpt_step = 0, start = 0, have_tok = 0;
+    // the tokenizer: given (-z), or tokenizer.bin beside the training file when there is one
+    // (a tokenizer.bin there that is no regular file is refused, not passed over)
+    Tokenizer tok = {0};
+    const char *slash = strrchr(o->train_path, '/');
+    if (*o->tokenizer_path) snprintf(tok_path, sizeof(tok_path), "%s", o->tokenizer_path);
+    else snprintf(tok_path, sizeof(tok_path), "%.*stokenizer.bin", slash ? (int)(slash - o->train_path) + 1 : 0, o->train_path);
+    struct stat st;
+    if (*o->tokenizer_path || stat(tok_path, &st) == 0) {
+        if (tokenizer_load(&tok, tok_path, err, sizeof(err))) die("%s", err);
+        have_tok = 1;
     }
-    if (flag_given(r->flags, r->nflags, "-a") && o->vscale != cfg->vscale)
-        die("flag -a %s disagrees with checkpoint %s (which has %s)", VSCALE_NAMES[o->vscale], o->ckpt_in,
-            VSCALE_NAMES[cfg->vscale]);
-    if (flag_given(r->flags, r->nflags, "-s") && !o->resume)
-        die("flag --seed has no effect with -c %s without -r 1 (the model comes from the checkpoint)", o->ckpt_in);
-    if (flag_given(r->flags, r->nflags, "-A"))
-        die("flag --vscale-lambda has no effect with -c %s (theta comes from the checkpoint)", o->ckpt_in);
-    if (o->resume) { // without -r, a new schedule starts at step 0
-        r->start_step = r->ckpt_step;
-        resume_schedule(r);
-    }
-    if (o->T > cfg->max_seq_len)
-        die("flag --seq-len %d is above checkpoint %s's max sequence length %d", o->T, o->ckpt_in, cfg->max_seq_len);
-}
-
-// the configuration (from the checkpoint or the flags) and what it must fit: memory, tokenizer, steps
-void run_config(Run *r) {
-    const Options *o = &r->o;
-    char err[1024];
-    if (*o->ckpt_in) config_from_checkpoint(r);
-    else {
-        int V = o->vocab_size ? o->vocab_size : r->have_tok ? r->tok.vocab_size : 0;
-        if (V == 0 && r->train) { // a train file that cannot be read is the first thing to say
-            size_t n;
-            FILE *f = open_regular(o->train_path, &n, err, sizeof(err));
-            if (!f) die("%s", err);
-            fclose(f);
-        }
+    // the configuration: from the checkpoint, or from the flags
+    Config cfg;
+    if (*o->ckpt_in) {
+        ckpt_step = config_from_checkpoint(o, f, &cfg, opt_path);
+        if (o->resume) start = ckpt_step; // without -r, a new schedule starts at step 0
+    } else {
+        int V = o->vocab_size ? o->vocab_size : have_tok ? tok.vocab_size : 0;
+        size_t size, got;
+        unsigned char *probe_read = V == 0 && train ? read_part(o->train_path, 1, &size, &got, err, sizeof(err)) : NULL;
+        if (V == 0 && train && !probe_read) die("%s", err); // a train file that cannot be read is the first thing to say
+        free(probe_read);
         if (V == 0) die("vocab size unknown: pass -V N or put tokenizer.bin beside the train file (or -z PATH)");
-        r->cfg = options_config(o, V, o->vscale);
+        cfg = (Config){V, o->d_model, o->n_layer, o->n_head, o->n_kv_head ? o->n_kv_head : o->n_head, o->ffn_hidden,
+                       o->T, o->vscale, V - 1, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
     }
-    const Config *cfg = &r->cfg;
-    const char *why = config_check(cfg);
+    const char *why = config_check(&cfg);
     if (why) die("%s", why);
-    double need = model_bytes(cfg, o->B, o->T), have_mem = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE);
+    double need = model_bytes(&cfg, o->B, o->T), have_mem = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE);
     if (have_mem > 0 && need > have_mem)
         die("the model needs %.3g GB (parameters, AdamW state, activations for -b %d -t %d), this machine has %.3g GB",
             need / 1e9, o->B, o->T, have_mem / 1e9);
-    if (r->have_tok && r->tok.vocab_size != cfg->vocab_size)
-        die("tokenizer %s has vocab %d but the model has %d", r->tok_path, r->tok.vocab_size, cfg->vocab_size);
-    r->eot = r->have_tok ? r->tok.eot : cfg->eot;
-    if (o->resume && r->start_step > o->steps)
-        die("checkpoint %s is at step %d, beyond --steps %d", o->ckpt_in, r->start_step, o->steps);
-    r->end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
-    if (o->stop_at > 0 && o->stop_at < r->start_step)
-        die("flag --stop-at %d is before the checkpoint's step %d", o->stop_at, r->start_step);
-}
-
-// the token files: training (when training), validation (when given or present), the probe batch's
-void run_data(Run *r) {
-    const Options *o = &r->o;
-    char err[1024];
-    int V = r->cfg.vocab_size;
-    if (r->train && dataloader_open(&r->train_dl, o->train_path, o->B, o->T, V, err, sizeof(err))) die("%s", err);
-    r->have_val = *o->val_path && (o->val_batches > 0) && (flag_given(r->flags, r->nflags, "-j") || file_exists(o->val_path));
-    if (r->have_val && dataloader_open(&r->val_dl, o->val_path, o->B, o->T, V, err, sizeof(err))) die("%s", err);
-    if (o->eval_only && !r->have_val) die("--eval-only needs validation tokens (-j PATH)");
-    r->probing = o->probe_only || (r->train && o->probe_every > 0);
-    r->probe_dl = r->have_val ? &r->val_dl : &r->train_dl;
-    if (r->probing && !r->have_val) {
-        if (!r->train) die("--probe needs validation tokens (-j PATH) for its probe batch");
+    if (have_tok && tok.vocab_size != cfg.vocab_size)
+        die("tokenizer %s has vocab %d but the model has %d", tok_path, tok.vocab_size, cfg.vocab_size);
+    int eot = have_tok ? tok.eot : cfg.eot;
+    if (o->resume && start > o->steps) die("checkpoint %s is at step %d, beyond --steps %d", o->ckpt_in, start, o->steps);
+    int end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
+    if (o->stop_at > 0 && o->stop_at < start) die("flag --stop-at %d is before the checkpoint's step %d", o->stop_at, start);
+    // the token files: training (when training), validation (when given or present); the probe's batch
+    DataLoader train_dl = {0}, val_dl = {0};
+    if (train && dataloader_open(&train_dl, o->train_path, o->B, o->T, cfg.vocab_size, err, sizeof(err))) die("%s", err);
+    int have_val = *o->val_path && o->val_batches > 0 && (flag_given(f, "-j") || file_exists(o->val_path));
+    if (have_val && dataloader_open(&val_dl, o->val_path, o->B, o->T, cfg.vocab_size, err, sizeof(err))) die("%s", err);
+    if (o->eval_only && !have_val) die("--eval-only needs validation tokens (-j PATH)");
+    int probing = o->probe_only || (train && o->probe_every > 0);
+    const DataLoader *probe_dl = have_val ? &val_dl : &train_dl;
+    if (probing && !have_val) {
+        if (!train) die("--probe needs validation tokens (-j PATH) for its probe batch");
         printf("note: no validation file, so probes use the first training batch\n");
     }
-}
-
-// the model: from the checkpoint (and, resuming, its optimizer state), or initialised from the seed
-void run_model(Run *r) {
-    const Options *o = &r->o;
-    const Config *cfg = &r->cfg;
-    Model *m = &r->model;
-    char err[1024];
-    model_build(m, cfg);
+    // the model: from the checkpoint (and, resuming, its optimizer state), or initialised from the seed
+    static Model model;
+    Model *m = &model;
+    model_build(m, &cfg);
     model_alloc_acts(m, o->B, o->T);
     if (*o->ckpt_in) {
         int s;
         if (checkpoint_read(m, o->ckpt_in, &s, err, sizeof(err))) die("%s", err);
-        if (o->resume && optstate_read(m, r->opt_path, r->start_step, err, sizeof(err))) die("%s", err);
+        if (o->resume && optstate_read(m, opt_path, start, err, sizeof(err))) die("%s", err);
     } else {
         model_init(m, (uint64_t)o->seed);
-        if (cfg->vscale != VSCALE_OFF) // theta = log lambda
-            for (size_t i = 0; i < (size_t)cfg->n_layer * cfg->n_kv_head; i++) m->params.vscale_theta[i] = (real)log(o->vscale_lambda);
+        if (cfg.vscale != VSCALE_OFF) // theta = log lambda
+            for (size_t i = 0; i < (size_t)cfg.n_layer * cfg.n_kv_head; i++) m->params.vscale_theta[i] = (real)log(o->vscale_lambda);
     }
     // the interventions: the flags when given, else the checkpoint's (a resumed run keeps them)
-    if (!*o->ckpt_in || flag_given(r->flags, r->nflags, "-J")) m->vscale_path = o->vscale_path;
-    if (!*o->ckpt_in || flag_given(r->flags, r->nflags, "-N")) m->sink_grad = o->sink_grad;
-    if (m->vscale_path != VSCALE_PATH_BOTH && cfg->vscale == VSCALE_OFF)
+    if (!*o->ckpt_in || flag_given(f, "-J")) m->vscale_path = o->vscale_path;
+    if (!*o->ckpt_in || flag_given(f, "-N")) m->sink_grad = o->sink_grad;
+    if (m->vscale_path != VSCALE_PATH_BOTH && cfg.vscale == VSCALE_OFF)
         die("flag --vscale-path %s: needs V-scale on, and checkpoint %s has it off", VSCALE_PATH_NAMES[m->vscale_path], o->ckpt_in);
     m->sched = (Schedule){o->steps, o->warmup, o->B, o->T, o->seed, o->rows, o->first_token, o->eot_row, o->lr, o->min_lr,
-                          o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay, o->grad_clip}; // what this run's checkpoints record
-    printf("model: V %d | C %d | L %d | H %d | Hkv %d | D %d | F %d | vscale %s | %zu parameters\n", cfg->vocab_size,
-           cfg->d_model, cfg->n_layer, cfg->n_head, cfg->n_kv_head, cfg->d_model / cfg->n_head, cfg->ffn_hidden,
-           VSCALE_NAMES[cfg->vscale], m->num_parameters);
-    if (cfg->rope_theta != ROPE_THETA_DEFAULT || cfg->rms_norm_eps != RMSNORM_EPS_DEFAULT || cfg->eot != cfg->vocab_size - 1)
-        printf("model: rope_theta %g | rms_norm_eps %g | eot %d (from the checkpoint)\n", cfg->rope_theta,
-               cfg->rms_norm_eps, cfg->eot);
+                          o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay, o->grad_clip}; // what this run's checkpoints keep
+    printf("model: V %d | C %d | L %d | H %d | Hkv %d | D %d | F %d | vscale %s | %zu parameters\n", cfg.vocab_size,
+           cfg.d_model, cfg.n_layer, cfg.n_head, cfg.n_kv_head, cfg.d_model / cfg.n_head, cfg.ffn_hidden,
+           VSCALE_NAMES[cfg.vscale], m->num_parameters);
+    if (cfg.rope_theta != ROPE_THETA_DEFAULT || cfg.rms_norm_eps != RMSNORM_EPS_DEFAULT || cfg.eot != cfg.vocab_size - 1)
+        printf("model: rope_theta %g | rms_norm_eps %g | eot %d (from the checkpoint)\n", cfg.rope_theta, cfg.rms_norm_eps, cfg.eot);
     if (m->vscale_path != VSCALE_PATH_BOTH || m->sink_grad != 1)
         printf("interventions: vscale-path %s | sink-grad %g (the gradient is not the loss's)\n",
                VSCALE_PATH_NAMES[m->vscale_path], m->sink_grad);
 #ifdef _OPENMP
-    printf("threads: %d\n", max_threads());
+    printf("threads: %d\n", omp_get_max_threads());
 #endif
-}
-
-// Training from start_step to end: validation and probes at their steps (a probe also at the
-// first and after the last), train_step, the log, checkpoints. A NaN or infinity stops the run
-// with exit 3, naming the step and the newest complete checkpoint; that file is never replaced.
-void run_train(Run *r) {
-    const Options *o = &r->o;
-    Model *m = &r->model;
-    char err[1024], path[4096], ckpt_path[4096]; // and ckpt_path.opt beside it
-    if (make_dirs(o->out_dir)) die("cannot create output directory %s", o->out_dir);
-    snprintf(path, sizeof(path), "%s/log.txt", o->out_dir);
-    if (not_regular(path, err, sizeof(err))) die("%s", err);
-    FILE *logf = fopen(path, "a");
-    if (!logf) die("cannot write %s: %s", path, strerror(errno));
-    snprintf(ckpt_path, sizeof(ckpt_path), "%s/model.bin", o->out_dir);
-    printf("train: %s (%zu tokens, %zu batches of %d x %d, rows %s) | steps %d..%d | lr %g -> %g | warmup %d | "
-           "weight decay %g (MLP %g, embedding %g) | end-of-text row %s\n",
-           o->train_path, r->train_dl.count, r->train_dl.num_batches, o->B, o->T, ROWS_NAMES[o->rows], r->start_step,
-           o->steps, o->lr, o->min_lr, o->warmup, o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay,
-           EOT_ROW_NAMES[o->eot_row]);
-    AdamW opt = {0, 0.9, 0.95, 1e-8, o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay,
-                 o->eot_row == EOT_ROW_FIXED ? r->eot : -1};
-    int val_step = -1;
-    double val_loss = NAN, train_loss = NAN;
-    char last_good[4200];
-    if (*o->ckpt_in) snprintf(last_good, sizeof(last_good), "%s (step %d, where this run started)", o->ckpt_in, r->ckpt_step);
-    else snprintf(last_good, sizeof(last_good), "none (this run has not written one yet)");
-    for (int step = r->start_step; step <= r->end; step++) {
-        int last = step == r->end;
-        if (r->have_val && (last || (o->val_every > 0 && step % o->val_every == 0))) {
-            val_loss = evaluate(m, &r->val_dl, o->val_batches, o->first_token, r->eot);
-            val_step = step;
-            printf("step %5d | val loss %.4f\n", step, val_loss);
-            fprintf(logf, "s:%d tel:%.6f\n", step, val_loss);
-            fflush(logf);
-        }
-        if (o->probe_every > 0 && (last || step == r->start_step || step % o->probe_every == 0))
-            probe_and_log(&r->probe, m, r->probe_dl, o->first_token, r->eot, step, train_loss, val_loss, val_step,
-                          r->probe_path);
-        if (last) break;
-        double t0 = now_seconds(), loss, norm, lr = lr_at(step, o->steps, o->warmup, o->lr, o->min_lr);
-        size_t bad;
-        if (o->rows == ROWS_RANDOM)
-            dataloader_random_batch(&r->train_dl, o->seed, (size_t)step, m->inputs, m->targets, o->first_token, r->eot);
-        else
-            dataloader_batch(&r->train_dl, (size_t)step, m->inputs, m->targets, o->first_token, r->eot);
-        int status = train_step(m, &opt, lr, o->grad_clip, &loss, &norm, &bad);
-        train_loss = loss;
-        if (status != STEP_OK) {
-            if (status == STEP_NONFINITE_GRAD)
-                fprintf(stderr, "gradsink: error: step %d: loss %g, grad norm %g: not finite, training stopped; last good checkpoint: %s\n",
-                        step, loss, norm, last_good);
-            else
-                fprintf(stderr, "gradsink: error: step %d: the update (lr %g) made parameter %zu not finite, training stopped; last good checkpoint: %s\n",
-                        step, lr, bad, last_good);
-            fclose(logf);
-            exit(3);
-        }
-        double dt = now_seconds() - t0;
-        // STEP on stdout and in log.txt: the training steps taken before this one, as for the
-        // validation and probe lines (all three then measure the same parameters at the same STEP)
-        printf("step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s\n", step, o->steps, loss, lr, norm,
-               dt * 1e3, o->B * o->T / dt);
-        fprintf(logf, "s:%d trl:%.9g\n", step, loss); // %.9g: a float loss, exactly
-        if (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0 && step + 1 < r->end) {
-            if (checkpoint_save(m, ckpt_path, step + 1, err, sizeof(err))) die("%s", err);
-            snprintf(last_good, sizeof(last_good), "%s (step %d)", ckpt_path, step + 1);
-        }
-    }
-    fclose(logf);
-    if (checkpoint_save(m, ckpt_path, r->end, err, sizeof(err))) die("%s", err);
-    printf("wrote %s (step %d)\n", ckpt_path, r->end);
-}
-
-#ifndef TESTING
-int main(int argc, char **argv) {
-    static Run run; // large (paths, flag table): not on the stack
-    Run *r = &run;
-    Options *o = &r->o;
-    parse_args(argc, argv, o, r->flags, &r->nflags);
-    options_check(o);
-    r->train = !o->eval_only && !o->probe_only && o->steps > 0;
-    run_tokenizer(r);
-    run_config(r);
-    run_data(r);
-    run_model(r);
     if (o->eval_only)
-        printf("val loss %.4f (%d batches of %s)\n", evaluate(&r->model, &r->val_dl, o->val_batches, o->first_token, r->eot),
-               o->val_batches < (int)r->val_dl.num_batches ? o->val_batches : (int)r->val_dl.num_batches, o->val_path);
-    probe_alloc(&r->probe, &r->cfg, o->T);
-    snprintf(r->probe_path, sizeof(r->probe_path), "%s/probes.jsonl", o->out_dir);
-    if (r->probing && make_dirs(o->out_dir)) die("cannot create output directory %s", o->out_dir);
+        printf("val loss %.4f (%d batches of %s)\n", evaluate(m, &val_dl, o->val_batches, o->first_token, eot),
+               o->val_batches < (int)val_dl.num_batches ? o->val_batches : (int)val_dl.num_batches, o->val_path);
+    Probe probe;
+    probe_alloc(&probe, &cfg, o->T);
+    char probe_path[4096];
+    snprintf(probe_path, sizeof(probe_path), "%s/probes.jsonl", o->out_dir);
+    if ((probing || train) && make_dirs(o->out_dir)) die("cannot create output directory %s", o->out_dir);
     if (o->probe_only) {
-        probe_and_log(&r->probe, &r->model, r->probe_dl, o->first_token, r->eot, r->ckpt_step, NAN, NAN, -1, r->probe_path);
-        printf("appended to %s\n", r->probe_path);
+        probe_and_log(&probe, m, probe_dl, o->first_token, eot, ckpt_step, NAN, NAN, -1, probe_path);
+        printf("appended to %s\n", probe_path);
     }
-    if (r->train) run_train(r);
-    // sample after training, or from a checkpoint; a probe (-p) or an evaluation (-x) of a
+    if (train) {
+        // Training from start to end: validation and probes at their steps (a probe also at the
+        // first and after the last), the step, the log, checkpoints. A NaN or infinity stops the
+        // run with exit 3, naming the step and the newest complete checkpoint, never replaced.
+        snprintf(path, sizeof(path), "%s/log.txt", o->out_dir);
+        if (not_regular(path, err, sizeof(err))) die("%s", err);
+        FILE *logf = fopen(path, "a");
+        if (!logf) die("cannot write %s: %s", path, strerror(errno));
+        snprintf(ckpt_path, sizeof(ckpt_path), "%s/model.bin", o->out_dir); // and model.bin.opt beside it
+        printf("train: %s (%zu tokens, %zu batches of %d x %d, rows %s) | steps %d..%d | lr %g -> %g | warmup %d | "
+               "weight decay %g (MLP %g, embedding %g) | end-of-text row %s\n", o->train_path, train_dl.count,
+               train_dl.num_batches, o->B, o->T, ROWS_NAMES[o->rows], start, o->steps, o->lr, o->min_lr, o->warmup,
+               o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay, EOT_ROW_NAMES[o->eot_row]);
+        AdamW opt = {0.9, 0.95, 1e-8, o->weight_decay, o->mlp_weight_decay, o->embed_weight_decay,
+                     o->eot_row == EOT_ROW_FIXED ? eot : -1};
+        int val_step = -1;
+        double val_loss = NAN, train_loss = NAN;
+        if (*o->ckpt_in) snprintf(last_good, sizeof(last_good), "%s (step %d, where this run started)", o->ckpt_in, ckpt_step);
+        else snprintf(last_good, sizeof(last_good), "none (this run has not written one yet)");
+        for (int step = start; step <= end; step++) {
+            int last = step == end;
+            if (have_val && (last || (o->val_every > 0 && step % o->val_every == 0))) {
+                val_loss = evaluate(m, &val_dl, o->val_batches, o->first_token, eot);
+                val_step = step;
+                printf("step %5d | val loss %.4f\n", step, val_loss);
+                fprintf(logf, "s:%d tel:%.6f\n", step, val_loss);
+                fflush(logf);
+            }
+            if (o->probe_every > 0 && (last || step == start || step % o->probe_every == 0))
+                probe_and_log(&probe, m, probe_dl, o->first_token, eot, step, train_loss, val_loss, val_step, probe_path);
+            if (last) break;
+            double t0 = now_seconds(), loss, norm, lr = lr_at(step, o->steps, o->warmup, o->lr, o->min_lr);
+            size_t bad;
+            if (o->rows == ROWS_RANDOM) dataloader_random_batch(&train_dl, o->seed, step, m->inputs, m->targets, o->first_token, eot);
+            else dataloader_batch(&train_dl, step, m->inputs, m->targets, o->first_token, eot);
+            int status = train_step(m, &opt, lr, o->grad_clip, &loss, &norm, &bad);
+            train_loss = loss;
+            if (status == STEP_NONFINITE_GRAD)
+                fprintf(stderr, "gradsink: error: step %d: loss %g, grad norm %g: not finite, training stopped; last good "
+                                "checkpoint: %s\n", step, loss, norm, last_good);
+            if (status == STEP_NONFINITE_PARAM)
+                fprintf(stderr, "gradsink: error: step %d: the update (lr %g) made parameter %zu not finite, training "
+                                "stopped; last good checkpoint: %s\n", step, lr, bad, last_good);
+            if (status != STEP_OK) exit(3);
+            double dt = now_seconds() - t0;
+            // STEP on stdout and in log.txt: the training steps taken before this one, as for the
+            // validation and probe lines (all three then measure the same parameters at the same STEP)
+            printf("step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s\n", step, o->steps, loss, lr,
+                   norm, dt * 1e3, o->B * o->T / dt);
+            fprintf(logf, "s:%d trl:%.9g\n", step, loss); // %.9g: a float loss, exactly
+            if (o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0 && step + 1 < end) {
+                if (checkpoint_save(m, ckpt_path, step + 1, err, sizeof(err))) die("%s", err);
+                snprintf(last_good, sizeof(last_good), "%s (step %d)", ckpt_path, step + 1);
+            }
+        }
+        fclose(logf);
+        if (checkpoint_save(m, ckpt_path, end, err, sizeof(err))) die("%s", err);
+        printf("wrote %s (step %d)\n", ckpt_path, end);
+    }
+    // sample after training, or from a checkpoint; a probe (-p 1) or an evaluation (-x 1) of a
     // checkpoint samples only when -G is given
-    int sample = r->train || (*o->ckpt_in && ((!o->probe_only && !o->eval_only) || flag_given(r->flags, r->nflags, "-G")));
+    int sample = train || (*o->ckpt_in && ((!o->probe_only && !o->eval_only) || flag_given(f, "-G")));
     if (o->sample_tokens > 0 && sample) {
         printf("sample (temperature %g, top-k %d, seed %d):\n", o->temperature, o->top_k, o->sample_seed);
-        model_sample(&r->model, r->have_tok ? &r->tok : NULL, r->eot, o->sample_tokens, o->temperature, o->top_k,
-                     (uint64_t)o->sample_seed, stdout);
+        model_sample(m, have_tok ? &tok : NULL, eot, o->sample_tokens, o->temperature, o->top_k, (uint64_t)o->sample_seed, stdout);
     }
-    probe_free(&r->probe);
-    dataloader_free(&r->train_dl);
-    dataloader_free(&r->val_dl);
-    tokenizer_free(&r->tok);
-    model_free(&r->model);
+    probe_free(&probe);
+    dataloader_free(&train_dl);
+    dataloader_free(&val_dl);
+    tokenizer_free(&tok);
+    model_free(m);
     return 0;
 }
 #endif
-
 // ============================================================================
 // making it fast. Everything above reads as the paper's model; what follows are the versions
-// of exp, matmul, attention and the gradient norm that training calls, with the same results
-// as their readable counterparts above (exp, matmul_*_naive, attention_*_naive, a plain sum of
-// squares; the tests compare each pair). Above, only exp_fast is called (declared before the
-// layers); nothing here is needed to explain a number.
+// of matmul, attention and the gradient norm that training calls, with the same results as
+// their readable counterparts above (matmul_*_naive, attention_*_naive, a plain sum of
+// squares; the tests compare each pair). Nothing above needs anything defined here to explain
+// a number, and nothing here changes what the model computes.
 // ============================================================================
 
-// e^x for the softmaxes and sigmoids, in plain arithmetic that vectorizes (libm's exp is a
-// call per element): x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7
-// (relative error below 2e-7, float rounding), 2^n written into the exponent bits. Inputs
-// are clamped to [-87, 88], where e^x stays a normal float. The double build uses libm.
-static inline real exp_fast(real x) {
-#ifdef GRADSINK_DOUBLE
-    return exp(x);
+// the threads OpenMP will use, and this thread's number in its team (1 and 0 without OpenMP)
+static int max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
 #else
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float t = x * 1.44269504f + 12582912.0f; // 1.5 * 2^23 + round(x / ln2), exactly
-    float n = t - 12582912.0f;
-    float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-6f; // ln2 split in two
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    uint32_t tb; // round(x / ln2) is in t's low mantissa bits: read it there, with no float-to-int cast
-    memcpy(&tb, &t, sizeof(tb));
-    uint32_t bits = (tb - 0x4B400000u + 127u) << 23; // (for a NaN x, p is NaN and so is the result)
-    float two_n;
-    memcpy(&two_n, &bits, sizeof(two_n));
-    return p * two_n;
+    return 1;
+#endif
+}
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
 #endif
 }
 
@@ -2974,21 +2451,17 @@ static void mm_product(real *c, size_t ldc, int accumulate, const real *a, size_
 }
 
 void matmul_forward(real *out, const real *inp, const real *weight, int N, int IC, int OC) {
-    double prof_t0 = prof_start();
     // out (N,OC) = inp (N,IC) W^T: A = inp, B(i,o) = W[o,i]
     mm_product(out, OC, 0, inp, IC, 1, weight, 1, IC, N, OC, IC);
-    prof_stop(PROF_MM_FWD, prof_t0);
 }
 // dinp += dout W and dW += dout^T inp, as the naive version
 void matmul_backward(real *dinp, real *dweight, const real *dout, const real *inp, const real *weight,
                      int N, int IC, int OC) {
-    double prof_t0 = prof_start();
     // dW (OC,IC) += dout^T (OC,N) inp (N,IC), A(o,n) = dout[n,o]; dinp (N,IC) += dout (N,OC) W (OC,IC);
     // in one queue of work items, dW's (the larger ones) first
     MMPlan p[2] = {mm_plan(dweight, IC, 1, dout, 1, OC, inp, IC, 1, OC, IC, N),
                    mm_plan(dinp, IC, 1, dout, OC, 1, weight, IC, 1, N, IC, OC)};
     mm_run(p, 2);
-    prof_stop(PROF_MM_BWD, prof_t0);
 }
 
 // The fast attention does the same sums as the naive one, as small matrix products on the
@@ -3047,7 +2520,6 @@ static int round_up_panel(int n) { return (n + MM_NR - 1) / MM_NR * MM_NR; }
 
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
                        int B, int T, int NH, int NKV, int D) {
-    double prof_t0 = prof_start();
     // out, q (B,T,NH*D); k, v (B,T,NKV*D)
     int C = NH * D, KV = NKV * D, group = NH / NKV, Tp = round_up_panel(T), Dp = round_up_panel(D);
     int nthreads = max_threads();
@@ -3067,25 +2539,29 @@ void attention_forward(real *out, real *att, const real *q, const real *k, const
             mm_serial(a, T, 0, qh, C, kt, Tp, T, T, D, MASK_N_LE_M);
             // softmax of each row over j <= t (scaled by 1/sqrt(D)); zeros above the diagonal
             for (int t = 0; t < T; t++) {
-                real *row = a + (size_t)t * T, maxv = -INFINITY, sum = 0;
-                #pragma omp simd reduction(max : maxv)
-                for (int j = 0; j <= t; j++) maxv = row[j] > maxv ? row[j] : maxv;
-                for (int j = 0; j <= t; j++) row[j] = exp_fast((row[j] - maxv) * scale);
-                #pragma omp simd reduction(+ : sum)
-                for (int j = 0; j <= t; j++) sum += row[j];
-                real inv = 1 / sum;
-                for (int j = 0; j <= t; j++) row[j] *= inv;
-                for (int j = t + 1; j < T; j++) row[j] = 0;
+                softmax_row(a + (size_t)t * T, t + 1, scale);
+                for (int j = t + 1; j < T; j++) a[(size_t)t * T + j] = 0;
             }
             // y_t = sum_{j<=t} a[t,j] v_j
             mm_serial(out + (size_t)b * T * C + h * D, C, 0, a, T, vp, Dp, T, D, T, MASK_K_LE_M);
         }
-    prof_stop(PROF_ATT_FWD, prof_t0);
+}
+
+// the softmax's backward for one row (attention_backward_naive's dlogit), into a scratch row,
+// which may be da itself: dlogit_j = a_j (da_j - sum_i a_i da_i) * scale. Always inlined, so
+// that the tiles around it stay inlined (dev/SPEED.md).
+#ifdef __GNUC__
+__attribute__((always_inline))
+#endif
+static inline void dsoftmax_row(real *dlogit, const real *a, const real *da, int n, real scale) {
+    real dot = 0;
+    #pragma omp simd reduction(+ : dot)
+    for (int j = 0; j < n; j++) dot += a[j] * da[j];
+    for (int j = 0; j < n; j++) dlogit[j] = a[j] * (da[j] - dot) * scale;
 }
 
 void attention_backward(real *dq, real *dk, real *dv, const real *dout, const real *q, const real *k,
                         const real *v, const real *att, int B, int T, int NH, int NKV, int D) {
-    double prof_t0 = prof_start();
     // the math is in attention_backward_naive's comment; here as products of whole matrices:
     //   dA = dY V^T,  dL = softmax backward of dA (row by row) / sqrt(D),
     //   dQ += dL K,   dK += dL^T Q,   dV += A^T dY
@@ -3117,7 +2593,7 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
                 // dlogit[t,j] = a[t,j] (da[t,j] - sum_i a[t,i] da[t,i]) / sqrt(D); 0 above the diagonal
                 for (int t = 0; t < T; t++) {
                     real *row = dl + (size_t)t * Tp;
-                    softmax_backward_row(row, a + (size_t)t * T, row, t + 1, scale);
+                    dsoftmax_row(row, a + (size_t)t * T, row, t + 1, scale);
                     for (int j = t + 1; j < Tp; j++) row[j] = 0;
                 }
                 mm_serial(dq + (size_t)b * T * C + h * D, C, 1, dl, Tp, kp, Dp, T, D, T, MASK_K_LE_M); // dQ += dL K
@@ -3125,7 +2601,6 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
                 mm_serial_tn(dvb, KV, a, T, dyp, Dp, T, D, tr);  // dV += A^T dY
             }
         }
-    prof_stop(PROF_ATT_BWD, prof_t0);
 }
 
 // ----------------------------------------------------------------------------

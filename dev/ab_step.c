@@ -25,7 +25,7 @@ void AB_CAT(AB_SIDE, _setup)(int L, int C, int H, int F, int V, int B, int T) {
     }
 }
 double AB_CAT(AB_SIDE, _step)(void) { // one training step as the bench times it
-    AdamW opt = {0, 0.9, 0.95, 1e-8, 0.1};
+    AdamW opt = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1}; // the fields every version has
     double t0 = now_seconds();
     bench_step(&ab_model, &opt);
     return now_seconds() - t0;

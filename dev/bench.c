@@ -135,7 +135,6 @@ static void bench_step(Model *m, const AdamW *opt) {
 
 typedef struct {
     double step_ms, tok_s, gflops, mm_gflops, probe_ms, maxrss_mb;
-    double prof[NUM_PROF + 1]; // share of the step of each PROF_ category, then the rest
 } BenchResult;
 
 // times fn-like blocks: median over reps of the wall time of `body`, in seconds
@@ -172,17 +171,12 @@ static BenchResult bench_config(const Config *cfg, int B, int T, int steps) {
         m.inputs[i] = (int)(rng_u64(&rng) % cfg->vocab_size);
         m.targets[i] = (int)(rng_u64(&rng) % cfg->vocab_size);
     }
-    AdamW opt = {0, 0.9, 0.95, 1e-8, 0.1, 0.1, 0.1, -1};
+    AdamW opt = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1, .mlp_weight_decay = 0.1,
+                 .embed_weight_decay = 0.1, .fixed_row = -1};
     if (steps > 64) steps = 64;
     for (int s = 0; s < 3; s++) bench_step(&m, &opt); // warm-up
     double t[64], N = (double)B * T, total = 0;
-    memset(prof_sec, 0, sizeof(prof_sec));
-    prof_on = 1; // the kernels time themselves during these steps (see prof_start)
     for (int s = 0; s < steps; s++) { double t0 = now_seconds(); bench_step(&m, &opt); t[s] = now_seconds() - t0; total += t[s]; }
-    prof_on = 0;
-    double rest = total;
-    for (int i = 0; i < NUM_PROF; i++) { r.prof[i] = prof_sec[i] / total; rest -= prof_sec[i]; }
-    r.prof[NUM_PROF] = rest / total;
     double step = bench_median(t, steps);
     double flops = 6 * bench_matmul_params(cfg) * N + bench_attention_flops(cfg, B, T);
     r.step_ms = step * 1e3;
@@ -228,10 +222,6 @@ static void bench_print(const char *name, const Config *c, int B, int T, const B
            c->ffn_hidden, c->vocab_size, T, B);
     printf("  step %8.1f ms | %7.0f tok/s | %6.1f GFLOP/s = %4.1f%% of peak | matmuls alone %6.1f GFLOP/s = %4.1f%%\n",
            r->step_ms, r->tok_s, r->gflops, 100 * r->gflops / peak, r->mm_gflops, 100 * r->mm_gflops / peak);
-    printf("  time in the step: matmul fwd %2.0f%% | matmul bwd %2.0f%% | attention fwd %2.0f%% | attention bwd %2.0f%% | "
-           "cross-entropy %2.0f%% | AdamW %2.0f%% | the rest %2.0f%%\n", 100 * r->prof[PROF_MM_FWD],
-           100 * r->prof[PROF_MM_BWD], 100 * r->prof[PROF_ATT_FWD], 100 * r->prof[PROF_ATT_BWD], 100 * r->prof[PROF_XENT],
-           100 * r->prof[PROF_ADAMW], 100 * r->prof[NUM_PROF]);
     printf("  probe %s | peak memory (max RSS so far) %.0f MB\n", probe, r->maxrss_mb);
 }
 
@@ -281,8 +271,7 @@ int main(int argc, char **argv) {
     if (*argv[1] == '\0' || *end != '\0' || steps < 1 || steps > 64) die("bench: STEPS must be 1 to 64 (got %s)", argv[1]);
     static Options o;
     static Flag flags[NUM_FLAGS];
-    int nflags;
-    parse_args(argc - 1, argv + 1, &o, flags, &nflags);
+    parse_args(argc - 1, argv + 1, &o, flags);
     options_check(&o);
     bench_run(&o, (int)steps);
     return 0;

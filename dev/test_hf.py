@@ -819,7 +819,7 @@ class HFTests(unittest.TestCase):
         folder = self.edited("imp", config_edit=cfg_edit)
         _, ck = self.import_ok(folder)
         out = self.path("probe")
-        r = run(GRADSINK, "-c", ck, "-p", "-j", self.tokens, "-t", "8", "-b", "2", "-o", out)
+        r = run(GRADSINK, "-c", ck, "-p", "1", "-j", self.tokens, "-t", "8", "-b", "2", "-o", out)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("rope_theta 100000 | rms_norm_eps 1e-06 | eot 0", r.stdout)
         self.assertIn("probe step 0 | loss", r.stdout)

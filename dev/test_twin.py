@@ -352,8 +352,8 @@ def suite(py, work):
     a = data + shape + ["-H", "4", "-K", "2", "-a", "learned", "-n", "15", "-l", "1e-2", "-P", "15", "-G", "0",
                         "-J", "forward", "-N", "0.5"]
     rt = tw(a, W("probe_t"))
-    rg = run([GRADSINK, "-c", W("probe_t", "model.bin"), "-p", "-j", val, "-t", "32", "-b", "4", "-o", W("probe_g")])
-    rt2 = run(twin + ["-c", W("probe_t", "model.bin"), "-p", "-j", val, "-t", "32", "-b", "4", "-o", W("probe_t2")])
+    rg = run([GRADSINK, "-c", W("probe_t", "model.bin"), "-p", "1", "-j", val, "-t", "32", "-b", "4", "-o", W("probe_g")])
+    rt2 = run(twin + ["-c", W("probe_t", "model.bin"), "-p", "1", "-j", val, "-t", "32", "-b", "4", "-o", W("probe_t2")])
     if rt[0] or rg[0] or rt2[0]:
         check(False, "a twin checkpoint loads in ./gradsink -p", "exit %d / %d / %d: %s %s" % (
             rt[0], rg[0], rt2[0], rg[2].strip(), rt2[2].strip()))

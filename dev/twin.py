@@ -99,7 +99,7 @@ FLAGS = [
     ("-q", "--top-k", "i", "top_k", 40, None, "sample from the k most likely tokens (0: all)"),
     ("-y", "--sample-seed", "i", "sample_seed", 42, None, "seed of the sampler"),
     ("-P", "--probe-every", "i", "probe_every", 100, None, "probe every N steps, and at the first and last (0: never)"),
-    ("-p", "--probe", "b", "probe_only", 0, None, "probe the checkpoint (-c) once, do not train"),
+    ("-p", "--probe", "i", "probe_only", 0, None, "1: probe the checkpoint (-c) once, do not train"),
     # the twin's own: long names only
     (None, "--device", "e", "device", 0, ["auto", "cpu", "cuda"], "where to compute (auto: cuda when there is one)"),
     (None, "--dtype", "e", "dtype", 0, ["auto", "float32", "float64", "bf16"],
@@ -231,6 +231,8 @@ def options_check(o):
         die("flags --val-every, --val-batches, --ckpt-every must be >= 0")
     if o.resume not in (0, 1):
         die("flag --resume: 0 or 1 (got %d)" % o.resume)
+    if o.probe_only not in (0, 1):
+        die("flag --probe: 0 or 1 (got %d)" % o.probe_only)
     if o.eval_only not in (0, 1):
         die("flag --eval-only: 0 or 1 (got %d)" % o.eval_only)
     if (o.resume or o.eval_only or o.probe_only) and not o.ckpt_in:

@@ -1,8 +1,7 @@
-// libFuzzer harness for the token-file reader (dataloader_parse). See README.md here.
+// libFuzzer harness for the token-file reader (dataloader_open). See README.md here.
 // The header's unused ints [3], [4], [5] choose B, T and the vocab size, so the fuzzer also
 // explores batch shapes and the token-id check.
-#define TESTING
-#include "../../gradsink.c"
+#include "fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int32_t h[6] = {0};
@@ -10,8 +9,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int B = 1 + (h[3] & 3), T = 1 + (h[4] & 15), V = 2 + (h[5] & 0xffff);
     DataLoader dl;
     char err[1024];
-    if (dataloader_parse(&dl, "fuzz.bin", data, size, B, T, V, err, sizeof(err)) != 0) {
-        if (dl.tokens) abort();              // a failed parse owns nothing
+    if (dataloader_open(&dl, as_file(data, size), B, T, V, err, sizeof(err)) != 0) {
+        if (dl.tokens) abort();              // a failed read owns nothing
         if (strchr(err, '\n')) abort();      // and explains itself in one line
         return 0;
     }

@@ -4,8 +4,8 @@
 #include "../../gradsink.c"
 
 static void put(const char *path, const void *data, size_t n) {
-    char err[256];
-    if (write_file_atomic(path, data, n, err, sizeof(err))) die("%s", err);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) die("cannot write %s", path);
 }
 
 int main(void) {
@@ -35,15 +35,15 @@ int main(void) {
     Config c = {5, 4, 1, 2, 1, 3, 4, VSCALE_LEARNED, 4, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
     model_build(&m, &c);
     model_init(&m, 1);
-    if (checkpoint_write(&m, "corpus_checkpoint/model.bin", 3, err, sizeof(err))) die("%s", err);
     m.adam_t = 3;
     for (size_t i = 0; i < m.num_parameters; i++) { m.m_memory[i] = 0.01f * (real)i; m.v_memory[i] = 0.001f * (real)i; }
-    if (optstate_write(&m, "corpus_checkpoint/model.bin.opt", 3, err, sizeof(err))) die("%s", err);
+    if (checkpoint_save(&m, "corpus_checkpoint/model.bin", 3, err, sizeof(err))) die("%s", err); // and model.bin.opt
     Config c2 = {7, 8, 2, 4, 2, 6, 9, VSCALE_OFF, 6, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
     Model m2;
     model_build(&m2, &c2);
     model_init(&m2, 2);
-    if (checkpoint_write(&m2, "corpus_checkpoint/model2.bin", 0, err, sizeof(err))) die("%s", err);
+    if (checkpoint_save(&m2, "corpus_checkpoint/model2.bin", 0, err, sizeof(err))) die("%s", err);
+    remove("corpus_checkpoint/model2.bin.opt");
     printf("wrote seed corpora\n");
     return 0;
 }
