@@ -75,7 +75,10 @@ static void add_parallel(real *dst, const real *a, const real *b, size_t n) {
 // layers: each a forward/backward pair. Shapes in comments: B batch rows, T positions, C width.
 // Every *_backward ADDS (+=) into its gradient outputs, so a tensor that feeds two branches
 // simply receives both contributions; model_zero_grad zeroes every gradient, in one place,
-// before the backward pass.
+// before the backward pass. Two backwards instead turn an activation into its own gradient, in
+// place, where nothing reads the activation afterwards: the loss's (probabilities -> dlogits,
+// the start of the chain) and SwiGLU's (gate, up -> their gradients). Each is the sole writer
+// of that gradient; a separate, zeroed tensor for it costs 6-11% of a training step (dev/SPEED.md).
 
 // --- token embedding: h0[b,t,:] = wte[tok[b,t], :]
 void encoder_forward(real *out, const int *inp, const real *wte, int B, int T, int C) {
@@ -412,12 +415,12 @@ void swiglu_forward(real *out, const real *gate, const real *up, size_t n) {
     }
 }
 void swiglu_backward(real *dgate, real *dup, const real *dout, const real *gate, const real *up, size_t n) {
-    // d silu(x)/dx = s (1 + x (1 - s)), s = sigmoid(x)
+    // d silu(x)/dx = s (1 + x (1 - s)), s = sigmoid(x). Writes (dgate, dup may be gate, up: in place)
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         real x = gate[i], s = 1 / (1 + exp_fast(-x));
-        dgate[i] += dout[i] * up[i] * s * (1 + x * (1 - s));
-        dup[i] += dout[i] * x * s;
+        dgate[i] = dout[i] * up[i] * s * (1 + x * (1 - s));
+        dup[i] = dout[i] * x * s;
     }
 }
 
@@ -438,11 +441,12 @@ void crossentropy_forward(real *losses, real *probs, const int *targets, int N, 
     }
 }
 void crossentropy_softmax_backward(real *dlogits, const real *probs, const int *targets, real dloss, int N, int V) {
-    // d(-log p_y)/dlogit_i = p_i - [i == y], times dloss = 1/(scored positions) for the mean loss
+    // d(-log p_y)/dlogit_i = p_i - [i == y], times dloss = 1/(scored positions) for the mean loss.
+    // Writes (dlogits may be probs: in place)
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         for (int i = 0; i < V; i++)
-            if (targets[n] != IGNORE) dlogits[(size_t)n * V + i] += (probs[(size_t)n * V + i] - (i == targets[n])) * dloss;
+            dlogits[(size_t)n * V + i] = targets[n] == IGNORE ? 0 : (probs[(size_t)n * V + i] - (i == targets[n])) * dloss;
 }
 
 // ----------------------------------------------------------------------------
@@ -507,8 +511,9 @@ typedef struct {
 } ActTensors;
 
 // the sizes table of the activations, one line per tensor. grad 0: no gradient tensor (NULL in
-// the gradient block), because nothing differentiates through it, or because its gradient is
-// another tensor's, read in place (r_attn's is h_half's, r_mlp's is h_out's: residual sums)
+// the gradient block), because nothing differentiates through it, because its gradient is
+// another tensor's, read in place (r_attn's is h_half's, r_mlp's is h_out's: residual sums), or
+// because its backward writes the gradient over it (logits, gate, up)
 static void act_table(Slot *t, ActTensors *a, const Config *c, int B, int T) {
     size_t L = c->n_layer, C = c->d_model, H = c->n_head, D = C / H, Hkv = c->n_kv_head, KV = Hkv * D;
     size_t F = c->ffn_hidden, V = c->vocab_size, N = (size_t)B * T;
@@ -529,13 +534,13 @@ static void act_table(Slot *t, ActTensors *a, const Config *c, int B, int T) {
         {"h_half",     &a->h_half,     L * N * C,         0, 1}, // h_in + r_attn
         {"x_mlp",      &a->x_mlp,      L * N * C,         0, 1}, // RMSNorm(h_half), the MLP input
         {"rstd_mlp",   &a->rstd_mlp,   L * N,             0, 0},
-        {"gate",       &a->gate,       L * N * F,         0, 1},
-        {"up",         &a->up,         L * N * F,         0, 1},
+        {"gate",       &a->gate,       L * N * F,         0, 0}, // (backward) then its gradient
+        {"up",         &a->up,         L * N * F,         0, 0}, // (backward) then its gradient
         {"hmlp",       &a->hmlp,       L * N * F,         0, 1}, // silu(gate) * up
         {"r_mlp",      &a->r_mlp,      L * N * C,         0, 0}, // MLP branch output
         {"x_final",    &a->x_final,    N * C,             0, 1}, // final RMSNorm
         {"rstd_final", &a->rstd_final, N,                 0, 0},
-        {"logits",     &a->logits,     N * V,             0, 1}, // logits, then probabilities
+        {"logits",     &a->logits,     N * V,             0, 0}, // logits, probabilities, (backward) their gradient
         {"losses",     &a->losses,     N,                 0, 0}};
     memcpy(t, s, sizeof(s));
 }
@@ -779,7 +784,7 @@ real model_forward(Model *m, int B, int T, int with_targets) {
 
 // ----------------------------------------------------------------------------
 // backward: the forward list in reverse. Every gradient is of the mean loss over the scored
-// positions, and every backward adds into gradients that start at zero:
+// positions; the gradients start at zero, all in one place:
 
 void model_zero_grad(Model *m) {
     copy_parallel(m->grads_memory, NULL, m->num_parameters);
@@ -791,8 +796,8 @@ void model_backward(Model *m, int B, int T) {
     int C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head, D = C / H, KV = Hkv * D;
     int F = c->ffn_hidden, V = c->vocab_size, N = B * T;
     ActTensors *a = &m->acts, *g = &m->grads_acts;
-    crossentropy_softmax_backward(g->logits, a->logits, m->targets, (real)(1.0 / count_scored(m->targets, N)), N, V);
-    matmul_backward(g->x_final, m->grads.lm_head, g->logits, a->x_final, m->params.lm_head, N, C, V);
+    crossentropy_softmax_backward(a->logits, a->logits, m->targets, (real)(1.0 / count_scored(m->targets, N)), N, V);
+    matmul_backward(g->x_final, m->grads.lm_head, a->logits, a->x_final, m->params.lm_head, N, C, V); // dlogits
     size_t last = (size_t)L * m->B * m->T * C;
     rmsnorm_backward(g->res + last, m->grads.final_norm, g->x_final, a->res + last, m->params.final_norm,
                      a->rstd_final, N, C);
@@ -803,9 +808,9 @@ void model_backward(Model *m, int B, int T) {
         // d h_out itself, read in place)
         add_parallel(ds.h_half, ds.h_half, ds.h_out, (size_t)N * C);
         matmul_backward(ds.hmlp, dp.w_down, ds.h_out, s.hmlp, p.w_down, N, F, C);
-        swiglu_backward(ds.gate, ds.up, ds.hmlp, s.gate, s.up, (size_t)N * F);
-        matmul_backward(ds.x_mlp, dp.w_gate, ds.gate, s.x_mlp, p.w_gate, N, C, F);
-        matmul_backward(ds.x_mlp, dp.w_up, ds.up, s.x_mlp, p.w_up, N, C, F);
+        swiglu_backward(s.gate, s.up, ds.hmlp, s.gate, s.up, (size_t)N * F); // gate, up -> d gate, d up
+        matmul_backward(ds.x_mlp, dp.w_gate, s.gate, s.x_mlp, p.w_gate, N, C, F);
+        matmul_backward(ds.x_mlp, dp.w_up, s.up, s.x_mlp, p.w_up, N, C, F);
         rmsnorm_backward(ds.h_half, dp.mlp_norm, ds.x_mlp, s.h_half, p.mlp_norm, s.rstd_mlp, N, C);
         // attention branch: h_half = h_in + r_attn, the same way
         add_parallel(ds.h_in, ds.h_in, ds.h_half, (size_t)N * C);
@@ -836,8 +841,27 @@ real model_forward_backward(Model *m, int B, int T) {
 // optimizer: global grad-norm clipping, learning-rate schedule, AdamW (PyTorch semantics)
 
 // the global gradient norm sqrt(sum_i g_i^2), summed in double in an order fixed by n alone, so
-// the same bits for any thread count (in "making it fast" at the end of the file)
-double grad_norm(const real *g, size_t n);
+// the same bits for any thread count: GN_BLOCKS contiguous blocks, each summed in GN_LANES
+// interleaved lanes (a vector of doubles), then lanes and blocks added in order
+#define GN_BLOCKS 64
+#define GN_LANES 8
+double grad_norm(const real *g, size_t n) {
+    double part[GN_BLOCKS];
+    size_t per = (n + GN_BLOCKS - 1) / GN_BLOCKS;
+    #pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < GN_BLOCKS; blk++) {
+        size_t i0 = blk * per < n ? blk * per : n, i1 = i0 + per < n ? i0 + per : n, i = i0;
+        double lane[GN_LANES] = {0}, t = 0;
+        for (; i + GN_LANES <= i1; i += GN_LANES)
+            for (int j = 0; j < GN_LANES; j++) lane[j] += (double)g[i + j] * g[i + j];
+        for (; i < i1; i++) lane[0] += (double)g[i] * g[i];
+        for (int j = 0; j < GN_LANES; j++) t += lane[j];
+        part[blk] = t;
+    }
+    double ss = 0;
+    for (int blk = 0; blk < GN_BLOCKS; blk++) ss += part[blk];
+    return sqrt(ss);
+}
 
 // returns the norm before clipping; scales the grads by clip/(norm+1e-6) when norm > clip
 double clip_grads(real *g, size_t n, double clip) {
@@ -1935,6 +1959,12 @@ void options_check(const Options *o) {
     if (o->eval_only && o->val_batches == 0) die("flag --eval-only: needs --val-batches >= 1 (got 0)");
 }
 
+// the model's configuration from the flags (-K 0: as many kv heads as heads)
+Config options_config(const Options *o, int vocab_size, int vscale) {
+    return (Config){vocab_size, o->d_model, o->n_layer, o->n_head, o->n_kv_head ? o->n_kv_head : o->n_head,
+                    o->ffn_hidden, o->T, vscale, vocab_size - 1, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
+}
+
 // The configuration from checkpoint -c's header; flags that would change the model must agree
 // with it. Resuming (-r 1), the run is the run that never stopped: the schedule and row-order
 // flags not given take the values kept in the optimizer file (a given flag that differs is
@@ -2015,8 +2045,7 @@ int main(int argc, char **argv) {
         if (V == 0 && train && !probe_read) die("%s", err); // a train file that cannot be read is the first thing to say
         free(probe_read);
         if (V == 0) die("vocab size unknown: pass -V N or put tokenizer.bin beside the train file (or -z PATH)");
-        cfg = (Config){V, o->d_model, o->n_layer, o->n_head, o->n_kv_head ? o->n_kv_head : o->n_head, o->ffn_hidden,
-                       o->T, o->vscale, V - 1, ROPE_THETA_DEFAULT, RMSNORM_EPS_DEFAULT};
+        cfg = options_config(o, V, o->vscale);
     }
     const char *why = config_check(&cfg);
     if (why) die("%s", why);
@@ -2161,11 +2190,10 @@ int main(int argc, char **argv) {
 }
 #endif
 // ============================================================================
-// making it fast. Everything above reads as the paper's model; what follows are the versions
-// of matmul, attention and the gradient norm that training calls, with the same results as
-// their readable counterparts above (matmul_*_naive, attention_*_naive, a plain sum of
-// squares; the tests compare each pair). Nothing above needs anything defined here to explain
-// a number, and nothing here changes what the model computes.
+// making it fast. Everything above reads as the paper's model; what follows are the matmul and
+// the attention that training calls, with the same arguments and sums as their readable
+// versions above (matmul_*_naive, attention_*_naive; the tests compare each pair). Nothing
+// here is needed to explain a number.
 // ============================================================================
 
 // the threads OpenMP will use, and this thread's number in its team (1 and 0 without OpenMP)
@@ -2601,30 +2629,4 @@ void attention_backward(real *dq, real *dk, real *dv, const real *dout, const re
                 mm_serial_tn(dvb, KV, a, T, dyp, Dp, T, D, tr);  // dV += A^T dY
             }
         }
-}
-
-// ----------------------------------------------------------------------------
-// the global gradient norm
-
-// The sum of squares in double, in an order fixed by n alone, so the same value for any thread
-// count: GN_BLOCKS contiguous blocks, each summed in GN_LANES interleaved lanes (a vector of
-// doubles), then lanes and blocks added in order.
-#define GN_BLOCKS 64
-#define GN_LANES 8
-double grad_norm(const real *g, size_t n) {
-    double part[GN_BLOCKS];
-    size_t per = (n + GN_BLOCKS - 1) / GN_BLOCKS;
-    #pragma omp parallel for schedule(static)
-    for (int blk = 0; blk < GN_BLOCKS; blk++) {
-        size_t i0 = blk * per < n ? blk * per : n, i1 = i0 + per < n ? i0 + per : n, i = i0;
-        double lane[GN_LANES] = {0}, t = 0;
-        for (; i + GN_LANES <= i1; i += GN_LANES)
-            for (int j = 0; j < GN_LANES; j++) lane[j] += (double)g[i + j] * g[i + j];
-        for (; i < i1; i++) lane[0] += (double)g[i] * g[i];
-        for (int j = 0; j < GN_LANES; j++) t += lane[j];
-        part[blk] = t;
-    }
-    double ss = 0;
-    for (int blk = 0; blk < GN_BLOCKS; blk++) ss += part[blk];
-    return sqrt(ss);
 }
