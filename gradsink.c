@@ -581,6 +581,9 @@ typedef struct {
     double sink_grad;          // G of --sink-grad: position 0's value gradient is multiplied by it
 } Model;
 
+// the model's parameter table (names, sizes and kinds; `at` points into m->params)
+static void model_params(Model *m, Slot *t) { param_table(t, &m->params, &m->cfg); }
+
 // Limits that keep every size and index computation in range: token ids are uint16, a
 // checkpoint counts its parameters in an int32, and within these bounds no product of
 // dimensions the code forms in int or size_t can overflow (B*T is capped by the flags).
@@ -611,6 +614,13 @@ const char *config_check(const Config *c) {
     if (!(c->rms_norm_eps > 0 && c->rms_norm_eps < 1)) return "RMSNorm eps must be in (0, 1)";
     if (config_num_parameters(c) > 2147483647.0) return "more than 2^31-1 parameters (make -V, -C, -L or -F smaller)";
     return NULL;
+}
+
+int config_equal(const Config *a, const Config *b) {
+    return a->vocab_size == b->vocab_size && a->d_model == b->d_model && a->n_layer == b->n_layer &&
+           a->n_head == b->n_head && a->n_kv_head == b->n_kv_head && a->ffn_hidden == b->ffn_hidden &&
+           a->max_seq_len == b->max_seq_len && a->vscale == b->vscale && a->eot == b->eot &&
+           a->rope_theta == b->rope_theta && a->rms_norm_eps == b->rms_norm_eps;
 }
 
 // Bytes a model of this configuration needs to train on B x T batches: parameters, their
@@ -676,7 +686,7 @@ void model_init(Model *m, uint64_t seed) {
     Rng rng;
     rng_seed(&rng, seed);
     Slot t[NUM_PARAM_TENSORS];
-    param_table(t, &m->params, &m->cfg);
+    model_params(m, t);
     real *p = m->params_memory;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++)
         for (size_t j = 0; j < t[i].size; j++, p++)
@@ -935,7 +945,7 @@ void model_update(Model *m, const AdamW *o, double lr) {
         memcpy(kept, m->params.wte + (size_t)o->fixed_row * C, C * sizeof(real));
     }
     Slot t[NUM_PARAM_TENSORS];
-    param_table(t, &m->params, &m->cfg);
+    model_params(m, t);
     size_t off = 0;
     for (int i = 0; i < NUM_PARAM_TENSORS; i++) {
         real **at = t[i].at;
@@ -1133,6 +1143,22 @@ static void ratio_of(double *out, const double *num, const double *den, int P) {
     for (int t = 0; t < P; t++) out[t] = num[t] / den[t];
 }
 
+// the summaries over the layers, from the per-layer quantities
+void probe_summarize(Probe *pr) {
+    int L = pr->L, P = pr->P, nr = P < RATIO_POSITIONS ? P : RATIO_POSITIONS;
+    pr->sink_mean = pr->M0_mean = 0;
+    for (int t = 0; t < P; t++) pr->grad_mean[0][t] = pr->grad_mean[1][t] = pr->grad_mean[2][t] = 0;
+    for (int l = 0; l < L; l++) {
+        pr->sink_mean += pr->sink_rate[l] / L;
+        pr->M0_mean += pr->M0[l] / L;
+        for (int i = 0; i < NUM_RATIO; i++) pr->ratio[i][l] = tok0_ratio(pr->pq[RATIO_OF[i]] + (size_t)l * P, nr);
+        for (int t = 0; t < P; t++)
+            for (int i = 0; i < 3; i++) pr->grad_mean[i][t] += pr->pq[PQ_GRAD_Q + i][(size_t)l * P + t] / L;
+    }
+    pr->R_gs_median = median(pr->R_gs, L);
+    pr->dv_dk_0 = pr->grad_mean[2][0] / pr->grad_mean[1][0];
+}
+
 // fill the probe from the activations and gradients of the last forward + backward (B, T)
 void probe_measure(Probe *pr, const Model *m, int B, int T) {
     const Config *c = &m->cfg;
@@ -1194,19 +1220,9 @@ void probe_measure(Probe *pr, const Model *m, int B, int T) {
         pr->phi_rest[l] = nr > 1 ? fr / ((double)B * Hkv * (nr - 1)) : NAN;
     }
     free(dh); free(dh_half); free(dh_out); free(dh_norm);
-    // summaries over the layers
-    pr->sink_mean = pr->M0_mean = 0;
-    for (int t = 0; t < P; t++) pr->grad_mean[0][t] = pr->grad_mean[1][t] = pr->grad_mean[2][t] = 0;
-    for (int l = 0; l < L; l++) {
-        pr->sink_mean += pr->sink_rate[l] / L;
-        pr->M0_mean += pr->M0[l] / L;
-        for (int i = 0; i < NUM_RATIO; i++) pr->ratio[i][l] = tok0_ratio(pr->pq[RATIO_OF[i]] + (size_t)l * P, nr);
-        for (int t = 0; t < P; t++)
-            for (int i = 0; i < 3; i++) pr->grad_mean[i][t] += pr->pq[PQ_GRAD_Q + i][(size_t)l * P + t] / L;
-    }
-    pr->R_gs_median = median(pr->R_gs, L);
-    pr->dv_dk_0 = pr->grad_mean[2][0] / pr->grad_mean[1][0];
+    probe_summarize(pr);
 }
+
 
 // ----------------------------------------------------------------------------
 // files. Readers return 0 (or a pointer) on success; on failure -1 (or NULL) with a one-line
@@ -1528,14 +1544,9 @@ static int checkpoint_load(Model *m, const char *path, Config *cfg, int *step, c
     unsigned char *buf = read_part(path, m ? 0 : HEADER_INTS * sizeof(int32_t), &size, &got, err, errlen), *src;
     if (!buf) return -1;
     rc = checkpoint_check(path, buf, got, size, cfg, step, &vp, &G, err, errlen);
-    const Config *a = m ? &m->cfg : cfg, *c = cfg;
-    if (!rc && (c->vocab_size != a->vocab_size || c->d_model != a->d_model || c->n_layer != a->n_layer ||
-                c->n_head != a->n_head || c->n_kv_head != a->n_kv_head || c->ffn_hidden != a->ffn_hidden ||
-                c->max_seq_len != a->max_seq_len || c->vscale != a->vscale || c->eot != a->eot ||
-                c->rope_theta != a->rope_theta || c->rms_norm_eps != a->rms_norm_eps))
-        rc = errorf(err, errlen, "%s: header does not match the model", path);
+    if (!rc && m && !config_equal(cfg, &m->cfg)) rc = errorf(err, errlen, "%s: header does not match the model", path);
     Slot t[NUM_PARAM_TENSORS];
-    if (m) param_table(t, &m->params, &m->cfg);
+    if (m) model_params(m, t);
     src = rc ? buf : buf + HEADER_INTS * sizeof(int32_t);
     for (size_t i = 0, k = 0, start = 0; !rc && i < n; i++) {
         while (i >= start + t[k].size) start += t[k++].size;
@@ -1976,7 +1987,7 @@ int config_from_checkpoint(Options *o, const Flag *f, Config *cfg, char *opt_pat
     struct { const char *flag; int value, have; } arch[6] = {
         {"-V", o->vocab_size, cfg->vocab_size}, {"-C", o->d_model, cfg->d_model}, {"-L", o->n_layer, cfg->n_layer},
         {"-H", o->n_head, cfg->n_head}, {"-F", o->ffn_hidden, cfg->ffn_hidden},
-        {"-K", o->n_kv_head ? o->n_kv_head : cfg->n_head, cfg->n_kv_head}}; // -K 0: as many kv heads as heads
+        {"-K", o->n_kv_head, !o->n_kv_head && cfg->n_kv_head == cfg->n_head ? 0 : cfg->n_kv_head}}; // -K 0: kv heads = heads
     for (int i = 0; i < 6; i++)
         if (flag_given(f, arch[i].flag) && arch[i].value != arch[i].have)
             die("flag %s %d disagrees with checkpoint %s (which has %d)", arch[i].flag, arch[i].value, o->ckpt_in, arch[i].have);
