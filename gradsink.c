@@ -45,7 +45,8 @@ static void die(const char *fmt, ...) {
 }
 
 // zeroed memory, aligned to a cache line so that vector loads of a row never straddle two.
-// Every allocation of the model and the run goes through here (the tests count them).
+// Every buffer of the model and the run comes from here (the tests count the calls); only the
+// probe's JSON line is grown by libc (open_memstream).
 static size_t xcalloc_calls;
 static void *xcalloc(size_t n, size_t size) {
     xcalloc_calls++;

@@ -115,7 +115,7 @@ def self_test(text):
     """doctored maps must fail; returns (passed, failed)"""
     passed = failed = 0
     quiet = lambda *a: None
-    rows = [l for l in text.split("\n") if "`dvj[i] += a[j] * dy[i]`" in l]
+    rows = [l for l in text.split("\n") if "`dv[off + i] += a[j] * dy[i]`" in l]
     if not rows:
         print("FAIL self-test: the map has no value-path row to doctor")
         return 0, 1
@@ -134,10 +134,10 @@ def self_test(text):
                                                     int(m.group(4)) + 1), row, count=1),
         # a find text that the code does not have
         "the value-path row finding text that is not there":
-            row.replace("`dvj[i] += a[j] * dy[i]`", "`dvj[i] += a[j] * q[i]`"),
+            row.replace("`dv[off + i] += a[j] * dy[i]`", "`dv[off + i] += a[j] * q[i]`"),
         # no find text at all
         "the value-path row without a find text":
-            row.replace("`dvj[i] += a[j] * dy[i]`", "the value path"),
+            row.replace("`dv[off + i] += a[j] * dy[i]`", "the value path"),
     }
     ok = f == 0
     print("%s self-test: the README's own map passes (%d checks)" % ("OK  " if ok else "FAIL", p + f))
