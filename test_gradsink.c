@@ -4,7 +4,8 @@ differences; and float). Each check prints OK or FAIL and what it measured; the 
 failed". GRADSINK_TEST_ONLY="word|other words" keeps only the checks whose description holds one (any case).
 The checklist, in the order of this file and of main:
   Part 1, the maths: each layer's backward against finite differences, from gradient buffers pre-filled with
-    random numbers (a backward ADDS; one that stored would fail), fast kernels == naive ones; the whole
+    random numbers (a backward ADDS; one that stored would fail; the two that write their gradient over an
+    activation are checked to overwrite garbage and to agree in place), fast kernels == naive ones; the whole
     model's gradient; AdamW, clipping, the schedule; the paper's measurements, identities and Jacobians;
     the interventions (--vscale-path, --sink-grad); the probe; training end to end
   Part 2, files: round trips, older versions, the data loader, the tokenizer, ONE table of files every
@@ -51,7 +52,6 @@ static int set_threads(int n) {
 #define FD_FLOOR (DBL ? 1e-3 : 1e-2)    // entries below this fraction of the largest are judged at that scale
 #define FD_TOL_MODEL (DBL ? 1e-6 : 5e-2) // whole model in float: the loss itself carries ~1e-7 relative rounding
 #define EXACT (DBL ? 1e-12 : 1e-5) // two orders of the same sums, relative
-#define DSOFTMAX_ROW dsoftmax_row
 static Rng trng; // the tests' own random numbers (seeded in main)
 static const AdamW ADAMW = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1, .mlp_weight_decay = 0.1, .embed_weight_decay = 0.1, .fixed_row = -1};
 static char tmpdir[256];
@@ -276,7 +276,7 @@ static void test_crossentropy(void) {
           "cross-entropy backward (written over garbage; an ignored target: loss 0, gradient 0, out of the mean) vs "
           "finite differences: %.2e; in place over the probabilities: the same bits", e[0]);
 }
-// the softmax row helper of both attention backwards, which stores into its scratch row: into a
+// the softmax row helper of the fast attention backward, which stores into its scratch row: into a
 // pre-filled row, or in place over da, the same bits, and against finite differences of
 // loss = sum_j R_j softmax(scale * z)_j, whose gradient in z is the row's dlogit for da = R
 static void test_softmax_row(void) {
@@ -285,7 +285,7 @@ static void test_softmax_row(void) {
     for (int j = 0; j < n; j++) zmax = fmax(zmax, z[j]);
     for (int j = 0; j < n; j++) sum += exp(scale * (z[j] - zmax));
     for (int j = 0; j < n; j++) a[j] = (real)(exp(scale * (z[j] - zmax)) / sum);
-    memcpy(inplace, R, sizeof(R)); DSOFTMAX_ROW(dl, a, R, n, scale); DSOFTMAX_ROW(inplace, a, inplace, n, scale);
+    memcpy(inplace, R, sizeof(R)); dsoftmax_row(dl, a, R, n, scale); dsoftmax_row(inplace, a, inplace, n, scale);
     for (int j = 0; j < n; j++) { // central difference of the loss in z_j
         double f[2];
         for (int k = 0; k < 2; k++) {
@@ -519,7 +519,7 @@ static void test_identities(int n_kv_head, int vscale) {
                 for (int t = 0; t < T; t++) {
                     double sum = 0, mag = 0;
                     for (int j = 0; j <= t; j++) row[j] = (real)dot(g.atty + ((size_t)b * T + t) * C + h * D, s.vhat + ((size_t)b * T + j) * KV + (h / group) * D, D);
-                    DSOFTMAX_ROW(row, s.att + (((size_t)b * H + h) * T + t) * T, row, t + 1, (real)scale);
+                    dsoftmax_row(row, s.att + (((size_t)b * H + h) * T + t) * T, row, t + 1, (real)scale);
                     for (int j = 0; j <= t; j++) { sum += row[j]; mag += fabs(row[j]); }
                     rowsum = fmax(rowsum, fabs(sum) / (mag + 1e-300));
                 }
