@@ -1920,7 +1920,7 @@ static void flag_set(Flag *f, const char *val) {
         if (*val == '\0' || *end != '\0' || errno || !isfinite(v) || (f->type == 'i' && fabs(v) > 2147483647))
             die("flag %s: '%s' is not %s", f->longf, val, f->type == 'i' ? "an integer" : "a number");
         char range[64];
-        snprintf(range, sizeof(range), isinf(f->hi) ? ">= %g" : "in %g..%g", f->lo, f->hi);
+        snprintf(range, sizeof(range), isinf(f->hi) ? ">= %.15g" : "in %.15g..%.15g", f->lo, f->hi);
         if (v < f->lo || v > f->hi) die("flag %s: must be %s (got %s)", f->longf, range, val);
         if (f->type == 'i') *(int *)f->ptr = (int)v;
         else *(double *)f->ptr = v;
