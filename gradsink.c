@@ -1354,8 +1354,6 @@ static int header_parse(int32_t *h, const char *name, const unsigned char *buf, 
         return errorf(err, errlen, "%s: too short for the header of %s (%zu bytes)", name, what, size);
     memcpy(h, buf, HEADER_INTS * sizeof(int32_t));
     if (h[0] != magic) return errorf(err, errlen, "%s: bad magic %d (expected %d: %s)", name, h[0], magic, what);
-    if (h[1] == 1 && lo > 1) // a model file of version 1 (no RoPE base, eps or eot id)
-        return errorf(err, errlen, "%s: version 1 of %s is no longer read (convert it: dev/hf.py export, then import)", name, what);
     if (h[1] < lo || h[1] > hi) return errorf(err, errlen, "%s: unsupported version %d of %s (expected %s)", name, h[1], what, range);
     return 0;
 }
@@ -1511,7 +1509,10 @@ int checkpoint_save(const Model *m, const char *path, int step, char *err, size_
 static int checkpoint_check(const char *name, const unsigned char *head, size_t headlen, size_t file_size, Config *cfg,
                             int *step, int *path, double *G, char *err, size_t errlen) {
     int32_t h[HEADER_INTS];
-    if (header_parse(h, name, head, headlen, CKPT_MAGIC, 2, CKPT_VERSION, "a gradsink checkpoint", err, errlen)) return -1;
+    if (header_parse(h, name, head, headlen, CKPT_MAGIC, 1, CKPT_VERSION, "a gradsink checkpoint", err, errlen)) return -1;
+    if (h[1] == 1) // no RoPE base, eps or eot id
+        return errorf(err, errlen, "%s: version 1 of a gradsink checkpoint is no longer read (convert it: dev/hf.py "
+                      "export, then import)", name);
     Config c = {h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[15], 0, 0};
     memcpy(&c.rope_theta, h + 11, sizeof(double));
     memcpy(&c.rms_norm_eps, h + 13, sizeof(double));
@@ -1540,7 +1541,7 @@ static int checkpoint_check(const char *name, const unsigned char *head, size_t 
 // is changed only when all is well.
 static int checkpoint_load(Model *m, const char *path, Config *cfg, int *step, char *err, size_t errlen) {
     size_t size, got, n = m ? m->num_parameters : 0;
-    int vp, rc;
+    int vp = VSCALE_PATH_BOTH, rc;
     double G;
     unsigned char *buf = read_part(path, m ? 0 : HEADER_INTS * sizeof(int32_t), &size, &got, err, errlen), *src;
     if (!buf) return -1;

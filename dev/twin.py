@@ -229,12 +229,9 @@ def options_check(o):
         die("flags --lr, --weight-decay, --grad-clip must be >= 0")
     if o.val_every < 0 or o.val_batches < 0 or o.ckpt_every < 0:
         die("flags --val-every, --val-batches, --ckpt-every must be >= 0")
-    if o.resume not in (0, 1):
-        die("flag --resume: 0 or 1 (got %d)" % o.resume)
-    if o.probe_only not in (0, 1):
-        die("flag --probe: 0 or 1 (got %d)" % o.probe_only)
-    if o.eval_only not in (0, 1):
-        die("flag --eval-only: 0 or 1 (got %d)" % o.eval_only)
+    for flag, value in (("--resume", o.resume), ("--probe", o.probe_only), ("--eval-only", o.eval_only)):
+        if value not in (0, 1):
+            die("flag %s: 0 or 1 (got %d)" % (flag, value))
     if (o.resume or o.eval_only or o.probe_only) and not o.ckpt_in:
         die("flags --resume, --eval-only and --probe need a checkpoint (-c PATH)")
     if o.probe_every < 0:
