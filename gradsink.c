@@ -1119,26 +1119,20 @@ typedef struct {
 
 void probe_alloc(Probe *pr, const Config *c, int T) {
     memset(pr, 0, sizeof(*pr));
-    int L = pr->L = c->n_layer, P = pr->P = T < PROBE_POSITIONS ? T : PROBE_POSITIONS;
-    pr->H = c->n_head; pr->Hkv = c->n_kv_head;
+    int L = pr->L = c->n_layer, P = pr->P = T < PROBE_POSITIONS ? T : PROBE_POSITIONS, H = pr->H = c->n_head;
+    int Hkv = pr->Hkv = c->n_kv_head;
     pr->rgs_n = P;
     pr->sink_grad = 1;
-    pr->alpha = xcalloc((size_t)L * pr->H, sizeof(double));
-    pr->lambda = xcalloc((size_t)L * pr->Hkv, sizeof(double));
+    double *x = pr->alpha = xcalloc((size_t)L * (H + Hkv + 6 + NUM_PQ * P + NUM_RATIO) + 3 * P, sizeof(double));
+    pr->lambda = x += (size_t)L * H; // one block for all the arrays
+    x += (size_t)L * Hkv;
     double **perlayer[] = {&pr->sink_rate, &pr->M0, &pr->S0, &pr->R_gs, &pr->phi0, &pr->phi_rest};
-    for (int i = 0; i < 6; i++) *perlayer[i] = xcalloc(L, sizeof(double));
-    for (int q = 0; q < NUM_PQ; q++) pr->pq[q] = xcalloc((size_t)L * P, sizeof(double));
-    for (int i = 0; i < NUM_RATIO; i++) pr->ratio[i] = xcalloc(L, sizeof(double));
-    for (int i = 0; i < 3; i++) pr->grad_mean[i] = xcalloc(P, sizeof(double));
+    for (int i = 0; i < 6; i++, x += L) *perlayer[i] = x;
+    for (int q = 0; q < NUM_PQ; q++, x += (size_t)L * P) pr->pq[q] = x;
+    for (int i = 0; i < NUM_RATIO; i++, x += L) pr->ratio[i] = x;
+    for (int i = 0; i < 3; i++, x += P) pr->grad_mean[i] = x;
 }
-void probe_free(Probe *pr) {
-    free(pr->alpha); free(pr->lambda); free(pr->sink_rate); free(pr->M0); free(pr->S0); free(pr->R_gs);
-    free(pr->phi0); free(pr->phi_rest);
-    for (int q = 0; q < NUM_PQ; q++) free(pr->pq[q]);
-    for (int i = 0; i < NUM_RATIO; i++) free(pr->ratio[i]);
-    for (int i = 0; i < 3; i++) free(pr->grad_mean[i]);
-    memset(pr, 0, sizeof(*pr));
-}
+void probe_free(Probe *pr) { free(pr->alpha); memset(pr, 0, sizeof(*pr)); }
 
 static void ratio_of(double *out, const double *num, const double *den, int P) {
     for (int t = 0; t < P; t++) out[t] = num[t] / den[t];
@@ -1539,7 +1533,7 @@ static int checkpoint_check(const char *name, const unsigned char *head, size_t 
 // Reads model file `path`: only its header into cfg and step (m NULL), or whole into m, built
 // for the same configuration. Every value is checked in the file's bytes first, so the model
 // is changed only when all is well.
-static int checkpoint_load(Model *m, const char *path, Config *cfg, int *step, char *err, size_t errlen) {
+int checkpoint_load(Model *m, const char *path, Config *cfg, int *step, char *err, size_t errlen) {
     size_t size, got, n = m ? m->num_parameters : 0;
     int vp = VSCALE_PATH_BOTH, rc;
     double G;
@@ -1560,18 +1554,11 @@ static int checkpoint_load(Model *m, const char *path, Config *cfg, int *step, c
     free(buf);
     return rc;
 }
-int checkpoint_read_header(const char *path, Config *cfg, int *step, char *err, size_t errlen) {
-    return checkpoint_load(NULL, path, cfg, step, err, errlen);
-}
-int checkpoint_read(Model *m, const char *path, int *step, char *err, size_t errlen) {
-    Config c;
-    return checkpoint_load(m, path, &c, step, err, errlen);
-}
 
 // Reads optimizer file `path` of the checkpoint at step `step`: only its header (m NULL), whose
 // schedule fills s (steps 0 when the file keeps none), or whole into m, which then holds the
 // checkpoint. Every field is checked first, so m is changed only when all is well.
-static int optstate_load(Model *m, const char *path, int step, Schedule *s, char *err, size_t errlen) {
+int optstate_load(Model *m, const char *path, int step, Schedule *s, char *err, size_t errlen) {
     int32_t h[HEADER_INTS];
     size_t size, got, P = m ? m->num_parameters : 0, bad = 2 * P;
     unsigned char *buf = read_part(path, m ? 0 : sizeof(h), &size, &got, err, errlen), *src;
@@ -1604,9 +1591,6 @@ static int optstate_load(Model *m, const char *path, int step, Schedule *s, char
     if (!rc && s) *s = t;
     free(buf);
     return rc;
-}
-int optstate_read(Model *m, const char *path, int step, char *err, size_t errlen) {
-    return optstate_load(m, path, step, NULL, err, errlen);
 }
 
 // The optimizer file that pairs with checkpoint ckpt at step: ckpt.opt, or ckpt.opt.prev when a
@@ -1735,27 +1719,27 @@ static void json_num(FILE *f, double x, int *nonfinite) {
     if (isfinite(x)) fprintf(f, "%.6g", x);
     else { fprintf(f, "null"); (*nonfinite)++; }
 }
-// , "key": [x0, ...] for a vector of n numbers (rows 0), or [[...], ...] for rows lists of n
+// , "key": x[0] for one number (rows -1), [x0, ...] for a list of n (rows 0), [[...], ...] for rows lists of n
 static void json_key(FILE *f, const char *key, const double *x, int rows, int n, int *nonfinite) {
-    fprintf(f, ", \"%s\": %s", key, rows ? "[" : "");
-    for (int r = 0; r < (rows ? rows : 1); r++) {
-        fprintf(f, r ? ", [" : "[");
+    fprintf(f, ", \"%s\": %s", key, rows > 0 ? "[" : "");
+    for (int r = 0; r < (rows > 0 ? rows : 1); r++) {
+        fprintf(f, rows < 0 ? "" : r ? ", [" : "[");
         for (int i = 0; i < n; i++) { if (i) fprintf(f, ", "); json_num(f, x[(size_t)r * n + i], nonfinite); }
-        fprintf(f, "]");
+        fprintf(f, rows < 0 ? "" : "]");
     }
-    if (rows) fprintf(f, "]");
+    if (rows > 0) fprintf(f, "]");
 }
 
 // one JSON object on one line; returns how many numbers were not finite (written as null)
 int probe_json(FILE *f, const Probe *pr, const Config *c, int step, double train_loss, double val_loss, int val_step,
                double probe_ms, int first_token) {
-    int bad = 0, absent = 0, L = pr->L, P = pr->P;
-    fprintf(f, "{\"step\": %d, \"train_loss\": ", step); // null before the first step / validation
-    json_num(f, train_loss, &absent);
-    fprintf(f, ", \"val_loss\": ");
-    json_num(f, val_loss, &absent);
-    fprintf(f, ", \"val_loss_step\": %d, \"probe_loss\": ", val_step);
-    json_num(f, pr->loss, &bad);
+    int bad = 0, absent = 0, L = pr->L, P = pr->P; // absent: no training or validation loss yet (null)
+    const char *grad_mean[3] = {"grad_q_mean", "grad_k_mean", "grad_v_mean"};
+    fprintf(f, "{\"step\": %d", step);
+    json_key(f, "train_loss", &train_loss, -1, 1, &absent);
+    json_key(f, "val_loss", &val_loss, -1, 1, &absent);
+    fprintf(f, ", \"val_loss_step\": %d", val_step);
+    json_key(f, "probe_loss", &pr->loss, -1, 1, &bad);
     fprintf(f, ", \"probe_ms\": %.1f, \"L\": %d, \"H\": %d, \"Hkv\": %d, \"positions\": %d, \"vscale\": \"%s\", "
                "\"vscale_path\": \"%s\", \"sink_grad\": %.6g, "
                "\"first_token\": \"%s\", \"rgs_positions\": [1, %d], \"rgs_short_T\": %s",
@@ -1766,15 +1750,11 @@ int probe_json(FILE *f, const Probe *pr, const Config *c, int step, double train
     json_key(f, "M0", pr->M0, 0, L, &bad);
     json_key(f, "S0", pr->S0, 0, L, &bad);
     json_key(f, "R_gs", pr->R_gs, 0, L, &bad);
-    fprintf(f, ", \"R_gs_median\": ");
-    json_num(f, pr->R_gs_median, &bad);
+    json_key(f, "R_gs_median", &pr->R_gs_median, -1, 1, &bad);
     for (int q = 0; q < NUM_PQ; q++) json_key(f, PQ_NAMES[q], pr->pq[q], L, P, &bad);
-    json_key(f, "grad_q_mean", pr->grad_mean[0], 0, P, &bad);
-    json_key(f, "grad_k_mean", pr->grad_mean[1], 0, P, &bad);
-    json_key(f, "grad_v_mean", pr->grad_mean[2], 0, P, &bad);
+    for (int i = 0; i < 3; i++) json_key(f, grad_mean[i], pr->grad_mean[i], 0, P, &bad);
     for (int i = 0; i < NUM_RATIO; i++) json_key(f, RATIO_NAMES[i], pr->ratio[i], 0, L, &bad);
-    fprintf(f, ", \"dv_dk_0\": ");
-    json_num(f, pr->dv_dk_0, &bad);
+    json_key(f, "dv_dk_0", &pr->dv_dk_0, -1, 1, &bad);
     json_key(f, "vscale_lambda", pr->lambda, L, pr->Hkv, &bad);
     json_key(f, "vscale_phi0", pr->phi0, 0, L, &bad);
     json_key(f, "vscale_phi_rest", pr->phi_rest, 0, L, &bad);
@@ -1907,9 +1887,10 @@ static void flag_table(Flag *f, Options *o) {
     memcpy(f, t, sizeof(t));
 }
 
-int flag_given(const Flag *f, const char *shortf) {
-    for (int i = 0; i < NUM_FLAGS; i++) if (!strcmp(f[i].shortf, shortf)) return f[i].given;
-    return 0;
+const Flag *flag_of(const Flag *f, const char *shortf) { // shortf is in the table
+    int i = 0;
+    while (strcmp(f[i].shortf, shortf)) i++;
+    return f + i;
 }
 
 // flag f takes the value val; a mistake is one line and exit 2
@@ -1985,36 +1966,31 @@ Config options_config(const Options *o, int vocab_size, int vscale) {
 int config_from_checkpoint(Options *o, const Flag *f, Config *cfg, char *opt_path) {
     char err[1024];
     int step;
-    if (checkpoint_read_header(o->ckpt_in, cfg, &step, err, sizeof(err))) die("%s", err);
+    if (checkpoint_load(NULL, o->ckpt_in, cfg, &step, err, sizeof(err))) die("%s", err);
     struct { const char *flag; int value, have; } arch[6] = {
         {"-V", o->vocab_size, cfg->vocab_size}, {"-C", o->d_model, cfg->d_model}, {"-L", o->n_layer, cfg->n_layer},
         {"-H", o->n_head, cfg->n_head}, {"-F", o->ffn_hidden, cfg->ffn_hidden},
         {"-K", o->n_kv_head, !o->n_kv_head && cfg->n_kv_head == cfg->n_head ? 0 : cfg->n_kv_head}}; // -K 0: kv heads = heads
     for (int i = 0; i < 6; i++)
-        if (flag_given(f, arch[i].flag) && arch[i].value != arch[i].have)
+        if (flag_of(f, arch[i].flag)->given && arch[i].value != arch[i].have)
             die("flag %s %d disagrees with checkpoint %s (which has %d)", arch[i].flag, arch[i].value, o->ckpt_in, arch[i].have);
-    if (flag_given(f, "-a") && o->vscale != cfg->vscale)
+    if (flag_of(f, "-a")->given && o->vscale != cfg->vscale)
         die("flag -a %s disagrees with checkpoint %s (which has %s)", VSCALE_NAMES[o->vscale], o->ckpt_in, VSCALE_NAMES[cfg->vscale]);
-    if (flag_given(f, "-s") && !o->resume)
+    if (flag_of(f, "-s")->given && !o->resume)
         die("flag --seed has no effect with -c %s without -r 1 (the model comes from the checkpoint)", o->ckpt_in);
-    if (flag_given(f, "-A")) die("flag --vscale-lambda has no effect with -c %s (theta comes from the checkpoint)", o->ckpt_in);
+    if (flag_of(f, "-A")->given) die("flag --vscale-lambda has no effect with -c %s (theta comes from the checkpoint)", o->ckpt_in);
     Schedule s = {0};
     char diff[512] = "";
     if (o->resume && resume_opt_path(o->ckpt_in, step, opt_path, 4096, &s, err, sizeof(err))) die("%s", err);
-    struct { const char *flag; int *at, saved; } ints[8] = {
-        {"-n", &o->steps, s.steps}, {"-w", &o->warmup, s.warmup}, {"-b", &o->B, s.B}, {"-t", &o->T, s.T},
-        {"-s", &o->seed, s.seed}, {"-R", &o->rows, s.rows}, {"-f", &o->first_token, s.first_token}, {"-Z", &o->eot_row, s.eot_row}};
-    struct { const char *flag; double *at, saved; } reals[6] = {
-        {"-l", &o->lr, s.lr}, {"-m", &o->min_lr, s.min_lr}, {"-d", &o->weight_decay, s.weight_decay},
-        {"-D", &o->mlp_weight_decay, s.mlp_weight_decay}, {"-E", &o->embed_weight_decay, s.embed_weight_decay},
-        {"-g", &o->grad_clip, s.grad_clip}};
-    for (int i = 0; i < 8 && s.steps; i++) {
-        if (!flag_given(f, ints[i].flag)) *ints[i].at = ints[i].saved;
-        else if (*ints[i].at != ints[i].saved) snprintf(diff + strlen(diff), sizeof(diff) - strlen(diff), " %s", ints[i].flag);
-    }
-    for (int i = 0; i < 6 && s.steps; i++) {
-        if (!flag_given(f, reals[i].flag)) *reals[i].at = reals[i].saved;
-        else if (*reals[i].at != reals[i].saved) snprintf(diff + strlen(diff), sizeof(diff) - strlen(diff), " %s", reals[i].flag);
+    const char *kept[14] = {"-n", "-w", "-b", "-t", "-s", "-R", "-f", "-Z", "-l", "-m", "-d", "-D", "-E", "-g"};
+    double saved[14] = {s.steps, s.warmup, s.B, s.T, s.seed, s.rows, s.first_token, s.eot_row, s.lr, s.min_lr,
+                        s.weight_decay, s.mlp_weight_decay, s.embed_weight_decay, s.grad_clip};
+    for (int i = 0; i < 14 && s.steps; i++) { // the Schedule's fields, in order
+        const Flag *g = flag_of(f, kept[i]);
+        double now = g->type == 'f' ? *(double *)g->ptr : *(int *)g->ptr;
+        if (g->given && now != saved[i]) snprintf(diff + strlen(diff), sizeof(diff) - strlen(diff), " %s", kept[i]);
+        else if (g->type == 'f') *(double *)g->ptr = saved[i];
+        else *(int *)g->ptr = (int)saved[i];
     }
     options_check(o);
     if (*diff) printf("note: flags%s differ from the run that wrote %s: this run is not that run continued\n", diff, opt_path);
@@ -2034,7 +2010,7 @@ int main(int argc, char **argv) {
     Options *o = &opts;
     parse_args(argc, argv, o, f);
     options_check(o);
-    int train = !o->eval_only && !o->probe_only && o->steps > 0, ckpt_step = 0, start = 0, have_tok = 0;
+    int train = !o->eval_only && !o->probe_only && o->steps > 0, ckpt_step = 0, start = 0;
     // the tokenizer: given (-z), or tokenizer.bin beside the training file when there is one
     // (a tokenizer.bin there that is no regular file is refused, not passed over)
     Tokenizer tok = {0};
@@ -2042,10 +2018,8 @@ int main(int argc, char **argv) {
     if (*o->tokenizer_path) snprintf(tok_path, sizeof(tok_path), "%s", o->tokenizer_path);
     else snprintf(tok_path, sizeof(tok_path), "%.*stokenizer.bin", slash ? (int)(slash - o->train_path) + 1 : 0, o->train_path);
     struct stat st;
-    if (*o->tokenizer_path || stat(tok_path, &st) == 0) {
-        if (tokenizer_load(&tok, tok_path, err, sizeof(err))) die("%s", err);
-        have_tok = 1;
-    }
+    if ((*o->tokenizer_path || stat(tok_path, &st) == 0) && tokenizer_load(&tok, tok_path, err, sizeof(err))) die("%s", err);
+    int have_tok = tok.entry != NULL;
     // the configuration: from the checkpoint, or from the flags
     Config cfg;
     if (*o->ckpt_in) {
@@ -2075,7 +2049,7 @@ int main(int argc, char **argv) {
     // the token files: training (when training), validation (when given or present); the probe's batch
     DataLoader train_dl = {0}, val_dl = {0};
     if (train && dataloader_open(&train_dl, o->train_path, o->B, o->T, cfg.vocab_size, err, sizeof(err))) die("%s", err);
-    int have_val = *o->val_path && o->val_batches > 0 && (flag_given(f, "-j") || file_exists(o->val_path));
+    int have_val = *o->val_path && o->val_batches > 0 && (flag_of(f, "-j")->given || file_exists(o->val_path));
     if (have_val && dataloader_open(&val_dl, o->val_path, o->B, o->T, cfg.vocab_size, err, sizeof(err))) die("%s", err);
     if (o->eval_only && !have_val) die("--eval-only needs validation tokens (-j PATH)");
     int probing = o->probe_only || (train && o->probe_every > 0);
@@ -2090,17 +2064,16 @@ int main(int argc, char **argv) {
     model_build(m, &cfg);
     model_alloc_acts(m, o->B, o->T);
     if (*o->ckpt_in) {
-        int s;
-        if (checkpoint_read(m, o->ckpt_in, &s, err, sizeof(err))) die("%s", err);
-        if (o->resume && optstate_read(m, opt_path, start, err, sizeof(err))) die("%s", err);
+        if (checkpoint_load(m, o->ckpt_in, &cfg, &ckpt_step, err, sizeof(err))) die("%s", err);
+        if (o->resume && optstate_load(m, opt_path, start, NULL, err, sizeof(err))) die("%s", err);
     } else {
         model_init(m, (uint64_t)o->seed);
         if (cfg.vscale != VSCALE_OFF) // theta = log lambda
             for (size_t i = 0; i < (size_t)cfg.n_layer * cfg.n_kv_head; i++) m->params.vscale_theta[i] = (real)log(o->vscale_lambda);
     }
     // the interventions: the flags when given, else the checkpoint's (a resumed run keeps them)
-    if (!*o->ckpt_in || flag_given(f, "-J")) m->vscale_path = o->vscale_path;
-    if (!*o->ckpt_in || flag_given(f, "-N")) m->sink_grad = o->sink_grad;
+    if (!*o->ckpt_in || flag_of(f, "-J")->given) m->vscale_path = o->vscale_path;
+    if (!*o->ckpt_in || flag_of(f, "-N")->given) m->sink_grad = o->sink_grad;
     if (m->vscale_path != VSCALE_PATH_BOTH && cfg.vscale == VSCALE_OFF)
         die("flag --vscale-path %s: needs V-scale on, and checkpoint %s has it off", VSCALE_PATH_NAMES[m->vscale_path], o->ckpt_in);
     m->sched = (Schedule){o->steps, o->warmup, o->B, o->T, o->seed, o->rows, o->first_token, o->eot_row, o->lr, o->min_lr,
@@ -2189,7 +2162,7 @@ int main(int argc, char **argv) {
     }
     // sample after training, or from a checkpoint; a probe (-p 1) or an evaluation (-x 1) of a
     // checkpoint samples only when -G is given
-    int sample = train || (*o->ckpt_in && ((!o->probe_only && !o->eval_only) || flag_given(f, "-G")));
+    int sample = train || (*o->ckpt_in && ((!o->probe_only && !o->eval_only) || flag_of(f, "-G")->given));
     if (o->sample_tokens > 0 && sample) {
         printf("sample (temperature %g, top-k %d, seed %d):\n", o->temperature, o->top_k, o->sample_seed);
         model_sample(m, have_tok ? &tok : NULL, eot, o->sample_tokens, o->temperature, o->top_k, (uint64_t)o->sample_seed, stdout);

@@ -223,11 +223,11 @@ LOGITS_C = r'''
 #include "%s"
 int main(int argc, char **argv) { // CKPT T tok...: prints the logits, one per line
     Config c; int step; char err[1024]; Model m;
-    if (checkpoint_read_header(argv[1], &c, &step, err, sizeof(err))) { fprintf(stderr, "%%s\n", err); return 2; }
+    if (checkpoint_load(NULL, argv[1], &c, &step, err, sizeof(err))) { fprintf(stderr, "%%s\n", err); return 2; }
     int T = atoi(argv[2]);
     model_build(&m, &c);
     model_alloc_acts(&m, 1, T);
-    if (checkpoint_read(&m, argv[1], &step, err, sizeof(err))) { fprintf(stderr, "%%s\n", err); return 2; }
+    if (checkpoint_load(&m, argv[1], &c, &step, err, sizeof(err))) { fprintf(stderr, "%%s\n", err); return 2; }
     for (int t = 0; t < T && 3 + t < argc; t++) m.inputs[t] = atoi(argv[3 + t]);
     model_forward(&m, 1, T, 0);
     for (int i = 0; i < T * c.vocab_size; i++) printf("%%.9g\n", (double)m.acts.logits[i]);

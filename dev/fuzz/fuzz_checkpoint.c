@@ -1,5 +1,5 @@
-// libFuzzer harness for the checkpoint readers (checkpoint_read_header, checkpoint_read,
-// optstate_read). See README.md here. An input whose first int is the optimizer-state magic
+// libFuzzer harness for the checkpoint readers (checkpoint_load, optstate_load).
+// See README.md here. An input whose first int is the optimizer-state magic
 // is read as the optimizer state of a fixed tiny model; anything else as a model file, and
 // when its header passes, a model is built from the header and the payload parsed into it.
 #include "fuzz_file.h"
@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             built = 1;
         }
         tiny.adam_t = 7;
-        if (optstate_read(&tiny, as_file(data, size), 3, err, sizeof(err)) != 0) {
+        if (optstate_load(&tiny, as_file(data, size), 3, NULL, err, sizeof(err)) != 0) {
             if (tiny.adam_t != 7 || strchr(err, '\n')) abort(); // refused: the model is untouched
             return 0;
         }
@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     Config c;
     int step;
-    if (checkpoint_read_header(as_file(data, size), &c, &step, err, sizeof(err)) != 0) {
+    if (checkpoint_load(NULL, as_file(data, size), &c, &step, err, sizeof(err)) != 0) {
         if (strchr(err, '\n')) abort();
         return 0;
     }
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     model_build(&m, &c);
     if (HEADER_INTS * 4 + m.num_parameters * 4 != size) abort(); // the header's size check is exact
     int s2;
-    if (checkpoint_read(&m, as_file(data, size), &s2, err, sizeof(err)) == 0) {
+    if (checkpoint_load(&m, as_file(data, size), &c, &s2, err, sizeof(err)) == 0) {
         if (s2 != step || first_nonfinite(m.params_memory, m.num_parameters) != m.num_parameters) abort();
     }
     model_free(&m);
