@@ -1241,7 +1241,7 @@ int file_exists(const char *path) {
 }
 
 // Reads a regular file, whole (most 0) or its first `most` bytes; *size is the file's size and
-// *got the bytes read. NULL with err set when it cannot.
+// *got the bytes read (the size, when whole). NULL with err set when it cannot.
 static unsigned char *read_part(const char *path, size_t most, size_t *size, size_t *got, char *err, size_t errlen) {
     struct stat st;
     FILE *f = NULL;
@@ -1263,10 +1263,6 @@ static unsigned char *read_part(const char *path, size_t most, size_t *size, siz
     free(buf);
     errorf(err, errlen, "cannot read %s", path);
     return NULL;
-}
-static unsigned char *read_file(const char *path, size_t *size, char *err, size_t errlen) {
-    size_t got;
-    return read_part(path, 0, size, &got, err, errlen);
 }
 
 // Files never seen half-written (checkpoints): a header of 256 int32 and float32 arrays go to
@@ -1374,9 +1370,9 @@ typedef struct {
 // every header field is checked before it is used
 int dataloader_open(DataLoader *dl, const char *path, int B, int T, int vocab_size, char *err, size_t errlen) {
     int32_t h[HEADER_INTS];
-    size_t size, hs = sizeof(h), count = 0;
+    size_t size, got, hs = sizeof(h), count = 0;
     memset(dl, 0, sizeof(*dl));
-    unsigned char *buf = read_file(path, &size, err, errlen);
+    unsigned char *buf = read_part(path, 0, &size, &got, err, errlen);
     if (!buf) return -1;
     int rc = header_parse(h, path, buf, size, DATA_MAGIC, 1, 1, "an llm.c token file", err, errlen);
     if (!rc && h[2] <= 0) rc = errorf(err, errlen, "%s: header says %d tokens (a token file needs at least one)", path, h[2]);
@@ -1618,9 +1614,9 @@ typedef struct {
 
 int tokenizer_load(Tokenizer *tk, const char *path, char *err, size_t errlen) {
     int32_t h[HEADER_INTS] = {0};
-    size_t size, pos = sizeof(h);
+    size_t size, got, pos = sizeof(h);
     memset(tk, 0, sizeof(*tk));
-    unsigned char *buf = read_file(path, &size, err, errlen);
+    unsigned char *buf = read_part(path, 0, &size, &got, err, errlen);
     if (!buf) return -1;
     int rc = header_parse(h, path, buf, size, TOKENIZER_MAGIC, 1, 1, "a tokenizer.py file", err, errlen), V = h[2];
     if (!rc && (V < 2 || V > MAX_VOCAB)) rc = errorf(err, errlen, "%s: vocab size %d out of range 2..%d", path, V, MAX_VOCAB);

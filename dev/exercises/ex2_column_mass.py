@@ -6,7 +6,8 @@ evenly over the t+1 keys it sees: a[t,j] = 1/(t+1). Predict the sink column's ma
 M_0 = sum_t a[t,0] for T = 64 and compare with the step-0 probe. The check: your number is
 within 2% of the measured M0 (mean over layers). Solution: the harmonic number H_T.
 Solution form also checks S_0 = sum_t a[t,0]^2 against sum 1/t^2 (1%) and that R_gs at init
-lies in the window [2, 8] spanned by the two upstream-gradient models of the README.
+lies in the window [2, 8] around the two models of the upstream gradients worked out below
+(independent dy_t, or one shared direction).
 """
 import math
 
