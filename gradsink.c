@@ -1124,7 +1124,8 @@ void probe_alloc(Probe *pr, const Config *c, int T) {
     pr->rgs_n = P;
     pr->sink_grad = 1;
     double *x = pr->alpha = xcalloc((size_t)L * (H + Hkv + 6 + NUM_PQ * P + NUM_RATIO) + 3 * P, sizeof(double));
-    pr->lambda = x += (size_t)L * H; // one block for all the arrays
+    x += (size_t)L * H; // one block for all the arrays, carved in turn
+    pr->lambda = x;
     x += (size_t)L * Hkv;
     double **perlayer[] = {&pr->sink_rate, &pr->M0, &pr->S0, &pr->R_gs, &pr->phi0, &pr->phi_rest};
     for (int i = 0; i < 6; i++, x += L) *perlayer[i] = x;
@@ -1715,15 +1716,20 @@ static void json_num(FILE *f, double x, int *nonfinite) {
     if (isfinite(x)) fprintf(f, "%.6g", x);
     else { fprintf(f, "null"); (*nonfinite)++; }
 }
-// , "key": x[0] for one number (rows -1), [x0, ...] for a list of n (rows 0), [[...], ...] for rows lists of n
+// , "key": [x0, ...] for a vector of n numbers (rows 0), or [[...], ...] for rows lists of n
 static void json_key(FILE *f, const char *key, const double *x, int rows, int n, int *nonfinite) {
-    fprintf(f, ", \"%s\": %s", key, rows > 0 ? "[" : "");
-    for (int r = 0; r < (rows > 0 ? rows : 1); r++) {
-        fprintf(f, rows < 0 ? "" : r ? ", [" : "[");
+    fprintf(f, ", \"%s\": %s", key, rows ? "[" : "");
+    for (int r = 0; r < (rows ? rows : 1); r++) {
+        fprintf(f, r ? ", [" : "[");
         for (int i = 0; i < n; i++) { if (i) fprintf(f, ", "); json_num(f, x[(size_t)r * n + i], nonfinite); }
-        fprintf(f, rows < 0 ? "" : "]");
+        fprintf(f, "]");
     }
-    if (rows > 0) fprintf(f, "]");
+    if (rows) fprintf(f, "]");
+}
+// , "key": x for one number
+static void json_scalar(FILE *f, const char *key, double x, int *nonfinite) {
+    fprintf(f, ", \"%s\": ", key);
+    json_num(f, x, nonfinite);
 }
 
 // one JSON object on one line; returns how many numbers were not finite (written as null)
@@ -1732,10 +1738,10 @@ int probe_json(FILE *f, const Probe *pr, const Config *c, int step, double train
     int bad = 0, absent = 0, L = pr->L, P = pr->P; // absent: no training or validation loss yet (null)
     const char *grad_mean[3] = {"grad_q_mean", "grad_k_mean", "grad_v_mean"};
     fprintf(f, "{\"step\": %d", step);
-    json_key(f, "train_loss", &train_loss, -1, 1, &absent);
-    json_key(f, "val_loss", &val_loss, -1, 1, &absent);
+    json_scalar(f, "train_loss", train_loss, &absent);
+    json_scalar(f, "val_loss", val_loss, &absent);
     fprintf(f, ", \"val_loss_step\": %d", val_step);
-    json_key(f, "probe_loss", &pr->loss, -1, 1, &bad);
+    json_scalar(f, "probe_loss", pr->loss, &bad);
     fprintf(f, ", \"probe_ms\": %.1f, \"L\": %d, \"H\": %d, \"Hkv\": %d, \"positions\": %d, \"vscale\": \"%s\", "
                "\"vscale_path\": \"%s\", \"sink_grad\": %.6g, "
                "\"first_token\": \"%s\", \"rgs_positions\": [1, %d], \"rgs_short_T\": %s",
@@ -1746,11 +1752,11 @@ int probe_json(FILE *f, const Probe *pr, const Config *c, int step, double train
     json_key(f, "M0", pr->M0, 0, L, &bad);
     json_key(f, "S0", pr->S0, 0, L, &bad);
     json_key(f, "R_gs", pr->R_gs, 0, L, &bad);
-    json_key(f, "R_gs_median", &pr->R_gs_median, -1, 1, &bad);
+    json_scalar(f, "R_gs_median", pr->R_gs_median, &bad);
     for (int q = 0; q < NUM_PQ; q++) json_key(f, PQ_NAMES[q], pr->pq[q], L, P, &bad);
     for (int i = 0; i < 3; i++) json_key(f, grad_mean[i], pr->grad_mean[i], 0, P, &bad);
     for (int i = 0; i < NUM_RATIO; i++) json_key(f, RATIO_NAMES[i], pr->ratio[i], 0, L, &bad);
-    json_key(f, "dv_dk_0", &pr->dv_dk_0, -1, 1, &bad);
+    json_scalar(f, "dv_dk_0", pr->dv_dk_0, &bad);
     json_key(f, "vscale_lambda", pr->lambda, L, pr->Hkv, &bad);
     json_key(f, "vscale_phi0", pr->phi0, 0, L, &bad);
     json_key(f, "vscale_phi_rest", pr->phi_rest, 0, L, &bad);
@@ -1883,10 +1889,10 @@ static void flag_table(Flag *f, Options *o) {
     memcpy(f, t, sizeof(t));
 }
 
-const Flag *flag_of(const Flag *f, const char *shortf) { // shortf is in the table
-    int i = 0;
-    while (strcmp(f[i].shortf, shortf)) i++;
-    return f + i;
+const Flag *flag_of(const Flag *f, const char *shortf) {
+    for (int i = 0; i < NUM_FLAGS; i++) if (!strcmp(f[i].shortf, shortf)) return f + i;
+    die("no flag %s in the table", shortf); // a caller's typo, not the user's
+    return NULL;
 }
 
 // flag f takes the value val; a mistake is one line and exit 2
